@@ -1,0 +1,292 @@
+"""Turning bytes into a photo: sniff, decode once at reduced size, read EXIF, make renditions.
+
+Only the formats imgsim supports are ever decoded (Pillow's `formats=`), the pixel
+count is checked from the header before any pixels are decoded (decompression
+bombs are refused in microseconds), and JPEGs are decoded at the smallest DCT scale
+that still covers the preview (`Image.draft`), which is 2-3x cheaper than a full
+decode of a 12-megapixel photo.
+"""
+
+import io
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.conf import settings
+from django.utils import timezone
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from gallery.storage import RENDITIONS
+
+try:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # HEIC support is optional at run time
+    pillow_heif = None
+
+# Pillow format id -> the format imgsim stores (MPO is a multi-picture JPEG).
+SUPPORTED_FORMATS = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "PNG": "PNG",
+    "WEBP": "WEBP",
+    "GIF": "GIF",
+    "TIFF": "TIFF",
+    "BMP": "BMP",
+    "HEIF": "HEIF",
+}
+
+_MAGIC = [
+    (b"<svg", "an SVG drawing"),
+    (b"<?xml", "an XML/SVG document"),
+    (b"%PDF", "a PDF document"),
+    (b"%!PS", "a PostScript/EPS file"),
+    (b"\xc5\xd0\xd3\xc6", "an EPS file"),
+    (b"8BPS", "a Photoshop PSD file"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"<!doctype html", "an HTML page"),
+    (b"<html", "an HTML page"),
+]
+
+
+class NotAnImage(Exception):
+    """The bytes are not a photo imgsim supports: skipped, not failed."""
+
+
+class DecodeError(Exception):
+    """The bytes claim to be a supported photo but cannot be used: failed."""
+
+
+@dataclass
+class ExifFacts:
+    camera_make: str = ""
+    camera_model: str = ""
+    lens: str = ""
+    taken_at: datetime | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    orientation: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class DecodedPhoto:
+    format: str
+    width: int
+    height: int
+    exif: ExifFacts
+    renditions: dict[str, bytes]
+    phash: str
+    # Upright RGB pixels at preview size, kept for the embedder so nothing decodes twice.
+    pixels: PILImage.Image
+
+
+def describe_non_image(head: bytes) -> str:
+    """Name what a non-image file looks like, for the per-file report."""
+    if not head:
+        return "empty file"
+    lowered = head[:512].lstrip().lower()
+    for magic, name in _MAGIC:
+        if lowered.startswith(magic.lower()):
+            return f"not a supported image: looks like {name}"
+    if b"<svg" in lowered:
+        return "not a supported image: looks like an SVG drawing"
+    try:
+        head[:512].decode("utf-8")
+        return "not a supported image: looks like text"
+    except UnicodeDecodeError:
+        return "not a supported image: unknown format"
+
+
+def _open(data: bytes) -> PILImage.Image:
+    PILImage.MAX_IMAGE_PIXELS = settings.IMGSIM_MAX_PIXELS
+    with warnings.catch_warnings():
+        # Pillow only warns between 1x and 2x the limit; imgsim refuses both.
+        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        try:
+            return PILImage.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
+        except UnidentifiedImageError:
+            raise NotAnImage(describe_non_image(data[:512])) from None
+        except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+            raise DecodeError(
+                f"refused: declares more than {settings.IMGSIM_MAX_PIXELS:,} pixels (IMGSIM_MAX_PIXELS)"
+            ) from None
+        except (OSError, ValueError, SyntaxError) as error:
+            raise DecodeError(f"unreadable header: {error}") from None
+
+
+def decode(data: bytes) -> DecodedPhoto:
+    """Decode a photo's bytes once; return its facts, EXIF, renditions and preview pixels."""
+    if not data:
+        raise NotAnImage("empty file")
+    image = _open(data)
+    image_format = SUPPORTED_FORMATS[image.format]
+    exif = read_exif(image)
+    width, height = image.size
+    if exif.orientation in (5, 6, 7, 8):
+        width, height = height, width
+    if width * height > settings.IMGSIM_MAX_PIXELS:
+        raise DecodeError(f"refused: {width}x{height} is more than {settings.IMGSIM_MAX_PIXELS:,} pixels")
+    preview_size = RENDITIONS["preview"][0]
+    try:
+        if image_format == "JPEG":
+            image.draft("RGB", (preview_size, preview_size))
+        image.seek(0)  # first frame of a GIF or multi-page TIFF
+        image.load()
+        upright = _upright(_to_rgb(image), exif.orientation)
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise DecodeError(f"cannot decode: {error}") from None
+    except MemoryError:
+        raise DecodeError("cannot decode: not enough memory for this image") from None
+    upright.thumbnail((preview_size, preview_size), PILImage.Resampling.LANCZOS, reducing_gap=2.0)
+    renditions = {"preview": _encode(upright, "jpg")}
+    thumb = upright.copy()
+    thumb.thumbnail((RENDITIONS["thumb"][0],) * 2, PILImage.Resampling.LANCZOS)
+    renditions["thumb"] = _encode(thumb, "webp")
+    return DecodedPhoto(
+        format=image_format,
+        width=width,
+        height=height,
+        exif=exif,
+        renditions=renditions,
+        phash=perceptual_hash(thumb),
+        pixels=upright,
+    )
+
+
+def _to_rgb(image: PILImage.Image) -> PILImage.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda value: value * (1 / 256)).convert("L")
+    elif image.mode == "F":
+        image = image.convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = PILImage.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+# EXIF orientation -> the transpose that makes the pixels upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {
+    2: PILImage.Transpose.FLIP_LEFT_RIGHT,
+    3: PILImage.Transpose.ROTATE_180,
+    4: PILImage.Transpose.FLIP_TOP_BOTTOM,
+    5: PILImage.Transpose.TRANSPOSE,
+    6: PILImage.Transpose.ROTATE_270,
+    7: PILImage.Transpose.TRANSVERSE,
+    8: PILImage.Transpose.ROTATE_90,
+}
+
+
+def _upright(image: PILImage.Image, orientation: int) -> PILImage.Image:
+    return image.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else image
+
+
+def _encode(image: PILImage.Image, kind: str) -> bytes:
+    buffer = io.BytesIO()
+    if kind == "webp":
+        image.save(buffer, "WEBP", quality=80, method=4)
+    else:
+        image.save(buffer, "JPEG", quality=82, optimize=True, progressive=True)
+    return buffer.getvalue()
+
+
+def perceptual_hash(image: PILImage.Image) -> str:
+    import imagehash
+
+    return str(imagehash.phash(image))
+
+
+def open_for_embedding(image) -> PILImage.Image:
+    """Open an image's stored preview (cheap), or its original when the preview is gone."""
+    from gallery.storage import original_path, rendition_path
+
+    preview = rendition_path(image, "preview")
+    if preview.exists():
+        opened = PILImage.open(preview, formats=["JPEG", "WEBP"])
+        opened.load()
+        return opened.convert("RGB")
+    return decode(original_path(image).read_bytes()).pixels
+
+
+# --- EXIF -------------------------------------------------------------------------
+
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_MAKE, _MODEL, _ORIENTATION = 0x010F, 0x0110, 0x0112
+_DATETIME_ORIGINAL, _OFFSET_ORIGINAL, _LENS_MODEL = 0x9003, 0x9011, 0xA434
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _text(value, limit: int) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return ""
+    return _CONTROL.sub("", value).strip()[:limit]
+
+
+def _datetime(value, offset) -> datetime | None:
+    text = _text(value, 32)
+    try:
+        parsed = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    if not 1900 <= parsed.year <= 2100:
+        return None
+    match = re.fullmatch(r"([+-])(\d\d):(\d\d)", _text(offset, 8))
+    if match:
+        sign = 1 if match[1] == "+" else -1
+        zone = dt_timezone(sign * timedelta(hours=int(match[2]), minutes=int(match[3])))
+        return parsed.replace(tzinfo=zone)
+    return timezone.make_aware(parsed, timezone.get_default_timezone())
+
+
+def _degrees(value, ref) -> float | None:
+    try:
+        d, m, s = (float(part) for part in value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    degrees = d + m / 60 + s / 3600
+    if not math.isfinite(degrees):
+        return None
+    return -degrees if _text(ref, 2).upper() in ("S", "W") else degrees
+
+
+def read_exif(image: PILImage.Image) -> ExifFacts:
+    """Read the EXIF facts imgsim keeps; any unreadable value is dropped, never fatal."""
+    facts = ExifFacts()
+    try:
+        exif = image.getexif()
+    except Exception:  # malformed EXIF blocks raise all kinds of errors
+        return facts
+    if not exif:
+        return facts
+    try:
+        facts.camera_make = _text(exif.get(_MAKE), 64)
+        facts.camera_model = _text(exif.get(_MODEL), 64)
+        orientation = exif.get(_ORIENTATION)
+        facts.orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+    except Exception:
+        pass
+    try:
+        details = exif.get_ifd(_EXIF_IFD)
+        facts.lens = _text(details.get(_LENS_MODEL), 128)
+        facts.taken_at = _datetime(details.get(_DATETIME_ORIGINAL), details.get(_OFFSET_ORIGINAL))
+    except Exception:
+        pass
+    try:
+        gps = exif.get_ifd(_GPS_IFD)
+        latitude, longitude = _degrees(gps.get(2), gps.get(1)), _degrees(gps.get(4), gps.get(3))
+        if latitude is not None and longitude is not None and abs(latitude) <= 90 and abs(longitude) <= 180:
+            if (latitude, longitude) != (0.0, 0.0):  # 0,0 is what broken GPS units write
+                facts.latitude, facts.longitude = round(latitude, 6), round(longitude, 6)
+    except Exception:
+        pass
+    if facts.orientation != 1:
+        facts.extra["orientation"] = facts.orientation
+    return facts

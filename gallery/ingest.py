@@ -1,0 +1,353 @@
+"""The ingest pipeline: one path for `manage.py ingest` and the upload page.
+
+Per photo: read the bytes once, hash them (known photos stop here), decode once at
+reduced size (EXIF, renditions, perceptual hash and the embedder's input all come
+from that decode), then, per batch, one model call, the files written (temp file +
+rename), and one transaction for the rows. Two decode threads run ahead of the
+model, so both cores stay busy. A photo's files are written before its row commits;
+its vector reaches Chroma after commit (search.signals). Whatever a crash
+interrupts, a re-run finishes: known photos are skipped by hash, orphan files are
+reused or removed by `reconcile`.
+"""
+
+import hashlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.db import IntegrityError, transaction
+
+from gallery import storage
+from gallery.decoding import DecodedPhoto, DecodeError, NotAnImage, decode
+from gallery.hooks import get_vectorizer
+from gallery.models import Image, Metadata, Tag
+from gallery.vectors import to_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Source:
+    """One file to ingest: on disk (path) or uploaded (data)."""
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+    size: int | None = None
+    mtime: float | None = None
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # added | known | not_image | failed | would_add
+    reason: str = ""
+    image_id: int | None = None
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    embedded: int = 0
+    model_error: str = ""
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def added(self) -> int:
+        return self.count("added")
+
+    @property
+    def known(self) -> int:
+        return self.count("known")
+
+    @property
+    def not_images(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "not_image"]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def rate(self) -> float:
+        return self.added / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class _Prepared:
+    source: Source
+    sha256: str
+    data: bytes | None
+    photo: DecodedPhoto
+    pixels: np.ndarray | None
+
+
+class IngestError(Exception):
+    """The whole run cannot start (missing folder, nothing to do)."""
+
+
+# --- discovery --------------------------------------------------------------------
+
+
+def discover(
+    root: Path, *, recursive: bool = True, extensions: set[str] | None = None
+) -> tuple[list[Source], list[Outcome]]:
+    """List the files under root to ingest, sorted; links that loop or leave root are skipped."""
+    root = Path(root)
+    if not root.exists():
+        raise IngestError(f"{root} does not exist")
+    if root.is_file():
+        stat = root.stat()
+        return [Source(name=root.name, path=root.resolve(), size=stat.st_size, mtime=stat.st_mtime)], []
+    if not root.is_dir():
+        raise IngestError(f"{root} is neither a folder nor a file")
+    resolved_root = root.resolve()
+    sources, skipped = [], []
+    walker = os.walk(root, followlinks=False, onerror=lambda error: skipped.append(
+        Outcome(str(error.filename), "failed", f"cannot list folder: {error.strerror}")))
+    for folder, dirs, files in walker:
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            if extensions and path.suffix.lower() not in extensions:
+                continue
+            try:
+                real = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                skipped.append(Outcome(str(path), "not_image", "broken or looping link"))
+                continue
+            if path.is_symlink() and not real.is_relative_to(resolved_root):
+                skipped.append(Outcome(str(path), "not_image", "link points outside the folder"))
+                continue
+            try:
+                stat = real.stat()
+            except OSError as error:
+                skipped.append(Outcome(str(path), "failed", f"cannot read: {error.strerror}"))
+                continue
+            if not real.is_file():
+                skipped.append(Outcome(str(path), "not_image", "not a regular file"))
+                continue
+            sources.append(Source(name=str(path), path=real, size=stat.st_size, mtime=stat.st_mtime))
+    return sources, skipped
+
+
+# --- the pipeline -----------------------------------------------------------------
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        in_place: bool = False,
+        category: str = "",
+        tags: Iterable[str] = (),
+        user=None,
+        embed: bool = True,
+        dry_run: bool = False,
+        batch_size: int = 32,
+        decode_threads: int = 2,
+    ):
+        self.in_place = in_place
+        self.category = category.strip()[:64]
+        self.tags = sorted({tag.strip().lower()[:64] for tag in tags if tag.strip()})
+        self.user = user
+        self.dry_run = dry_run
+        self.batch_size = max(1, batch_size)
+        self.decode_threads = max(1, decode_threads)
+        self.model_error = ""
+        self.vectorizer = self._load_vectorizer() if embed and not dry_run else None
+
+    def _load_vectorizer(self):
+        try:
+            vectorizer = get_vectorizer()
+            if vectorizer is not None:
+                vectorizer.preprocess  # noqa: B018 - attribute check only
+                vectorizer.dimension  # loads the model now, so a missing one is reported once
+            return vectorizer
+        except Exception as error:  # the model is optional for ingest: photos stay pending
+            self.model_error = str(error)
+            return None
+
+    def run(self, sources: Iterable[Source], *, on_progress: Callable[[Outcome], None] | None = None) -> IngestReport:
+        report = IngestReport(model_error=self.model_error)
+        started = time.perf_counter()
+        known_sha = set(Image.objects.values_list("sha256", flat=True))
+        unchanged = self._unchanged_in_place() if self.in_place else {}
+        batch: list[_Prepared] = []
+
+        def record(outcome: Outcome) -> None:
+            report.outcomes.append(outcome)
+            if on_progress:
+                on_progress(outcome)
+
+        for item in self._prepare_all(sources, known_sha, unchanged):
+            if isinstance(item, Outcome):
+                record(item)
+                continue
+            if item.sha256 in known_sha:  # the same bytes twice in one run
+                record(Outcome(item.source.name, "known", "same bytes as another file in this run"))
+                continue
+            known_sha.add(item.sha256)
+            if self.dry_run:
+                record(Outcome(item.source.name, "would_add"))
+                continue
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                self._store(batch, report, record)
+                batch = []
+        if batch:
+            self._store(batch, report, record)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _unchanged_in_place(self) -> dict[str, tuple[int, float]]:
+        rows = Image.objects.filter(in_place=True).values_list("source_path", "source_size", "source_mtime")
+        return {path: (size, mtime) for path, size, mtime in rows}
+
+    def _prepare_all(self, sources, known_sha, unchanged) -> Iterator[_Prepared | Outcome]:
+        """Prepare sources on decode threads, a bounded window ahead, yielding in order."""
+        window = self.batch_size * 2
+        with ThreadPoolExecutor(max_workers=self.decode_threads, thread_name_prefix="decode") as pool:
+            pending: deque[Future] = deque()
+            iterator = iter(sources)
+            try:
+                for source in iterator:
+                    pending.append(pool.submit(self._prepare, source, known_sha, unchanged))
+                    if len(pending) >= window:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+
+    def _prepare(self, source: Source, known_sha: set[str], unchanged: dict) -> _Prepared | Outcome:
+        try:
+            if source.path is not None and unchanged.get(str(source.path)) == (source.size, source.mtime):
+                return Outcome(source.name, "known", "unchanged since last ingest")
+            data = source.data if source.data is not None else source.path.read_bytes()
+            sha256 = hashlib.sha256(data).hexdigest()
+            if sha256 in known_sha:
+                return Outcome(source.name, "known", "already in the library")
+            photo = decode(data)
+            pixels = self.vectorizer.preprocess(photo.pixels) if self.vectorizer else None
+            return _Prepared(source, sha256, None if self.in_place else data, photo, pixels)
+        except NotAnImage as error:
+            return Outcome(source.name, "not_image", str(error))
+        except DecodeError as error:
+            return Outcome(source.name, "failed", str(error))
+        except FileNotFoundError:
+            return Outcome(source.name, "failed", "file vanished before it could be read")
+        except OSError as error:
+            return Outcome(source.name, "failed", f"cannot read: {error.strerror or error}")
+        except Exception as error:  # one bad file never stops the run
+            log.exception("unexpected error preparing %s", source.name)
+            return Outcome(source.name, "failed", f"unexpected error: {type(error).__name__}: {error}")
+
+    def _store(self, batch: list[_Prepared], report: IngestReport, record) -> None:
+        vectors = None
+        if self.vectorizer is not None:
+            try:
+                vectors = self.vectorizer.encode_pixels(np.stack([item.pixels for item in batch]))
+                report.embedded += len(batch)
+            except Exception as error:  # store the photos anyway; their embeddings stay pending
+                log.exception("embedding a batch failed")
+                report.model_error = report.model_error or f"embedding failed: {error}"
+        written: list[_Prepared] = []
+        for item in batch:
+            try:
+                self._write_files(item)
+                written.append(item)
+            except OSError as error:
+                self._remove_files(item)
+                record(Outcome(item.source.name, "failed", f"cannot write to storage: {error.strerror or error}"))
+        vector_of = dict(zip((id(item) for item in batch), vectors)) if vectors is not None else {}
+        try:
+            with transaction.atomic():
+                created = [self._create_rows(item, vector_of.get(id(item))) for item in written]
+        except IntegrityError:
+            # Another process added one of these photos meanwhile: store them one by one.
+            created = []
+            for item in written:
+                try:
+                    with transaction.atomic():
+                        created.append(self._create_rows(item, vector_of.get(id(item))))
+                except IntegrityError:
+                    created.append(None)
+        for item, image in zip(written, created):
+            if image is None:
+                record(Outcome(item.source.name, "known", "added by another process meanwhile"))
+            else:
+                record(Outcome(item.source.name, "added", image_id=image.pk))
+
+    def _write_files(self, item: _Prepared) -> None:
+        if not self.in_place:
+            storage.write_atomic(storage.original_relpath(item.sha256, item.photo.format), item.data)
+        for kind, data in item.photo.renditions.items():
+            storage.write_atomic(storage.rendition_relpath(item.sha256, kind), data)
+
+    def _remove_files(self, item: _Prepared) -> None:
+        paths = [storage.media_root() / storage.rendition_relpath(item.sha256, kind) for kind in storage.RENDITIONS]
+        if not self.in_place:
+            paths.append(storage.media_root() / storage.original_relpath(item.sha256, item.photo.format))
+        storage.delete_files(paths)
+
+    def _create_rows(self, item: _Prepared, vector: np.ndarray | None) -> Image:
+        photo, source = item.photo, item.source
+        image = Image(
+            sha256=item.sha256,
+            file=str(source.path) if self.in_place else storage.original_relpath(item.sha256, photo.format),
+            in_place=self.in_place,
+            original_name=Path(source.name).name[:255],
+            source_path=str(source.path or "")[:1024],
+            source_size=source.size if self.in_place else None,
+            source_mtime=source.mtime if self.in_place else None,
+            format=photo.format,
+            width=photo.width,
+            height=photo.height,
+            byte_size=source.size if source.size is not None else len(item.data or b""),
+            phash=photo.phash,
+            added_by=self.user,
+        )
+        if vector is not None:
+            image.embedding = to_bytes(vector)
+            image.embedding_model = self.vectorizer.model_name
+            image.embedding_state = Image.Embedding.DONE
+        image.save()
+        exif = photo.exif
+        metadata = Metadata.objects.create(
+            image=image,
+            category=self.category,
+            camera_make=exif.camera_make,
+            camera_model=exif.camera_model,
+            lens=exif.lens,
+            taken_at=exif.taken_at,
+            latitude=exif.latitude,
+            longitude=exif.longitude,
+            extra=exif.extra,
+        )
+        if self.tags:
+            metadata.tags.set(tags_named(self.tags))
+        return image
+
+
+def tags_named(names: Iterable[str]) -> list[Tag]:
+    """Return Tag rows for these names, creating the missing ones."""
+    names = sorted({name.strip().lower()[:64] for name in names if name.strip()})
+    existing = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+    for name in names:
+        if name not in existing:
+            existing[name], _ = Tag.objects.get_or_create(name=name)
+    return [existing[name] for name in names]

@@ -1,0 +1,88 @@
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from gallery.ingest import IngestError, Pipeline, discover
+
+
+class Command(BaseCommand):
+    help = (
+        "Add the photos under PATH to the library. Known photos (same SHA-256) are skipped, so a "
+        "re-run adds only what is new; files that are not supported images are reported and skipped. "
+        "Supported: JPEG, PNG, WebP, GIF (first frame), TIFF, BMP, HEIC/HEIF, recognised by their bytes."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", type=Path, help="folder (or single file) to ingest")
+        parser.add_argument("--recursive", action="store_true", default=True, help="descend into sub-folders (default)")
+        parser.add_argument("--no-recursive", dest="recursive", action="store_false", help="only the folder itself")
+        parser.add_argument("--max-images", type=int, default=None, metavar="N", help="stop after N files")
+        parser.add_argument(
+            "--extensions", default="", metavar=".jpg,.png", help="only files with these extensions (default: all files)"
+        )
+        parser.add_argument("--category", default="", help="category for every added photo")
+        parser.add_argument("--tag", action="append", default=[], metavar="T", help="tag every added photo (repeatable)")
+        parser.add_argument(
+            "--in-place", action="store_true", help="reference files where they are instead of copying them (NAS libraries)"
+        )
+        parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="photos per model call and transaction")
+        parser.add_argument("--no-embed", action="store_true", help="store photos now, compute embeddings later (reconcile)")
+        parser.add_argument("--dry-run", action="store_true", help="report what would be added; change nothing")
+        parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        parser.add_argument("--user", default="", help="record this username as the one who added the photos")
+
+    def handle(self, *, path, recursive, max_images, extensions, category, tag, in_place, batch_size, no_embed, dry_run,
+               progress, user, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        wanted = {("." + ext.strip().lstrip(".")).lower() for ext in extensions.split(",") if ext.strip()} or None
+        try:
+            sources, skipped = discover(path, recursive=recursive, extensions=wanted)
+        except IngestError as error:
+            raise CommandError(str(error)) from None
+        if max_images is not None:
+            sources = sources[: max(0, max_images)]
+        if not sources and not skipped:
+            raise CommandError(f"{path} holds no files to ingest")
+        added_by = None
+        if user:
+            added_by = get_user_model().objects.filter(username=user).first()
+            if added_by is None:
+                raise CommandError(f"no user named {user!r}")
+        pipeline = Pipeline(
+            in_place=in_place, category=category, tags=tag, user=added_by, embed=not no_embed, dry_run=dry_run,
+            batch_size=batch_size,
+        )
+        if pipeline.model_error:
+            self.stderr.write(self.style.WARNING(f"Embeddings will stay pending: {pipeline.model_error}"))
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(sources), unit="file", dynamic_ncols=True, file=self.stderr._out)
+        try:
+            report = pipeline.run(sources, on_progress=(lambda outcome: bar.update(1)) if bar else None)
+        finally:
+            if bar:
+                bar.close()
+        report.outcomes[:0] = skipped
+        self._summary(report, dry_run=dry_run)
+
+    def _summary(self, report, *, dry_run):
+        if dry_run:
+            self.stdout.write(self.style.SUCCESS(f"Dry run: {report.count('would_add')} would be added, "
+                                                 f"{report.known} already known; nothing was changed."))
+        else:
+            self.stdout.write(self.style.SUCCESS(
+                f"{report.added} added, {report.known} already known, {len(report.not_images)} not images, "
+                f"{len(report.failed)} failed in {report.seconds:.1f} s ({report.rate:.1f} images/s)"
+            ))
+            pending = report.added - report.embedded
+            if pending > 0:
+                self.stdout.write(f"{pending} photo(s) wait for embeddings: run `python manage.py reconcile` "
+                                  "once the model is available.")
+        for outcome in report.not_images:
+            self.stdout.write(f"  skipped {outcome.name}: {outcome.reason}")
+        for outcome in report.failed:
+            self.stderr.write(f"  failed  {outcome.name}: {outcome.reason}")

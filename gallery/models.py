@@ -1,0 +1,147 @@
+"""What a photo is: the stored file, its facts, and the metadata people edit."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(name=Lower("name")), name="tag_name_lowercase"),
+            models.CheckConstraint(condition=~models.Q(name=""), name="tag_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImageQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(trashed_at__isnull=True)
+
+    def trashed(self):
+        return self.filter(trashed_at__isnull=False)
+
+
+class Image(models.Model):
+    class Embedding(models.TextChoices):
+        PENDING = "pending", "pending"
+        DONE = "done", "embedded"
+        FAILED = "failed", "failed"
+
+    sha256 = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the original file's bytes")
+    # Relative to MEDIA_ROOT for stored originals; absolute for --in-place references.
+    file = models.CharField(max_length=1024)
+    in_place = models.BooleanField(default=False)
+    original_name = models.CharField(max_length=255)
+    source_path = models.CharField(max_length=1024, blank=True)
+    # Size and mtime of the source when referenced in place: a re-run skips files
+    # whose size and mtime are unchanged without hashing them.
+    source_size = models.BigIntegerField(null=True, blank=True)
+    source_mtime = models.FloatField(null=True, blank=True)
+    format = models.CharField(max_length=8)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    byte_size = models.BigIntegerField()
+    phash = models.CharField(max_length=16, blank=True, help_text="perceptual hash (hex) for near-duplicates")
+    added_at = models.DateTimeField(default=timezone.now)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    trashed_at = models.DateTimeField(null=True, blank=True)
+
+    embedding_state = models.CharField(max_length=8, choices=Embedding.choices, default=Embedding.PENDING)
+    embedding_model = models.CharField(max_length=200, blank=True)
+    embedding = models.BinaryField(null=True, blank=True, editable=False, help_text="float32 vector bytes")
+    embedding_error = models.TextField(blank=True)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-added_at", "-id"]
+        permissions = [("edit_library", "Can upload photos, edit metadata and resolve duplicates")]
+        indexes = [
+            models.Index(fields=["-added_at", "-id"], name="image_newest"),
+            models.Index(fields=["embedding_state"], name="image_embedding_state"),
+            models.Index(fields=["format"], name="image_format"),
+            models.Index(fields=["trashed_at"], name="image_trashed"),
+            models.Index(fields=["source_path"], name="image_source_path"),
+            models.Index(fields=["phash"], name="image_phash"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(sha256__regex=r"^[0-9a-f]{64}$"), name="image_sha256_hex"),
+            models.CheckConstraint(condition=models.Q(width__gt=0, height__gt=0), name="image_has_pixels"),
+            models.CheckConstraint(condition=models.Q(byte_size__gte=0), name="image_byte_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name or self.sha256[:12]
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def is_trashed(self) -> bool:
+        return self.trashed_at is not None
+
+    @property
+    def megapixels(self) -> float:
+        return self.pixels / 1_000_000
+
+
+class Metadata(models.Model):
+    image = models.OneToOneField(Image, primary_key=True, related_name="metadata", on_delete=models.CASCADE)
+    title = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=64, blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="photos")
+    camera_make = models.CharField(max_length=64, blank=True)
+    camera_model = models.CharField(max_length=64, blank=True)
+    lens = models.CharField(max_length=128, blank=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    location = models.CharField(max_length=200, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "metadata"
+        indexes = [
+            models.Index(fields=["category"], name="metadata_category"),
+            models.Index(fields=["camera_make", "camera_model"], name="metadata_camera"),
+            models.Index(fields=["taken_at"], name="metadata_taken_at"),
+            models.Index(fields=["latitude"], name="metadata_latitude"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(latitude__isnull=True) | models.Q(latitude__gte=-90, latitude__lte=90),
+                name="metadata_latitude_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(longitude__isnull=True) | models.Q(longitude__gte=-180, longitude__lte=180),
+                name="metadata_longitude_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(latitude__isnull=True, longitude__isnull=True)
+                | models.Q(latitude__isnull=False, longitude__isnull=False),
+                name="metadata_gps_pair",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or str(self.image)
+
+    @property
+    def camera(self) -> str:
+        """Make and model as people say it ("Canon EOS R5", not "Canon Canon EOS R5")."""
+        if self.camera_model.lower().startswith(self.camera_make.lower()):
+            return self.camera_model
+        return " ".join(part for part in (self.camera_make, self.camera_model) if part)
+
+    @property
+    def has_gps(self) -> bool:
+        return self.latitude is not None

@@ -1,0 +1,48 @@
+"""Reads for the gallery pages."""
+
+from django.core.paginator import Paginator
+from django.db.models import F
+
+from gallery.filters import FilterForm
+from gallery.models import Image, Tag
+
+PAGE_SIZE = 60
+
+
+def image_list(*, form: FilterForm):
+    """Return live photos matching the form's filters, in the chosen order."""
+    images = Image.objects.live().select_related("metadata")
+    if form.is_valid():
+        images = images.filter(form.to_q())
+        if form.tags():
+            images = images.distinct()
+        if form.cleaned_data.get("sort") == "taken":
+            return images.order_by(F("metadata__taken_at").desc(nulls_last=True), "-id")
+    return images.order_by("-added_at", "-id")
+
+
+def image_page(*, form: FilterForm, page: int):
+    return Paginator(image_list(form=form), PAGE_SIZE).get_page(page)
+
+
+def neighbours(*, image: Image, form: FilterForm) -> tuple[int | None, int | None]:
+    """Return the ids before and after an image within the current filter and order."""
+    ids = list(image_list(form=form).values_list("pk", flat=True)[:5000])
+    try:
+        position = ids.index(image.pk)
+    except ValueError:
+        return None, None
+    previous = ids[position - 1] if position > 0 else None
+    following = ids[position + 1] if position + 1 < len(ids) else None
+    return previous, following
+
+
+def filter_choices() -> dict:
+    """Values that exist in the library, for the sidebar's suggestions."""
+    from gallery.models import Metadata
+
+    return {
+        "categories": list(Metadata.objects.exclude(category="").values_list("category", flat=True).distinct().order_by("category")[:100]),
+        "tags": list(Tag.objects.values_list("name", flat=True)[:200]),
+        "cameras": list(Metadata.objects.exclude(camera_model="").values_list("camera_model", flat=True).distinct().order_by("camera_model")[:100]),
+    }

@@ -1,0 +1,194 @@
+"""imgsim settings: everything comes from the environment, with laptop-safe defaults.
+
+The README's "Configuration" section lists every variable read here.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from imgsim_site.env import (
+    data_dir,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    secret_key,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# One directory holds everything a deployment must back up: SQLite, media, Chroma.
+DATA_DIR = data_dir("IMGSIM_DATA_DIR", BASE_DIR / "data")
+MEDIA_ROOT = DATA_DIR / "media"
+CHROMA_DIR = DATA_DIR / "chroma"
+
+SECRET_KEY = secret_key(DATA_DIR)
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "imgsim_site",
+    "gallery",
+    "search",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "imgsim_site.urls"
+WSGI_APPLICATION = "imgsim_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "imgsim_site.context_processors.roles",
+            ],
+        },
+    },
+]
+
+# SQLite is tuned for a web app with a concurrent writer (ingest beside the server):
+# WAL lets readers run during writes, IMMEDIATE takes the write lock at BEGIN so two
+# writers queue on the busy timeout instead of failing mid-transaction.
+_database_url = env_url("DATABASE_URL", schemes={"sqlite", "postgres", "postgresql"})
+if _database_url and not _database_url.startswith("sqlite"):
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "imgsim.sqlite3",
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": env_int("IMGSIM_SQLITE_TIMEOUT", 20, minimum=1),
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL;"
+                    "PRAGMA foreign_keys=ON;"
+                    "PRAGMA cache_size=-32000;"
+                ),
+            },
+        }
+    }
+    if _database_url and _database_url not in {"sqlite://", "sqlite:///"}:
+        DATABASES["default"]["NAME"] = dj_database_url.parse(_database_url)["NAME"]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "gallery:index"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("IMGSIM_STATIC_ROOT", str(DATA_DIR / "static")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+if DEBUG or env_bool("IMGSIM_PLAIN_STATIC", False):
+    # The manifest storage needs collectstatic first; runserver and tests do not.
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Security: safe defaults on plain HTTP; IMGSIM_HTTPS=true turns on what a public
+# deployment behind TLS needs (and what `check --deploy` asks for).
+HTTPS = env_bool("IMGSIM_HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if env_bool("IMGSIM_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("IMGSIM_SESSION_DAYS", 14, minimum=1) * 86400
+
+# Uploads: per-file and per-request limits, enforced with a clear 413/400.
+IMGSIM_UPLOAD_MAX_BYTES = env_int("IMGSIM_UPLOAD_MAX_MB", 64, minimum=1) * 1024 * 1024
+IMGSIM_UPLOAD_MAX_FILES = env_int("IMGSIM_UPLOAD_MAX_FILES", 100, minimum=1)
+DATA_UPLOAD_MAX_NUMBER_FILES = IMGSIM_UPLOAD_MAX_FILES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+# Pillow refuses images above this many pixels before decoding them.
+IMGSIM_MAX_PIXELS = env_int("IMGSIM_MAX_PIXELS", 180_000_000, minimum=1_000_000)
+
+# Embedding model and vector index: pluggable backends, built once per process.
+IMGSIM_MODEL = env_str("IMGSIM_MODEL", "openai/clip-vit-base-patch32")
+IMGSIM_EMBEDDER = {
+    "BACKEND": env_str("IMGSIM_EMBEDDER_BACKEND", "search.embeddings.ClipEmbedder"),
+    "OPTIONS": {
+        "model": IMGSIM_MODEL,
+        "precision": env_choice("IMGSIM_PRECISION", "auto", {"auto", "fp32", "bf16"}),
+        "batch_size": env_int("IMGSIM_BATCH_SIZE", 32, minimum=1),
+        "threads": env_int("IMGSIM_TORCH_THREADS", 0),
+    },
+}
+CHROMA_URL = env_url("CHROMA_URL", schemes={"http", "https"})
+IMGSIM_INDEX = {
+    "BACKEND": "search.index.ChromaIndex",
+    "OPTIONS": {"path": str(CHROMA_DIR), "url": CHROMA_URL},
+}
+
+IMGSIM_SEARCH_TOP_K = env_int("IMGSIM_SEARCH_TOP_K", 24, minimum=1)
+IMGSIM_SEARCH_THRESHOLD = env_float("IMGSIM_SEARCH_THRESHOLD", 0.0, minimum=-1.0, maximum=1.0)
+IMGSIM_DUPLICATE_THRESHOLD = env_float("IMGSIM_DUPLICATE_THRESHOLD", 0.95, minimum=0.0, maximum=1.0)
+IMGSIM_TRASH_DAYS = env_int("IMGSIM_TRASH_DAYS", 30, minimum=0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {"chromadb": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+}
+
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name at least one host when DEBUG is off")

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from imgsim_site import views
+
+admin.site.site_header = "imgsim administration"
+admin.site.site_title = "imgsim admin"
+admin.site.index_title = "Library"
+
+urlpatterns = [
+    path("", include("gallery.urls")),
+    path("", include("search.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

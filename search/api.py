@@ -1,0 +1,196 @@
+"""imgsim's Python API: the brief's functions, backed by the configured library.
+
+    from search.api import find_similar
+    for result in find_similar(query_text="cat on a sofa", top_k=5, threshold=0.2):
+        print(result["filename"], f"{result['similarity']:.3f}")
+
+Pages and the JSON API call these same functions, so they give the same results.
+"""
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.urls import reverse
+
+from gallery.models import Image
+from gallery.vectors import from_bytes
+from search.embeddings import get_embedder, model_name
+from search.errors import InvalidQuery
+from search.query import Hit, nearest
+
+# How strongly a negative phrase ("beach -people") pushes results away from it.
+NEGATIVE_WEIGHT = 0.5
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    if not math.isfinite(norm) or norm == 0:
+        raise InvalidQuery("the query embedding is empty or not finite")
+    return (vector / norm).astype(np.float32)
+
+
+def image_vector(image) -> np.ndarray:
+    """Encode a PIL image (not stored anywhere) with the configured model."""
+    embedder = get_embedder()
+    return embedder.encode_pixels(embedder.preprocess(image)[None])[0]
+
+
+def query_vector(
+    *, query_text: str | None = None, query_image_path=None, query_image=None, query_image_id: int | None = None,
+    query_embedding=None, exclude_text: str | None = None,
+) -> tuple[np.ndarray, frozenset[int]]:
+    """Build the unit query vector from exactly one kind of query; return it and ids to leave out."""
+    given = [x is not None and x != "" for x in (query_text, query_image_path, query_image, query_image_id, query_embedding)]
+    if sum(given) != 1:
+        raise InvalidQuery("give exactly one of query_text, query_image_path, query_image, query_image_id, query_embedding")
+    exclude_ids: frozenset[int] = frozenset()
+    if query_text:
+        vector = get_embedder().encode_texts([query_text.strip()[:500]])[0]
+    elif query_image_id is not None:
+        image = Image.objects.live().filter(pk=query_image_id).first()
+        if image is None:
+            raise InvalidQuery(f"no photo with id {query_image_id}")
+        if image.embedding_state != Image.Embedding.DONE or image.embedding_model != model_name():
+            raise InvalidQuery(f"photo {query_image_id} has no embedding yet; run `python manage.py reconcile`")
+        vector, exclude_ids = from_bytes(image.embedding), frozenset({image.pk})
+    elif query_embedding is not None:
+        vector = np.asarray(query_embedding, dtype=np.float32).ravel()
+        dimension = get_embedder().dimension
+        if vector.shape[0] != dimension:
+            raise InvalidQuery(f"query_embedding has {vector.shape[0]} dimensions; the model gives {dimension}")
+    else:
+        from gallery.decoding import DecodeError, NotAnImage, decode
+
+        try:
+            data = Path(query_image_path).read_bytes() if query_image_path is not None else query_image
+            pixels = decode(data).pixels
+        except (NotAnImage, DecodeError) as error:
+            raise InvalidQuery(f"the query image cannot be used: {error}") from None
+        except OSError as error:
+            raise InvalidQuery(f"cannot read {query_image_path}: {error.strerror}") from None
+        vector = image_vector(pixels)
+    vector = _unit(vector)
+    if exclude_text and exclude_text.strip():
+        negative = get_embedder().encode_texts([exclude_text.strip()[:500]])[0]
+        vector = _unit(vector - NEGATIVE_WEIGHT * negative)
+    return vector, exclude_ids
+
+
+def describe(hits: list[Hit]) -> list[dict]:
+    """Turn hits into the brief's result dicts, in the same order."""
+    images = Image.objects.select_related("metadata").prefetch_related("metadata__tags").in_bulk([h.image_id for h in hits])
+    results = []
+    for hit in hits:
+        image = images.get(hit.image_id)
+        if image is not None:
+            results.append(result_dict(image, similarity=hit.similarity))
+    return results
+
+
+def result_dict(image: Image, *, similarity: float | None = None) -> dict:
+    meta = getattr(image, "metadata", None)
+    result = {
+        "id": image.pk,
+        "filename": image.original_name,
+        "path": reverse("gallery:original", args=[image.pk]),
+        "thumbnail": reverse("gallery:rendition", args=[image.pk, "thumb"]),
+        "source_path": image.source_path,
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "byte_size": image.byte_size,
+        "sha256": image.sha256,
+        "metadata": {
+            "title": meta.title if meta else "",
+            "description": meta.description if meta else "",
+            "category": meta.category if meta else "",
+            "tags": sorted(t.name for t in meta.tags.all()) if meta else [],
+            "camera_make": meta.camera_make if meta else "",
+            "camera_model": meta.camera_model if meta else "",
+            "lens": meta.lens if meta else "",
+            "taken_at": meta.taken_at.isoformat() if meta and meta.taken_at else None,
+            "latitude": meta.latitude if meta else None,
+            "longitude": meta.longitude if meta else None,
+            "location": meta.location if meta else "",
+        },
+    }
+    if similarity is not None:
+        result["similarity"] = round(float(similarity), 6)
+    return result
+
+
+def find_similar(
+    *, query_text: str | None = None, query_image_path=None, query_image: bytes | None = None,
+    query_image_id: int | None = None, query_embedding=None, exclude_text: str | None = None,
+    top_k: int | None = None, threshold: float | None = None, filter_metadata: dict | None = None,
+) -> list[dict]:
+    """Return the photos most similar to the query, best first, each with its similarity."""
+    vector, exclude_ids = query_vector(
+        query_text=query_text, query_image_path=query_image_path, query_image=query_image,
+        query_image_id=query_image_id, query_embedding=query_embedding, exclude_text=exclude_text,
+    )
+    top_k = settings.IMGSIM_SEARCH_TOP_K if top_k is None else int(top_k)
+    if not 1 <= top_k <= 1000:
+        raise InvalidQuery("top_k must be between 1 and 1000")
+    if threshold is not None and not -1.0 <= float(threshold) <= 1.0:
+        raise InvalidQuery("threshold must be between -1 and 1")
+    hits = nearest(vector, top_k=top_k, threshold=threshold, where=filter_metadata or None, exclude_ids=exclude_ids)
+    return describe(hits)
+
+
+def add_image(path, *, embedding=None, metadata: dict | None = None, user=None) -> dict:
+    """Ingest one photo file (the brief's add_image); return its result dict or raise InvalidQuery."""
+    from gallery.ingest import Pipeline, discover
+
+    sources, _ = discover(Path(path))
+    pipeline = Pipeline(user=user, embed=embedding is None, category=(metadata or {}).get("category", ""),
+                        tags=(metadata or {}).get("tags", []))
+    report = pipeline.run(sources)
+    outcome = report.outcomes[0]
+    if outcome.status not in ("added", "known"):
+        raise InvalidQuery(f"{path}: {outcome.reason}")
+    if outcome.image_id:
+        image = Image.objects.get(pk=outcome.image_id)
+    else:
+        image = Image.objects.get(sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    if embedding is not None and outcome.status == "added":
+        from gallery.vectors import to_bytes
+
+        vector = _unit(np.asarray(embedding, dtype=np.float32).ravel())
+        image.embedding, image.embedding_model, image.embedding_state = to_bytes(vector), model_name(), "done"
+        image.save(update_fields=["embedding", "embedding_model", "embedding_state"])
+    if metadata:
+        _apply_metadata(image, metadata)
+    image.refresh_from_db()
+    return result_dict(image)
+
+
+def _apply_metadata(image: Image, metadata: dict) -> None:
+    from gallery.ingest import tags_named
+
+    meta = image.metadata
+    for key in ("title", "description", "category", "camera_make", "camera_model", "lens", "location"):
+        if key in metadata:
+            setattr(meta, key, str(metadata[key])[: meta._meta.get_field(key).max_length or 10000])
+    extra = {k: v for k, v in metadata.items() if k not in {"title", "description", "category", "camera_make",
+                                                            "camera_model", "lens", "location", "tags"}}
+    if extra:
+        meta.extra = {**meta.extra, **extra}
+    meta.save()
+    if "tags" in metadata:
+        meta.tags.set(tags_named(metadata["tags"]))
+
+
+def add_images_from_directory(directory, *, max_images: int | None = None, recursive: bool = True,
+                              extensions: list[str] | None = None, user=None) -> int:
+    """Ingest a folder (the brief's add_images_from_directory); return how many photos were added."""
+    from gallery.ingest import Pipeline, discover
+
+    wanted = {("." + e.lstrip(".")).lower() for e in extensions} if extensions else None
+    sources, _ = discover(Path(directory), recursive=recursive, extensions=wanted)
+    if max_images is not None:
+        sources = sources[:max_images]
+    return Pipeline(user=user).run(sources).added

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class SearchConfig(AppConfig):
+    name = "search"
+    verbose_name = "Search index"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from gallery import hooks
+        from search import signals
+        from search.embeddings import get_embedder
+
+        signals.connect()
+        hooks.set_vectorizer_factory(get_embedder)

@@ -1,0 +1,23 @@
+"""Errors the search layer raises; each message names the problem and the fix."""
+
+
+class SearchError(Exception):
+    """Base for errors that pages and the API turn into a clear message."""
+
+    status = 400
+
+
+class ModelUnavailable(SearchError):
+    status = 503
+
+
+class IndexUnavailable(SearchError):
+    status = 503
+
+
+class InvalidFilter(SearchError, ValueError):
+    status = 400
+
+
+class InvalidQuery(SearchError, ValueError):
+    status = 400

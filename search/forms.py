@@ -1,0 +1,25 @@
+from django import forms
+from django.conf import settings
+
+from gallery.filters import FilterForm
+
+
+class SearchForm(FilterForm):
+    q = forms.CharField(required=False, max_length=500, label="Search")
+    exclude = forms.CharField(required=False, max_length=200, label="Not")
+    like = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    top_k = forms.IntegerField(required=False, min_value=1, max_value=200, initial=settings.IMGSIM_SEARCH_TOP_K)
+    threshold = forms.FloatField(required=False, min_value=-1.0, max_value=1.0, initial=settings.IMGSIM_SEARCH_THRESHOLD)
+    image = forms.FileField(required=False)
+
+    def query_parts(self) -> tuple[str, str]:
+        """Split "beach -people" into ("beach", "people"), merged with the separate Not field."""
+        words, negatives = [], []
+        for word in (self.cleaned_data.get("q") or "").split():
+            if word.startswith("-") and len(word) > 1:
+                negatives.append(word[1:])
+            else:
+                words.append(word)
+        if self.cleaned_data.get("exclude"):
+            negatives.append(self.cleaned_data["exclude"].strip())
+        return " ".join(words), " ".join(negatives)

@@ -1,0 +1,31 @@
+"""What /healthz and the stats page report about the index, the model and pending work."""
+
+from django.conf import settings
+
+from gallery.models import Image
+from search.embeddings import get_embedder, model_name
+from search.models import IndexOutbox
+
+
+def index_health() -> dict:
+    from search.sync import reading_index
+
+    try:
+        with reading_index() as index:
+            count = index.count(model_name())
+        return {"ok": True, "mode": index.mode, "vectors": count}
+    except Exception as error:
+        return {"ok": False, "mode": "server" if settings.CHROMA_URL else "embedded", "detail": str(error)}
+
+
+def model_health() -> dict:
+    embedder = get_embedder()
+    return {"name": model_name(), "loaded": embedder.loaded}
+
+
+def queue_health() -> dict:
+    return {
+        "ok": True,
+        "index_outbox": IndexOutbox.objects.count(),
+        "embeddings_pending": Image.objects.live().filter(embedding_state=Image.Embedding.PENDING).count(),
+    }

@@ -1,0 +1,235 @@
+"""The vector index: a thin wrapper over Chroma, embedded, in memory, or a server.
+
+Chroma is a derived index. Everything in it can be rebuilt from SQLite (see
+`search.sync`). ids are Image primary keys as strings; one collection per model,
+cosine space, and Chroma never embeds anything itself.
+
+Chroma is thread-safe but not process-safe: a long-lived embedded client does not
+see vectors another process added, and two processes writing one folder at once
+corrupt it. In embedded mode every read takes a shared file lock and every write an
+exclusive one, and `refresh()` reopens the client (about 8 ms) when the caller
+learns from SQLite that another process wrote. With CHROMA_URL the server
+serialises everything and none of this is needed.
+"""
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from search.errors import IndexUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def collection_name(model_name: str) -> str:
+    """Return a valid Chroma collection name for a model id or folder, stable across runs."""
+    short = Path(model_name.rstrip("/")).name or "model"
+    slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", short).strip("-._")[:40] or "model"
+    digest = hashlib.sha1(model_name.encode()).hexdigest()[:8]
+    return f"imgsim-{slug}-{digest}"
+
+
+class ChromaIndex:
+    def __init__(self, *, path: str | None = None, url: str | None = None):
+        self.path = Path(path) if path and not url else None
+        self.url = url
+        self._lock = threading.RLock()
+        self._client = None
+        self._collections: dict[str, object] = {}
+        # Which index generation (see search.sync) this process's client has seen.
+        self.seen_generation: int | None = None
+
+    @property
+    def mode(self) -> str:
+        return "server" if self.url else "embedded" if self.path else "memory"
+
+    def _connect(self):
+        import chromadb  # heavy: only when the index is first used
+        from chromadb.config import Settings
+
+        chroma_settings = Settings(anonymized_telemetry=False, allow_reset=False)
+        try:
+            if self.url:
+                from urllib.parse import urlparse
+
+                parsed = urlparse(self.url)
+                return chromadb.HttpClient(
+                    host=parsed.hostname,
+                    port=parsed.port or (443 if parsed.scheme == "https" else 80),
+                    ssl=parsed.scheme == "https",
+                    settings=chroma_settings,
+                )
+            if self.path:
+                self.path.mkdir(parents=True, exist_ok=True)
+                return chromadb.PersistentClient(str(self.path), settings=chroma_settings)
+            return chromadb.EphemeralClient(settings=chroma_settings)
+        except Exception as error:
+            raise IndexUnavailable(self._unavailable_message(error)) from error
+
+    def _unavailable_message(self, error: Exception) -> str:
+        where = f"the Chroma server at {self.url}" if self.url else f"the index folder {self.path}"
+        hint = (
+            "Start it with `chroma run --path DATA_DIR/chroma`, or unset CHROMA_URL."
+            if self.url
+            else "Check the folder's permissions, or run `python manage.py reindex` to rebuild it."
+        )
+        return f"Cannot open {where}: {error}. {hint}"
+
+    def client(self):
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._connect()
+        return self._client
+
+    def refresh(self) -> None:
+        """Reopen the embedded client so it sees what other processes wrote."""
+        with self._lock:
+            if self._client is not None and self.mode == "embedded":
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = None
+            self._collections.clear()
+
+    @contextlib.contextmanager
+    def _file_lock(self, kind: int) -> Iterator[None]:
+        if self.mode != "embedded":
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".imgsim-lock", "a") as handle:
+            fcntl.flock(handle, kind)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def reading(self):
+        """Hold while reading: other processes may not write meanwhile (embedded mode)."""
+        return self._file_lock(fcntl.LOCK_SH)
+
+    def writing(self):
+        """Hold while writing: nobody else reads or writes meanwhile (embedded mode)."""
+        return self._file_lock(fcntl.LOCK_EX)
+
+    def collection(self, model_name: str):
+        name = collection_name(model_name)
+        found = self._collections.get(name)
+        if found is None:
+            with self._lock:
+                try:
+                    found = self.client().get_or_create_collection(
+                        name,
+                        configuration={"hnsw": {"space": "cosine", "ef_search": 128}},
+                        metadata={"model": model_name[:500]},
+                        embedding_function=None,
+                    )
+                except IndexUnavailable:
+                    raise
+                except Exception as error:
+                    raise IndexUnavailable(self._unavailable_message(error)) from error
+                self._collections[name] = found
+        return found
+
+    def max_batch_size(self) -> int:
+        try:
+            return max(1, min(int(self.client().get_max_batch_size()), 5000))
+        except Exception:
+            return 1000
+
+    def upsert(self, model_name: str, ids: list[int], vectors: np.ndarray, metadatas: list[dict]) -> None:
+        if not ids:
+            return
+        collection = self.collection(model_name)
+        step = self.max_batch_size()
+        for start in range(0, len(ids), step):
+            collection.upsert(
+                ids=[str(pk) for pk in ids[start : start + step]],
+                embeddings=np.asarray(vectors[start : start + step], dtype=np.float32),
+                metadatas=[_clean_metadata(m) for m in metadatas[start : start + step]],
+            )
+
+    def delete(self, model_name: str, ids: Iterable[int]) -> None:
+        ids = [str(pk) for pk in ids]
+        collection = self.collection(model_name)
+        step = self.max_batch_size()
+        for start in range(0, len(ids), step):
+            collection.delete(ids=ids[start : start + step])
+
+    def query(self, model_name: str, vector: np.ndarray, n_results: int, where: dict | None = None):
+        """Return [(id, similarity)] best first; similarity = 1 - cosine distance."""
+        collection = self.collection(model_name)
+        if n_results <= 0:
+            return []
+        result = collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=n_results,
+            where=where or None,
+            include=["distances"],
+        )
+        return [(int(pk), 1.0 - float(d)) for pk, d in zip(result["ids"][0], result["distances"][0])]
+
+    def get(self, model_name: str, ids: list[int] | None = None, *, with_vectors: bool = False):
+        """Return {id: (metadata, vector or None)} for the given ids (or all, paged)."""
+        collection = self.collection(model_name)
+        include = ["metadatas", "embeddings"] if with_vectors else ["metadatas"]
+        found = {}
+        if ids is not None:
+            batches = [ids[i : i + 5000] for i in range(0, len(ids), 5000)]
+            pages = (collection.get(ids=[str(pk) for pk in batch], include=include) for batch in batches)
+        else:
+            pages = self._pages(collection, include)
+        for page in pages:
+            vectors = page.get("embeddings") if with_vectors else None
+            for position, pk in enumerate(page["ids"]):
+                vector = np.asarray(vectors[position], dtype=np.float32) if vectors is not None else None
+                found[int(pk)] = (page["metadatas"][position] or {}, vector)
+        return found
+
+    @staticmethod
+    def _pages(collection, include, page_size: int = 5000):
+        offset = 0
+        while True:
+            page = collection.get(include=include, limit=page_size, offset=offset)
+            if not page["ids"]:
+                return
+            yield page
+            offset += len(page["ids"])
+
+    def ids(self, model_name: str) -> set[int]:
+        collection = self.collection(model_name)
+        return {int(pk) for page in self._pages(collection, []) for pk in page["ids"]}
+
+    def count(self, model_name: str) -> int:
+        return self.collection(model_name).count()
+
+    def drop(self, model_name: str) -> None:
+        name = collection_name(model_name)
+        with self._lock:
+            self._collections.pop(name, None)
+            with contextlib.suppress(Exception):  # absent already is fine
+                self.client().delete_collection(name)
+
+
+def _clean_metadata(metadata: dict | None) -> dict | None:
+    """Drop what Chroma refuses: None, empty strings, empty lists, and empty dicts."""
+    cleaned = {key: value for key, value in (metadata or {}).items() if value not in (None, "", [])}
+    return cleaned or None
+
+
+@functools.cache
+def get_index() -> ChromaIndex:
+    """Build the configured vector index (one per process)."""
+    conf = settings.IMGSIM_INDEX
+    cls = import_string(conf["BACKEND"])
+    return cls(**conf.get("OPTIONS", {}))

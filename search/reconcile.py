@@ -1,0 +1,143 @@
+"""Repairing and rebuilding the index from SQLite."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gallery import storage
+from gallery.models import Image
+from gallery.vectors import from_bytes
+from search.embeddings import model_name
+from search.sync import index_metadata, process_outbox, reading_index, sync_images, writing_index
+
+CHUNK = 2000
+
+
+@dataclass
+class ReconcileResult:
+    outbox_synced: int = 0
+    embedded: int = 0
+    embed_failed: list[tuple[int, str]] = field(default_factory=list)
+    still_pending: int = 0
+    missing_added: int = 0
+    orphans_removed: int = 0
+    metadata_fixed: int = 0
+    orphan_files: int = 0
+    orphan_files_deleted: bool = True
+    model_error: str = ""
+
+    @property
+    def clean(self) -> bool:
+        return not any(
+            (self.outbox_synced, self.embedded, self.embed_failed, self.missing_added, self.orphans_removed,
+             self.metadata_fixed, self.orphan_files)
+        )
+
+    def lines(self) -> list[str]:
+        rows = [
+            (self.outbox_synced, "interrupted index update(s) finished"),
+            (self.embedded, "photo(s) embedded"),
+            (len(self.embed_failed), "photo(s) could not be embedded (see the admin's failed filter)"),
+            (self.missing_added, "vector(s) missing from the index added"),
+            (self.orphans_removed, "vector(s) without a live photo removed"),
+            (self.metadata_fixed, "index entr(ies) with stale metadata updated"),
+            (self.orphan_files, "orphan file(s) in storage " + ("deleted" if self.orphan_files_deleted else "found")),
+            (self.still_pending, "photo(s) still wait for embeddings"),
+        ]
+        return [f"{count} {label}" for count, label in rows if count]
+
+
+def _indexable():
+    return Image.objects.live().filter(embedding_state=Image.Embedding.DONE, embedding_model=model_name())
+
+
+def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_files: bool = True) -> ReconcileResult:
+    """Make the index equal to what SQLite says, and storage hold only files rows own."""
+    result = ReconcileResult(orphan_files_deleted=delete_orphan_files)
+    current = model_name()
+    outbox = process_outbox(embed=embed)
+    result.outbox_synced = outbox.upserted + outbox.deleted
+    result.embedded += outbox.embedded
+    result.embed_failed += outbox.failed
+    result.model_error = outbox.model_error
+
+    if retry_failed:
+        Image.objects.filter(embedding_state=Image.Embedding.FAILED).update(
+            embedding_state=Image.Embedding.PENDING, embedding_error=""
+        )
+    needing = Image.objects.live().exclude(embedding_state=Image.Embedding.FAILED).exclude(
+        embedding_state=Image.Embedding.DONE, embedding_model=current
+    )
+    if embed and not result.model_error:
+        pending_ids = list(needing.values_list("pk", flat=True))
+        for start in range(0, len(pending_ids), 64):
+            report = sync_images(pending_ids[start : start + 64])
+            result.embedded += report.embedded
+            result.embed_failed += report.failed
+            if report.model_error:
+                result.model_error = report.model_error
+                break
+    result.still_pending = needing.count()
+
+    with reading_index() as index:
+        in_index = index.ids(current)
+    wanted = set(_indexable().values_list("pk", flat=True))
+    missing, orphans = wanted - in_index, in_index - wanted
+    for ids in _chunks(sorted(missing) + sorted(orphans)):
+        sync_images(ids, embed=False)
+    result.missing_added, result.orphans_removed = len(missing), len(orphans)
+
+    result.metadata_fixed = _fix_stale_metadata(sorted(wanted & in_index))
+    result.orphan_files = _orphan_files(delete=delete_orphan_files)
+    return result
+
+
+def _chunks(ids: list[int], size: int = CHUNK):
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _fix_stale_metadata(ids: list[int]) -> int:
+    current = model_name()
+    stale = []
+    for chunk in _chunks(ids):
+        with reading_index() as index:
+            stored = index.get(current, chunk)
+        images = Image.objects.filter(pk__in=chunk).select_related("metadata").prefetch_related("metadata__tags")
+        for image in images:
+            expected = {k: v for k, v in index_metadata(image).items() if v not in (None, "", [])}
+            if stored.get(image.pk, ({}, None))[0] != expected:
+                stale.append(image.pk)
+    for chunk in _chunks(stale):
+        sync_images(chunk, embed=False)
+    return len(stale)
+
+
+def _orphan_files(*, delete: bool) -> int:
+    known = set(Image.objects.values_list("sha256", flat=True))
+    orphans = [path for sha256, path in storage.stored_files() if sha256 not in known]
+    if delete:
+        storage.delete_files(orphans)
+    return len(orphans)
+
+
+def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, float]:
+    """Drop the collection and rebuild it from SQLite's vectors; return (count, seconds)."""
+    started = time.perf_counter()
+    current = model_name()
+    ids = list(_indexable().values_list("pk", flat=True).order_by("pk"))
+    count = 0
+    with writing_index() as index:
+        index.drop(current)
+        for chunk in _chunks(ids, 5000):
+            images = list(
+                Image.objects.filter(pk__in=chunk).select_related("metadata").prefetch_related("metadata__tags")
+            )
+            vectors = np.stack([from_bytes(image.embedding) for image in images])
+            index.upsert(current, [image.pk for image in images], vectors, [index_metadata(i) for i in images])
+            count += len(images)
+            if on_progress:
+                on_progress(len(images))
+    return count, time.perf_counter() - started

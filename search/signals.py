@@ -1,0 +1,106 @@
+"""Receivers that keep the index in step with gallery's models.
+
+Inside the writing transaction a receiver only records the image id in the outbox
+(durable, rolled back with the change). The first `on_commit` callback of the
+transaction then syncs every id the transaction touched in one batch. A rollback
+discards the callbacks and the outbox rows together, so no vector is written for a
+change that never happened.
+"""
+
+import logging
+import threading
+
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+
+from gallery.models import Image, Metadata, Tag
+from search.models import IndexOutbox
+
+log = logging.getLogger(__name__)
+_local = threading.local()
+
+
+class _PendingBatch:
+    """The image ids one transaction changed; synced once, by whichever callback runs first."""
+
+    def __init__(self):
+        self.ids: set[int] = set()
+        self.done = False
+
+    def run(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        if getattr(_local, "batch", None) is self:
+            _local.batch = None
+        from search.sync import embed_on_commit, sync_images
+
+        try:
+            sync_images(self.ids, embed=embed_on_commit())
+        except Exception:
+            # The change is committed and its outbox rows remain: reconcile (or the
+            # worker) finishes the work. A request must not fail because the index did.
+            log.exception("index sync failed for %d image(s); left for reconcile", len(self.ids))
+
+
+def _current_batch() -> _PendingBatch:
+    batch = getattr(_local, "batch", None)
+    connection = transaction.get_connection()
+    # A rollback discards a batch's callbacks without telling anyone: a batch none of
+    # whose callbacks is still queued belongs to a transaction that is gone.
+    stale = batch is not None and not any(callback[1] == batch.run for callback in connection.run_on_commit)
+    if batch is None or batch.done or stale:
+        batch = _local.batch = _PendingBatch()
+    return batch
+
+
+def _record(image_id: int) -> None:
+    batch = _current_batch()
+    if image_id in batch.ids:  # one outbox row per image and transaction is enough
+        return
+    IndexOutbox.objects.create(image_id=image_id)
+    batch.ids.add(image_id)
+    # Registered for every image, not once: a savepoint rollback may discard some
+    # callbacks, and whichever survives syncs the whole batch (extra ids are harmless).
+    transaction.on_commit(batch.run)
+
+
+def image_saved(sender, instance: Image, raw: bool = False, **kwargs) -> None:
+    if not raw:
+        _record(instance.pk)
+
+
+def image_deleted(sender, instance: Image, **kwargs) -> None:
+    _record(instance.pk)
+
+
+def metadata_saved(sender, instance: Metadata, raw: bool = False, **kwargs) -> None:
+    if not raw:
+        _record(instance.image_id)
+
+
+def tags_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
+    if not reverse:
+        if action in {"post_add", "post_remove", "post_clear"}:
+            _record(instance.image_id)
+    elif action in {"post_add", "post_remove"}:
+        # tag.photos.add(...): the instance is a Tag and pk_set names metadata rows.
+        for image_id in pk_set:
+            _record(image_id)
+    elif action == "pre_clear":
+        for image_id in list(instance.photos.values_list("image_id", flat=True)):
+            _record(image_id)
+
+
+def tag_deleting(sender, instance: Tag, **kwargs) -> None:
+    # Deleting a tag removes its links by cascade, which sends no m2m_changed.
+    for image_id in list(instance.photos.values_list("image_id", flat=True)):
+        _record(image_id)
+
+
+def connect() -> None:
+    post_save.connect(image_saved, sender=Image, dispatch_uid="search.image_saved")
+    post_delete.connect(image_deleted, sender=Image, dispatch_uid="search.image_deleted")
+    post_save.connect(metadata_saved, sender=Metadata, dispatch_uid="search.metadata_saved")
+    m2m_changed.connect(tags_changed, sender=Metadata.tags.through, dispatch_uid="search.tags_changed")
+    pre_delete.connect(tag_deleting, sender=Tag, dispatch_uid="search.tag_deleting")

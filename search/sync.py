@@ -1,0 +1,208 @@
+"""Keeping Chroma in step with SQLite.
+
+SQLite is the source of truth, vectors included. Signals (search.signals) record
+the ids of changed images in the outbox inside the writing transaction; after
+commit `sync_images` embeds what still needs a vector (one batched model call),
+then upserts or deletes those ids in Chroma (one batched write) and clears their
+outbox rows. Every step is keyed by primary key, so repeating it is harmless:
+`reconcile` simply runs it again over whatever is left or different.
+"""
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from gallery.models import Image
+from search.embeddings import get_embedder, model_name
+from search.errors import ModelUnavailable
+from search.index import get_index
+from search.models import IndexGeneration, IndexOutbox
+from gallery.vectors import from_bytes, to_bytes
+
+log = logging.getLogger(__name__)
+
+GENERATION_NAME = "chroma"
+
+
+@dataclass
+class SyncReport:
+    embedded: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    upserted: int = 0
+    deleted: int = 0
+    left_pending: int = 0
+    model_error: str = ""
+
+
+def index_metadata(image: Image) -> dict:
+    """Return the filterable fields that Chroma mirrors for one image."""
+    meta = getattr(image, "metadata", None)
+    taken_at = meta.taken_at if meta else None
+    return {
+        "filename": image.original_name,
+        "sha256": image.sha256,
+        "format": image.format,
+        "width": image.width,
+        "height": image.height,
+        "category": meta.category if meta else "",
+        "tags": sorted(tag.name for tag in meta.tags.all()) if meta else [],
+        "camera_make": meta.camera_make if meta else "",
+        "camera_model": meta.camera_model if meta else "",
+        "year": taken_at.year if taken_at else None,
+        "taken_ts": int(taken_at.timestamp()) if taken_at else None,
+        "has_gps": bool(meta and meta.latitude is not None),
+    }
+
+
+def _current_generation() -> int:
+    row = IndexGeneration.objects.filter(name=GENERATION_NAME).values_list("generation", flat=True).first()
+    return row or 0
+
+
+def _catch_up(index) -> None:
+    if index.mode != "embedded":
+        return
+    generation = _current_generation()
+    if generation != index.seen_generation:
+        if index.seen_generation is not None:
+            index.refresh()
+        index.seen_generation = generation
+
+
+@contextlib.contextmanager
+def reading_index():
+    """Yield the index, caught up with what other processes wrote, under its read lock."""
+    index = get_index()
+    with index.reading():
+        _catch_up(index)
+        yield index
+
+
+@contextlib.contextmanager
+def writing_index():
+    """Yield the index under its write lock; bump the generation afterwards so readers catch up."""
+    index = get_index()
+    with index.writing():
+        _catch_up(index)
+        yield index
+        IndexGeneration.objects.get_or_create(name=GENERATION_NAME)
+        IndexGeneration.objects.filter(name=GENERATION_NAME).update(generation=F("generation") + 1)
+        index.seen_generation = _current_generation()
+
+
+def embed_images(images: list[Image], report: SyncReport) -> None:
+    """Compute and store vectors for images that have none, in one batched model call."""
+    if not images:
+        return
+    from gallery.decoding import open_for_embedding
+
+    try:
+        embedder = get_embedder()
+        embedder.dimension  # loads the model, or raises ModelUnavailable
+    except ModelUnavailable as error:
+        report.model_error = str(error)
+        report.left_pending += len(images)
+        return
+    decoded, pixels = [], []
+    for image in images:
+        try:
+            pixels.append(embedder.preprocess(open_for_embedding(image)))
+            decoded.append(image)
+        except Exception as error:  # a file gone or unreadable fails that image only
+            message = f"cannot read image for embedding: {error}"
+            Image.objects.filter(pk=image.pk).update(embedding_state=Image.Embedding.FAILED, embedding_error=message)
+            image.embedding_state = Image.Embedding.FAILED
+            report.failed.append((image.pk, message))
+    if not decoded:
+        return
+    vectors = embedder.encode_pixels(np.stack(pixels))
+    name = embedder.model_name
+    # QuerySet.update sends no signals: storing a vector must not schedule another sync.
+    with transaction.atomic():
+        for image, vector in zip(decoded, vectors):
+            Image.objects.filter(pk=image.pk).update(
+                embedding=to_bytes(vector), embedding_model=name, embedding_state=Image.Embedding.DONE, embedding_error=""
+            )
+            image.embedding, image.embedding_model, image.embedding_state = to_bytes(vector), name, Image.Embedding.DONE
+    report.embedded += len(decoded)
+
+
+def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
+    """Bring the index entries of these images in line with SQLite; clear their outbox rows."""
+    ids = sorted(set(image_ids))
+    report = SyncReport()
+    if not ids:
+        return report
+    last_outbox = IndexOutbox.objects.filter(image_id__in=ids).order_by("-pk").values_list("pk", flat=True).first()
+    current_model = model_name()
+    images = list(
+        Image.objects.filter(pk__in=ids).select_related("metadata").prefetch_related("metadata__tags")
+    )
+    live = [image for image in images if image.trashed_at is None]
+    needs_vector = [
+        image
+        for image in live
+        if image.embedding_state == Image.Embedding.PENDING
+        or (image.embedding_state == Image.Embedding.DONE and image.embedding_model != current_model)
+    ]
+    if embed:
+        embed_images(needs_vector, report)
+    else:
+        report.left_pending += len(needs_vector)
+    indexable = [
+        image
+        for image in live
+        if image.embedding_state == Image.Embedding.DONE and image.embedding_model == current_model and image.embedding
+    ]
+    indexable_ids = {image.pk for image in indexable}
+    stale_ids = [pk for pk in ids if pk not in indexable_ids]
+    with writing_index() as index:
+        if indexable:
+            index.upsert(
+                current_model,
+                [image.pk for image in indexable],
+                np.stack([from_bytes(image.embedding) for image in indexable]),
+                [index_metadata(image) for image in indexable],
+            )
+        if stale_ids:
+            index.delete(current_model, stale_ids)
+    report.upserted, report.deleted = len(indexable), len(stale_ids)
+    if last_outbox is not None:
+        IndexOutbox.objects.filter(image_id__in=ids, pk__lte=last_outbox).delete()
+    return report
+
+
+def process_outbox(*, batch_size: int = 256, embed: bool = True) -> SyncReport:
+    """Sync every image named in the outbox, in batches of ids; return the combined report."""
+    total = SyncReport()
+    last_id = -1
+    while True:
+        ids = list(
+            IndexOutbox.objects.filter(image_id__gt=last_id)
+            .order_by("image_id")
+            .values_list("image_id", flat=True)
+            .distinct()[:batch_size]
+        )
+        if not ids:
+            return total
+        _merge(total, sync_images(ids, embed=embed))
+        last_id = ids[-1]
+
+
+def _merge(total: SyncReport, report: SyncReport) -> None:
+    total.embedded += report.embedded
+    total.failed += report.failed
+    total.upserted += report.upserted
+    total.deleted += report.deleted
+    total.left_pending += report.left_pending
+    total.model_error = total.model_error or report.model_error
+
+
+def embed_on_commit() -> bool:
+    return getattr(settings, "IMGSIM_EMBED_ON_COMMIT", True)

@@ -1,0 +1,63 @@
+from django.conf import settings
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from gallery.models import Image
+from search.api import find_similar
+from search.errors import ModelUnavailable, SearchError
+from search.forms import SearchForm
+
+
+def _pending_count() -> int:
+    return Image.objects.live().exclude(embedding_state=Image.Embedding.DONE).count()
+
+
+@require_http_methods(["GET", "POST"])
+def search_page(request):
+    form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None)
+    results, error, model_missing, ran = [], "", False, False
+    like = None
+    if form.is_valid():
+        text, negative = form.query_parts()
+        data = form.cleaned_data
+        upload = data.get("image")
+        like = Image.objects.live().filter(pk=data["like"]).first() if data.get("like") else None
+        query = {}
+        if upload:
+            query["query_image"] = upload.read(settings.IMGSIM_UPLOAD_MAX_BYTES + 1)
+        elif like:
+            query["query_image_id"] = like.pk
+        elif text:
+            query["query_text"] = text
+        if query:
+            ran = True
+            try:
+                results = find_similar(
+                    **query, exclude_text=negative or None, top_k=data.get("top_k") or settings.IMGSIM_SEARCH_TOP_K,
+                    threshold=data.get("threshold"), filter_metadata=form.to_where(),
+                )
+            except ModelUnavailable as exc:
+                error, model_missing = str(exc), True
+            except SearchError as exc:
+                error = str(exc)
+    else:
+        error = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+    context = {
+        "form": form, "results": results, "error": error, "model_missing": model_missing, "ran": ran, "like": like,
+        "pending": _pending_count(), "negative": form.query_parts()[1] if form.is_valid() else "",
+    }
+    status = 400 if error and not model_missing else 503 if model_missing else 200
+    template = "search/search.html#results" if request.htmx else "search/search.html"
+    return render(request, template, context, status=status)
+
+
+@require_GET
+def similar_strip(request, pk: int):
+    image = get_object_or_404(Image, pk=pk, trashed_at__isnull=True)
+    results, error = [], ""
+    try:
+        results = find_similar(query_image_id=image.pk, top_k=12)
+    except SearchError as exc:
+        error = str(exc)
+    template = "search/similar.html#strip" if request.htmx else "search/similar.html"
+    return render(request, template, {"image": image, "results": results, "error": error})

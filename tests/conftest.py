@@ -1,0 +1,122 @@
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+
+from tests.tiny_clip import build_tiny_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """Folder of a tiny random CLIP saved with save_pretrained (no network)."""
+    return str(build_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip"))
+
+
+def _reset_backends():
+    from search.embeddings import get_embedder
+    from search.index import get_index
+
+    if get_index.cache_info().currsize:
+        get_index().refresh()
+    get_index.cache_clear()
+    get_embedder.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def isolated(settings, tmp_path, tiny_model):
+    """Every test gets its own media folder, Chroma folder and the tiny model."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.IMGSIM_MODEL = tiny_model
+    settings.IMGSIM_EMBEDDER = {**settings.IMGSIM_EMBEDDER, "OPTIONS": {
+        **settings.IMGSIM_EMBEDDER["OPTIONS"], "model": tiny_model, "precision": "fp32"}}
+    settings.IMGSIM_INDEX = {**settings.IMGSIM_INDEX, "OPTIONS": {"path": str(tmp_path / "chroma"), "url": None}}
+    _reset_backends()
+    yield tmp_path
+    _reset_backends()
+
+
+def _user(django_user_model, username: str, role: str | None, **extra):
+    user = django_user_model.objects.create_user(username, password="pw-" + username, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    return _user(django_user_model, "vera", "viewer")
+
+
+@pytest.fixture
+def editor(django_user_model):
+    return _user(django_user_model, "eddie", "editor", is_staff=True)
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("root", password="pw-root")
+
+
+@pytest.fixture
+def viewer_client(client, viewer):
+    client.force_login(viewer)
+    return client
+
+
+@pytest.fixture
+def editor_client(client, editor):
+    client.force_login(editor)
+    return client
+
+
+@pytest.fixture
+def ingest():
+    """Run the real pipeline over a folder; return the report."""
+    from gallery.ingest import Pipeline, discover
+
+    def run(folder, **options):
+        sources, skipped = discover(Path(folder), recursive=options.pop("recursive", True))
+        report = Pipeline(**options).run(sources)
+        report.outcomes[:0] = skipped
+        return report
+
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` server on a free loopback port; yields its URL."""
+    port = free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    log = open(tmp_path / "chroma.log", "w")
+    process = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("chroma run did not start: " + (tmp_path / "chroma.log").read_text())
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()

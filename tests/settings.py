@@ -1,0 +1,13 @@
+"""Settings for the test suite: the real settings, pointed at a throwaway data dir."""
+
+import os
+import tempfile
+
+os.environ.setdefault("IMGSIM_DATA_DIR", tempfile.mkdtemp(prefix="imgsim-test-"))
+os.environ.setdefault("IMGSIM_PLAIN_STATIC", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download anything
+os.environ.setdefault("IMGSIM_PRECISION", "fp32")
+
+from imgsim_site.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
