@@ -28,8 +28,11 @@ try:
 except ImportError:  # HEIC support is optional at run time
     pillow_heif = None
 
+# Pillow registers most plugins lazily; `formats=` needs them all registered up front.
+PILImage.init()
+
 # Pillow format id -> the format imgsim stores (MPO is a multi-picture JPEG).
-SUPPORTED_FORMATS = {
+_ALL_SUPPORTED = {
     "JPEG": "JPEG",
     "MPO": "JPEG",
     "PNG": "PNG",
@@ -39,6 +42,7 @@ SUPPORTED_FORMATS = {
     "BMP": "BMP",
     "HEIF": "HEIF",
 }
+SUPPORTED_FORMATS = {name: stored for name, stored in _ALL_SUPPORTED.items() if name in PILImage.OPEN}
 
 _MAGIC = [
     (b"<svg", "an SVG drawing"),

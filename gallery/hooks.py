@@ -5,6 +5,8 @@ then computes vectors while it still holds the decoded pixels, instead of the sy
 decoding every photo a second time.
 """
 
+import contextlib
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -29,3 +31,21 @@ def set_vectorizer_factory(factory: Callable[[], Vectorizer]) -> None:
 
 def get_vectorizer() -> Vectorizer | None:
     return _vectorizer_factory() if _vectorizer_factory else None
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def embedding_deferred(deferred: bool = True):
+    """Within this block, saved photos wait for embeddings (reconcile computes them later)."""
+    previous = getattr(_local, "deferred", False)
+    _local.deferred = deferred or previous
+    try:
+        yield
+    finally:
+        _local.deferred = previous
+
+
+def is_embedding_deferred() -> bool:
+    return getattr(_local, "deferred", False)

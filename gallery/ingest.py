@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 
 from gallery import storage
 from gallery.decoding import DecodedPhoto, DecodeError, NotAnImage, decode
-from gallery.hooks import get_vectorizer
+from gallery.hooks import embedding_deferred, get_vectorizer
 from gallery.models import Image, Metadata, Tag
 from gallery.vectors import to_bytes
 
@@ -257,6 +257,12 @@ class Pipeline:
             return Outcome(source.name, "failed", f"unexpected error: {type(error).__name__}: {error}")
 
     def _store(self, batch: list[_Prepared], report: IngestReport, record) -> None:
+        # Without a vectorizer (--no-embed, or no model) the photos wait for
+        # `reconcile`; the commit must not try the model again for every batch.
+        with embedding_deferred(self.vectorizer is None):
+            self._store_batch(batch, report, record)
+
+    def _store_batch(self, batch: list[_Prepared], report: IngestReport, record) -> None:
         vectors = None
         if self.vectorizer is not None:
             try:

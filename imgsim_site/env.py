@@ -97,8 +97,8 @@ def secret_key(data_path: Path) -> str:
     """Return SECRET_KEY from the environment, or one generated once and kept in the data dir."""
     from_env = os.environ.get("SECRET_KEY")
     if from_env:
-        if len(from_env) < 32:
-            raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long")
+        if len(from_env) < 50 or len(set(from_env)) < 5:
+            raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters long")
         return from_env
     key_file = data_path / "secret_key"
     if not key_file.exists():

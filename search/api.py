@@ -43,8 +43,8 @@ def query_vector(
     query_embedding=None, exclude_text: str | None = None,
 ) -> tuple[np.ndarray, frozenset[int]]:
     """Build the unit query vector from exactly one kind of query; return it and ids to leave out."""
-    given = [x is not None and x != "" for x in (query_text, query_image_path, query_image, query_image_id, query_embedding)]
-    if sum(given) != 1:
+    given = [query_text or None, query_image_path, query_image, query_image_id, query_embedding]
+    if sum(value is not None for value in given) != 1:
         raise InvalidQuery("give exactly one of query_text, query_image_path, query_image, query_image_id, query_embedding")
     exclude_ids: frozenset[int] = frozenset()
     if query_text:
@@ -118,7 +118,7 @@ def result_dict(image: Image, *, similarity: float | None = None) -> dict:
         },
     }
     if similarity is not None:
-        result["similarity"] = round(float(similarity), 6)
+        result["similarity"] = float(similarity)
     return result
 
 
@@ -143,9 +143,14 @@ def find_similar(
 
 def add_image(path, *, embedding=None, metadata: dict | None = None, user=None) -> dict:
     """Ingest one photo file (the brief's add_image); return its result dict or raise InvalidQuery."""
-    from gallery.ingest import Pipeline, discover
+    from gallery.ingest import IngestError, Pipeline, discover
 
-    sources, _ = discover(Path(path))
+    try:
+        sources, _ = discover(Path(path))
+    except IngestError as error:
+        raise InvalidQuery(str(error)) from None
+    if len(sources) != 1:
+        raise InvalidQuery(f"{path} is not a single file")
     pipeline = Pipeline(user=user, embed=embedding is None, category=(metadata or {}).get("category", ""),
                         tags=(metadata or {}).get("tags", []))
     report = pipeline.run(sources)

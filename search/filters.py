@@ -33,47 +33,55 @@ FIELDS = {
 _ORM_LOOKUP = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 
 
-def _check_value(key: str, value, kind: type) -> None:
-    if kind is bool:
+def _check_value(key: str, value, kind: type | None) -> None:
+    if kind is None:  # free-form metadata: any scalar Chroma can store
+        ok = isinstance(value, str | int | float | bool)
+    elif kind is bool:
         ok = isinstance(value, bool)
     elif kind is int:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise InvalidFilter(f"filter on '{key}' needs a {kind.__name__} value, not {value!r}")
+        expected = {str: "text", int: "number", bool: "true/false", None: "text, number or true/false"}[kind]
+        raise InvalidFilter(f"filter on '{key}' needs a {expected} value, not {value!r}")
 
 
-def validate(where) -> dict:
-    """Check a filter; raise InvalidFilter naming what is wrong. Returns the filter."""
+def validate(where, *, free_form: bool = False) -> dict:
+    """Check a filter; raise InvalidFilter naming what is wrong. Returns the filter.
+
+    free_form accepts any metadata key (the standalone ChromaDBBackend); otherwise
+    only the fields imgsim indexes.
+    """
     if not isinstance(where, dict) or not where:
         raise InvalidFilter('a filter is a non-empty object such as {"category": "landscape"}')
     if len(where) > 1:  # {"a": 1, "b": 2} means both, as in Chroma's shorthand
         for key, value in where.items():
-            validate({key: value})
+            validate({key: value}, free_form=free_form)
         return where
     ((key, condition),) = where.items()
     if key in LOGICAL:
         if not isinstance(condition, list) or not condition:
             raise InvalidFilter(f"'{key}' needs a non-empty list of filters")
         for part in condition:
-            validate(part)
+            validate(part, free_form=free_form)
         return where
     if key.startswith("$"):
         raise InvalidFilter(f"unknown operator '{key}'; use one of {', '.join(sorted(LOGICAL))} at the top level")
-    if key not in FIELDS:
+    if key not in FIELDS and not free_form:
         raise InvalidFilter(f"unknown filter field '{key}'; filterable: {', '.join(sorted(FIELDS))}")
-    kind = FIELDS[key][1]
+    kind = FIELDS[key][1] if key in FIELDS else None
     if not isinstance(condition, dict):
         condition = {"$eq": condition}
     if len(condition) != 1:
         raise InvalidFilter(f"filter on '{key}' needs exactly one operator")
     ((operator, value),) = condition.items()
-    allowed = COMPARISON | SETS | (ARRAY if key == "tags" else set())
+    allowed = COMPARISON | SETS | (ARRAY if key == "tags" or kind is None else set())
     if operator not in allowed:
         raise InvalidFilter(f"operator '{operator}' cannot filter '{key}'; use one of {', '.join(sorted(allowed))}")
     if operator in _ORM_LOOKUP and kind is not int:
-        raise InvalidFilter(f"'{operator}' compares numbers; '{key}' is not a number")
+        if kind is not None or not isinstance(value, int | float) or isinstance(value, bool):
+            raise InvalidFilter(f"'{operator}' compares numbers; '{key}' is not a number")
     if operator in SETS:
         if not isinstance(value, list) or not value:
             raise InvalidFilter(f"'{operator}' on '{key}' needs a non-empty list")

@@ -40,9 +40,16 @@ def collection_name(model_name: str) -> str:
 
 
 class ChromaIndex:
-    def __init__(self, *, path: str | None = None, url: str | None = None):
+    """Vectors by id (any string-able key) in one Chroma collection per model.
+
+    `collection` fixes the collection name (the standalone ChromaDBBackend); by
+    default each model gets its own, named after it.
+    """
+
+    def __init__(self, *, path: str | None = None, url: str | None = None, collection: str | None = None):
         self.path = Path(path) if path and not url else None
         self.url = url
+        self.fixed_collection = collection
         self._lock = threading.RLock()
         self._client = None
         self._collections: dict[str, object] = {}
@@ -122,8 +129,11 @@ class ChromaIndex:
         """Hold while writing: nobody else reads or writes meanwhile (embedded mode)."""
         return self._file_lock(fcntl.LOCK_EX)
 
+    def collection_name(self, model_name: str) -> str:
+        return self.fixed_collection or collection_name(model_name)
+
     def collection(self, model_name: str):
-        name = collection_name(model_name)
+        name = self.collection_name(model_name)
         found = self._collections.get(name)
         if found is None:
             with self._lock:
@@ -147,7 +157,7 @@ class ChromaIndex:
         except Exception:
             return 1000
 
-    def upsert(self, model_name: str, ids: list[int], vectors: np.ndarray, metadatas: list[dict]) -> None:
+    def upsert(self, model_name: str, ids: list, vectors: np.ndarray, metadatas: list[dict | None]) -> None:
         if not ids:
             return
         collection = self.collection(model_name)
@@ -159,15 +169,19 @@ class ChromaIndex:
                 metadatas=[_clean_metadata(m) for m in metadatas[start : start + step]],
             )
 
-    def delete(self, model_name: str, ids: Iterable[int]) -> None:
+    def delete(self, model_name: str, ids: Iterable) -> None:
         ids = [str(pk) for pk in ids]
         collection = self.collection(model_name)
         step = self.max_batch_size()
         for start in range(0, len(ids), step):
             collection.delete(ids=ids[start : start + step])
 
-    def query(self, model_name: str, vector: np.ndarray, n_results: int, where: dict | None = None):
-        """Return [(id, similarity)] best first; similarity = 1 - cosine distance."""
+    def query(self, model_name: str, vector: np.ndarray, n_results: int, where: dict | None = None,
+              *, with_metadata: bool = False):
+        """Return [(id, similarity)] best first (ids as strings); similarity = 1 - cosine distance.
+
+        With with_metadata, [(id, similarity, metadata)].
+        """
         collection = self.collection(model_name)
         if n_results <= 0:
             return []
@@ -175,11 +189,14 @@ class ChromaIndex:
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
             n_results=n_results,
             where=where or None,
-            include=["distances"],
+            include=["distances", "metadatas"] if with_metadata else ["distances"],
         )
-        return [(int(pk), 1.0 - float(d)) for pk, d in zip(result["ids"][0], result["distances"][0])]
+        pairs = zip(result["ids"][0], result["distances"][0])
+        if with_metadata:
+            return [(pk, 1.0 - float(d), m or {}) for (pk, d), m in zip(pairs, result["metadatas"][0])]
+        return [(pk, 1.0 - float(d)) for pk, d in pairs]
 
-    def get(self, model_name: str, ids: list[int] | None = None, *, with_vectors: bool = False):
+    def get(self, model_name: str, ids: list | None = None, *, with_vectors: bool = False):
         """Return {id: (metadata, vector or None)} for the given ids (or all, paged)."""
         collection = self.collection(model_name)
         include = ["metadatas", "embeddings"] if with_vectors else ["metadatas"]
@@ -193,7 +210,7 @@ class ChromaIndex:
             vectors = page.get("embeddings") if with_vectors else None
             for position, pk in enumerate(page["ids"]):
                 vector = np.asarray(vectors[position], dtype=np.float32) if vectors is not None else None
-                found[int(pk)] = (page["metadatas"][position] or {}, vector)
+                found[pk] = (page["metadatas"][position] or {}, vector)
         return found
 
     @staticmethod
@@ -206,15 +223,15 @@ class ChromaIndex:
             yield page
             offset += len(page["ids"])
 
-    def ids(self, model_name: str) -> set[int]:
+    def ids(self, model_name: str) -> set[str]:
         collection = self.collection(model_name)
-        return {int(pk) for page in self._pages(collection, []) for pk in page["ids"]}
+        return {pk for page in self._pages(collection, []) for pk in page["ids"]}
 
     def count(self, model_name: str) -> int:
         return self.collection(model_name).count()
 
     def drop(self, model_name: str) -> None:
-        name = collection_name(model_name)
+        name = self.collection_name(model_name)
         with self._lock:
             self._collections.pop(name, None)
             with contextlib.suppress(Exception):  # absent already is fine
@@ -222,9 +239,13 @@ class ChromaIndex:
 
 
 def _clean_metadata(metadata: dict | None) -> dict | None:
-    """Drop what Chroma refuses: None, empty strings, empty lists, and empty dicts."""
-    cleaned = {key: value for key, value in (metadata or {}).items() if value not in (None, "", [])}
-    return cleaned or None
+    """Prepare metadata for Chroma: empty values become None.
+
+    Chroma refuses empty strings and lists, and an upsert merges keys into what is
+    stored, so a key that must disappear (a removed category) is sent as None.
+    """
+    cleaned = {key: None if value in ("", []) else value for key, value in (metadata or {}).items()}
+    return cleaned if any(value is not None for value in cleaned.values()) else None
 
 
 @functools.cache

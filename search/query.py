@@ -45,7 +45,7 @@ def nearest(
         hits = _filtered(vector, top_k + len(exclude_ids), where)
     else:
         with reading_index() as index:
-            hits = [Hit(pk, sim) for pk, sim in index.query(model_name(), vector, top_k + len(exclude_ids))]
+            hits = [Hit(int(pk), sim) for pk, sim in index.query(model_name(), vector, top_k + len(exclude_ids))]
     return [hit for hit in hits if hit.image_id not in exclude_ids and hit.similarity >= floor][:top_k]
 
 
@@ -64,7 +64,7 @@ def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
         total = max(index.count(model_name()), 1)
         fetch = min(total, math.ceil(wanted * total / matching * 1.5) + 16)
         while True:
-            ann = index.query(model_name(), vector, fetch)
+            ann = [(int(pk), sim) for pk, sim in index.query(model_name(), vector, fetch)]
             passing = set(candidates.filter(pk__in=[pk for pk, _ in ann]).values_list("pk", flat=True))
             hits = [Hit(pk, sim) for pk, sim in ann if pk in passing]
             if len(hits) >= wanted or fetch >= total:

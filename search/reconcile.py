@@ -82,7 +82,7 @@ def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_f
     result.still_pending = needing.count()
 
     with reading_index() as index:
-        in_index = index.ids(current)
+        in_index = {int(pk) for pk in index.ids(current)}
     wanted = set(_indexable().values_list("pk", flat=True))
     missing, orphans = wanted - in_index, in_index - wanted
     for ids in _chunks(sorted(missing) + sorted(orphans)):
@@ -104,7 +104,7 @@ def _fix_stale_metadata(ids: list[int]) -> int:
     stale = []
     for chunk in _chunks(ids):
         with reading_index() as index:
-            stored = index.get(current, chunk)
+            stored = {int(pk): value for pk, value in index.get(current, chunk).items()}
         images = Image.objects.filter(pk__in=chunk).select_related("metadata").prefetch_related("metadata__tags")
         for image in images:
             expected = {k: v for k, v in index_metadata(image).items() if v not in (None, "", [])}

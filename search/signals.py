@@ -15,6 +15,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 
 from gallery.models import Image, Metadata, Tag
 from search.models import IndexOutbox
+from search.sync import embed_on_commit
 
 log = logging.getLogger(__name__)
 _local = threading.local()
@@ -26,6 +27,7 @@ class _PendingBatch:
     def __init__(self):
         self.ids: set[int] = set()
         self.done = False
+        self.embed = True
 
     def run(self) -> None:
         if self.done:
@@ -33,10 +35,10 @@ class _PendingBatch:
         self.done = True
         if getattr(_local, "batch", None) is self:
             _local.batch = None
-        from search.sync import embed_on_commit, sync_images
+        from search.sync import sync_images
 
         try:
-            sync_images(self.ids, embed=embed_on_commit())
+            sync_images(self.ids, embed=self.embed)
         except Exception:
             # The change is committed and its outbox rows remain: reconcile (or the
             # worker) finishes the work. A request must not fail because the index did.
@@ -60,6 +62,7 @@ def _record(image_id: int) -> None:
         return
     IndexOutbox.objects.create(image_id=image_id)
     batch.ids.add(image_id)
+    batch.embed = batch.embed and embed_on_commit()
     # Registered for every image, not once: a savepoint rollback may discard some
     # callbacks, and whichever survives syncs the whole batch (extra ids are harmless).
     transaction.on_commit(batch.run)

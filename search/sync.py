@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from gallery.hooks import is_embedding_deferred
 from gallery.models import Image
 from search.embeddings import get_embedder, model_name
 from search.errors import ModelUnavailable
@@ -205,4 +206,4 @@ def _merge(total: SyncReport, report: SyncReport) -> None:
 
 
 def embed_on_commit() -> bool:
-    return getattr(settings, "IMGSIM_EMBED_ON_COMMIT", True)
+    return getattr(settings, "IMGSIM_EMBED_ON_COMMIT", True) and not is_embedding_deferred()

@@ -11,3 +11,4 @@ os.environ.setdefault("IMGSIM_PRECISION", "fp32")
 from imgsim_site.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder

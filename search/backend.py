@@ -1,0 +1,218 @@
+"""The product brief's `ChromaDBBackend`: a standalone toolkit over one Chroma collection.
+
+    from search.backend import ChromaDBBackend
+    backend = ChromaDBBackend(collection_name="my_images", persist_directory="./my_vector_db")
+    backend.add_images_from_directory("./images", max_images=100)
+    for result in backend.find_similar(query_text="cat photo", top_k=5, threshold=0.2):
+        print(f"{result['filename']}: {result['similarity']:.3f}")
+
+Unlike `search.api` it needs no library database: files stay where they are, and
+everything (path, size, EXIF, your metadata, the vector) lives in the collection.
+Without persist_directory the collection is in memory, as the brief describes;
+handy in notebooks and tests. It shares the decoder, embedder, filter validation
+and Chroma wrapper with the web app.
+"""
+
+import base64
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from search.embeddings import ClipEmbedder, Embedder, get_embedder
+from search.errors import InvalidQuery
+from search.filters import to_chroma, validate
+from search.index import ChromaIndex
+
+EXPORT_FORMAT = "imgsim.chromadb-backend"
+EXPORT_VERSION = 1
+DEFAULT_EXTENSIONS = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".heif"]
+
+
+class ChromaDBBackend:
+    def __init__(self, collection_name: str = "images", persist_directory: str | Path | None = None,
+                 embedding_model: str | None = None, *, embedder: Embedder | None = None):
+        self.collection_name = collection_name
+        self.persist_directory = str(persist_directory) if persist_directory else None
+        self.index = ChromaIndex(path=self.persist_directory, collection=collection_name)
+        self.embedder = embedder or (ClipEmbedder(model=embedding_model) if embedding_model else get_embedder())
+
+    @property
+    def _model(self) -> str:
+        return self.embedder.model_name
+
+    # --- adding -----------------------------------------------------------------
+
+    def _describe_file(self, path: Path):
+        from gallery.decoding import decode
+
+        data = path.read_bytes()
+        photo = decode(data)
+        exif = photo.exif
+        metadata = {
+            "filename": path.name, "path": str(path.resolve()), "width": photo.width, "height": photo.height,
+            "format": photo.format, "byte_size": len(data), "camera_make": exif.camera_make,
+            "camera_model": exif.camera_model, "date_taken": exif.taken_at.isoformat() if exif.taken_at else None,
+        }
+        return hashlib.sha256(data).hexdigest(), photo, metadata
+
+    def add_image(self, image_path, embedding=None, metadata: dict | None = None) -> str:
+        """Add one image file; return its id (the SHA-256 of its bytes)."""
+        path = Path(image_path)
+        image_id, photo, stored = self._describe_file(path)
+        if embedding is None:
+            vector = self.embedder.encode_images([photo.pixels])[0]
+        else:
+            vector = np.asarray(embedding, dtype=np.float32).ravel()
+            vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        stored.update(metadata or {})
+        self.index.upsert(self._model, [image_id], vector[None], [stored])
+        return image_id
+
+    def add_images_from_directory(self, directory_path, max_images: int | None = None, recursive: bool = True,
+                                  extensions: list[str] | None = None, batch_size: int = 32) -> int:
+        """Add the images in a folder, in batches; return how many were added. Unreadable files are skipped."""
+        from gallery.decoding import DecodeError, NotAnImage
+
+        folder = Path(directory_path)
+        if not folder.is_dir():
+            raise InvalidQuery(f"{folder} is not a directory")
+        wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in (extensions or DEFAULT_EXTENSIONS)}
+        paths = sorted(p for p in (folder.rglob("*") if recursive else folder.glob("*"))
+                       if p.is_file() and p.suffix.lower() in wanted)
+        if max_images is not None:
+            paths = paths[:max_images]
+        added = 0
+        for start in range(0, len(paths), batch_size):
+            ids, pixels, metadatas = [], [], []
+            for path in paths[start : start + batch_size]:
+                try:
+                    image_id, photo, metadata = self._describe_file(path)
+                except (NotAnImage, DecodeError, OSError):
+                    continue
+                ids.append(image_id)
+                pixels.append(photo.pixels)
+                metadatas.append(metadata)
+            if ids:
+                self.index.upsert(self._model, ids, self.embedder.encode_images(pixels), metadatas)
+                added += len(ids)
+        return added
+
+    # --- searching ----------------------------------------------------------------
+
+    def _query_vector(self, query_text, query_image_path, query_embedding, exclude_text) -> np.ndarray:
+        given = sum(x is not None for x in (query_text, query_image_path, query_embedding))
+        if given != 1:
+            raise InvalidQuery("give exactly one of query_text, query_image_path, query_embedding")
+        if query_text is not None:
+            vector = self.embedder.encode_texts([query_text])[0]
+        elif query_image_path is not None:
+            from gallery.decoding import decode
+
+            vector = self.embedder.encode_images([decode(Path(query_image_path).read_bytes()).pixels])[0]
+        else:
+            vector = np.asarray(query_embedding, dtype=np.float32).ravel()
+        if exclude_text:
+            vector = vector - 0.5 * self.embedder.encode_texts([exclude_text])[0]
+        norm = float(np.linalg.norm(vector))
+        if not np.isfinite(norm) or norm == 0:
+            raise InvalidQuery("the query embedding is empty or not finite")
+        return vector / norm
+
+    def find_similar(self, query_text: str | None = None, query_image_path=None, query_embedding=None,
+                     top_k: int = 10, threshold: float | None = None, filter_metadata: dict | None = None,
+                     exclude_text: str | None = None) -> list[dict]:
+        """Return the most similar images, best first: id, filename, path, similarity, metadata."""
+        where = to_chroma(validate(filter_metadata, free_form=True)) if filter_metadata else None
+        vector = self._query_vector(query_text, query_image_path, query_embedding, exclude_text)
+        hits = self.index.query(self._model, vector, top_k, where=where, with_metadata=True)
+        floor = -1.0 if threshold is None else threshold
+        return [
+            {"id": pk, "filename": meta.get("filename", ""), "path": meta.get("path", ""),
+             "similarity": sim, "metadata": meta}
+            for pk, sim, meta in hits if sim >= floor
+        ]
+
+    def _all(self) -> tuple[list[str], np.ndarray, list[dict]]:
+        found = self.index.get(self._model, with_vectors=True)
+        ids = sorted(found)
+        if not ids:
+            return [], np.zeros((0, 0), dtype=np.float32), []
+        return ids, np.stack([found[i][1] for i in ids]), [found[i][0] for i in ids]
+
+    def find_duplicates(self, similarity_threshold: float = 0.95) -> list[dict]:
+        """Return pairs of images at least this similar, most similar first."""
+        ids, vectors, metadatas = self._all()
+        pairs = []
+        for start in range(0, len(ids), 1024):
+            block = vectors[start : start + 1024] @ vectors.T
+            rows, cols = np.nonzero(block >= similarity_threshold)
+            for row, col in zip(rows, cols):
+                i = start + int(row)
+                if i < col:
+                    pairs.append({
+                        "image1_id": ids[i], "image2_id": ids[col],
+                        "image1_filename": metadatas[i].get("filename", ""),
+                        "image2_filename": metadatas[col].get("filename", ""),
+                        "image1_path": metadatas[i].get("path", ""), "image2_path": metadatas[col].get("path", ""),
+                        "similarity": round(float(block[row, col]), 6),
+                    })
+        return sorted(pairs, key=lambda pair: -pair["similarity"])
+
+    def get_stats(self) -> dict:
+        """Return counts and averages for the collection (the brief's get_stats)."""
+        found = self.index.get(self._model)
+        metadatas = [meta for meta, _ in found.values()]
+        widths = [m["width"] for m in metadatas if "width" in m]
+        heights = [m["height"] for m in metadatas if "height" in m]
+        formats: dict[str, int] = {}
+        for meta in metadatas:
+            formats[meta.get("format", "?")] = formats.get(meta.get("format", "?"), 0) + 1
+        return {
+            "total_images": len(metadatas),
+            "avg_width": round(sum(widths) / len(widths), 1) if widths else None,
+            "avg_height": round(sum(heights) / len(heights), 1) if heights else None,
+            "formats": formats,
+            "embedding_model": self._model,
+            "embedding_dimension": self.embedder.dimension,
+            "collection_name": self.collection_name,
+            "persist_directory": self.persist_directory,
+        }
+
+    # --- export / import ----------------------------------------------------------
+
+    def export_collection(self, output_path) -> int:
+        """Write every id, metadata and vector to JSON (gzip when the name ends in .gz); return the count."""
+        ids, vectors, metadatas = self._all()
+        document = {
+            "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "collection": self.collection_name,
+            "model": self._model, "dimension": int(vectors.shape[1]) if len(ids) else self.embedder.dimension,
+            "items": [
+                {"id": pk, "metadata": meta, "embedding": base64.b64encode(vec.astype("<f4").tobytes()).decode()}
+                for pk, vec, meta in zip(ids, vectors, metadatas)
+            ],
+        }
+        opener = gzip.open if str(output_path).endswith(".gz") else open
+        with opener(output_path, "wt", encoding="utf-8") as handle:
+            json.dump(document, handle)
+        return len(ids)
+
+    def import_collection(self, input_path) -> int:
+        """Load a file written by export_collection into this collection; return the count."""
+        opener = gzip.open if str(input_path).endswith(".gz") else open
+        with opener(input_path, "rt", encoding="utf-8") as handle:
+            document = json.load(handle)
+        if document.get("format") != EXPORT_FORMAT or document.get("version") != EXPORT_VERSION:
+            raise InvalidQuery(f"{input_path} is not a version {EXPORT_VERSION} {EXPORT_FORMAT} export")
+        items = document.get("items", [])
+        vectors = [np.frombuffer(base64.b64decode(item["embedding"]), dtype="<f4") for item in items]
+        if any(v.shape[0] != document["dimension"] for v in vectors):
+            raise InvalidQuery("an embedding does not have the declared dimension")
+        if document["model"] != self._model:
+            raise InvalidQuery(f"the export was made with {document['model']}; this backend uses {self._model}")
+        if items:
+            self.index.upsert(self._model, [item["id"] for item in items], np.stack(vectors),
+                              [item["metadata"] for item in items])
+        return len(items)

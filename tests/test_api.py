@@ -1,0 +1,141 @@
+"""The Python API (search.api) and the brief's standalone ChromaDBBackend."""
+
+import numpy as np
+import pytest
+
+from gallery.models import Image
+from search.api import add_image, add_images_from_directory, find_similar
+from search.backend import ChromaDBBackend
+from search.embeddings import get_embedder
+from search.errors import InvalidFilter, InvalidQuery
+from tests.photos import photo_bytes, write_library, write_photo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def library(tmp_path):
+    folder = tmp_path / "photos"
+    write_library(folder, 8)
+    assert add_images_from_directory(folder) == 8
+    assert add_images_from_directory(folder) == 0  # known photos are skipped
+    return folder
+
+
+def test_find_similar_by_text_image_path_id_and_embedding(library, tmp_path):
+    by_text = find_similar(query_text="cat photo", top_k=5)
+    assert len(by_text) == 5
+    assert {"filename", "path", "similarity", "metadata"} <= set(by_text[0])
+    assert [r["similarity"] for r in by_text] == sorted((r["similarity"] for r in by_text), reverse=True)
+
+    query_file = library / "photo_0003.jpg"
+    by_path = find_similar(query_image_path=query_file, top_k=3)
+    assert by_path[0]["filename"] == "photo_0003.jpg"
+    assert by_path[0]["similarity"] > 0.999
+
+    image = Image.objects.get(original_name="photo_0003.jpg")
+    by_id = find_similar(query_image_id=image.pk, top_k=20)
+    assert image.pk not in [r["id"] for r in by_id]  # "more like this" leaves the photo itself out
+    assert len(by_id) == 7
+
+    vector = np.frombuffer(image.embedding, dtype="<f4")
+    by_embedding = find_similar(query_embedding=vector.tolist(), top_k=1)
+    assert by_embedding[0]["id"] == image.pk
+    assert by_path[1:3] == [r for r in find_similar(query_image_path=query_file, top_k=3)][1:3]
+
+
+def test_negative_text_moves_results_away_from_it(library):
+    plain = find_similar(query_text="beach", top_k=8)
+    without = find_similar(query_text="beach", exclude_text="people", top_k=8)
+    people = get_embedder().encode_texts(["people"])[0]
+    vectors = {i.pk: np.frombuffer(i.embedding, "<f4") for i in Image.objects.all()}
+
+    def mean_people_score(results):
+        return float(np.mean([vectors[r["id"]] @ people for r in results[:3]]))
+
+    assert [r["id"] for r in plain] != [r["id"] for r in without]
+    assert mean_people_score(without) <= mean_people_score(plain)
+
+
+def test_threshold_drops_weak_results(library):
+    everything = find_similar(query_text="snow", top_k=8)
+    threshold = everything[3]["similarity"]
+    assert [r["id"] for r in find_similar(query_text="snow", top_k=8, threshold=threshold)] == \
+        [r["id"] for r in everything[:4]]
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({}, "exactly one"),
+    ({"query_text": "a", "query_image_id": 1}, "exactly one"),
+    ({"query_image_id": 999999}, "no photo with id"),
+    ({"query_embedding": [1.0, 2.0]}, "dimensions"),
+    ({"query_embedding": [0.0] * 32}, "empty or not finite"),
+    ({"query_text": "x", "top_k": 0}, "top_k"),
+    ({"query_text": "x", "threshold": 2}, "threshold"),
+    ({"query_image": b"not an image"}, "cannot be used"),
+])
+def test_bad_queries_get_clear_errors(library, kwargs, words):
+    with pytest.raises(InvalidQuery) as error:
+        find_similar(**kwargs)
+    assert words in str(error.value)
+
+
+def test_bad_filter_is_an_invalid_filter(library):
+    with pytest.raises(InvalidFilter):
+        find_similar(query_text="x", filter_metadata={"colour": "red"})
+
+
+def test_add_image_with_metadata_and_precomputed_embedding(tmp_path, library):
+    path = write_photo(tmp_path / "new" / "harbour.png", 77, fmt="PNG")
+    vector = np.zeros(32, dtype=np.float32)
+    vector[3] = 2.0
+    result = add_image(path, embedding=vector, metadata={"category": "travel", "tags": ["Boats", "sea"],
+                                                         "location": "Bergen", "rating": 5})
+    assert result["metadata"]["category"] == "travel"
+    assert result["metadata"]["tags"] == ["boats", "sea"]
+    image = Image.objects.get(pk=result["id"])
+    assert image.metadata.extra["rating"] == 5
+    assert np.allclose(np.frombuffer(image.embedding, "<f4"), vector / 2)
+    top = find_similar(query_embedding=vector, top_k=1, filter_metadata={"category": "travel"})
+    assert top[0]["id"] == image.pk and top[0]["similarity"] > 0.999
+    with pytest.raises(InvalidQuery, match="does not exist"):
+        add_image(tmp_path / "missing.jpg")
+    (tmp_path / "notes.jpg").write_text("hello")
+    with pytest.raises(InvalidQuery, match="looks like text"):
+        add_image(tmp_path / "notes.jpg")
+
+
+def test_standalone_backend_follows_the_brief(tmp_path):
+    folder = tmp_path / "images"
+    write_library(folder, 6)
+    (folder / "notes.txt").write_text("not an image")
+    backend = ChromaDBBackend()  # in memory by default
+    assert backend.add_images_from_directory(folder, max_images=100) == 6
+    extra = write_photo(tmp_path / "landscape.jpg", 99)
+    backend.add_image(extra, metadata={"category": "landscape", "camera": "Canon EOS R5", "tags": ["mountain", "snow"]})
+
+    results = backend.find_similar(query_text="cat photo", top_k=5, threshold=-1)
+    assert len(results) == 5 and all(set(r) >= {"filename", "path", "similarity"} for r in results)
+    filtered = backend.find_similar(query_text="mountain landscape", filter_metadata={"category": "landscape"})
+    assert [r["filename"] for r in filtered] == ["landscape.jpg"]
+    tagged = backend.find_similar(query_image_path=extra, filter_metadata={"tags": {"$in": ["snow"]}})
+    assert tagged[0]["similarity"] > 0.999
+    with pytest.raises(InvalidFilter):
+        backend.find_similar(query_text="x", filter_metadata={"category": {"$regex": "x"}})
+
+    stats = backend.get_stats()
+    assert stats["total_images"] == 7
+    assert stats["avg_width"] == round((6 * 480 + 640) / 7, 1) and stats["avg_height"] == round((6 * 360 + 480) / 7, 1)
+    assert stats["embedding_model"] == get_embedder().model_name
+
+    (folder / "copy.jpg").write_bytes(photo_bytes(2, quality=60))  # photo_0002 re-encoded
+    backend.add_image(folder / "copy.jpg")
+    duplicates = backend.find_duplicates(similarity_threshold=0.95)
+    assert {"photo_0002.jpg", "copy.jpg"} in [{d["image1_filename"], d["image2_filename"]} for d in duplicates]
+
+    exported = tmp_path / "backup.json.gz"
+    assert backend.export_collection(exported) == 8
+    persisted = ChromaDBBackend(collection_name="restored", persist_directory=tmp_path / "db")
+    assert persisted.import_collection(exported) == 8
+    assert [r["id"] for r in persisted.find_similar(query_text="cat photo", top_k=5, threshold=-1)] == \
+        [r["id"] for r in results]
