@@ -179,8 +179,11 @@ class Pipeline:
             self.model_error = str(error)
             return None
 
-    def run(self, sources: Iterable[Source], *, on_progress: Callable[[Outcome], None] | None = None) -> IngestReport:
+    def run(self, sources: Iterable[Source], *, on_progress: Callable[[Outcome], None] | None = None,
+            limit: int | None = None) -> IngestReport:
+        """Ingest sources in order; with limit, stop once that many new photos are accepted."""
         report = IngestReport(model_error=self.model_error)
+        accepted = 0
         started = time.perf_counter()
         known_sha = set(Image.objects.values_list("sha256", flat=True))
         unchanged = self._unchanged_in_place() if self.in_place else {}
@@ -199,13 +202,16 @@ class Pipeline:
                 record(Outcome(item.source.name, "known", "same bytes as another file in this run"))
                 continue
             known_sha.add(item.sha256)
+            accepted += 1
             if self.dry_run:
                 record(Outcome(item.source.name, "would_add"))
-                continue
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                self._store(batch, report, record)
-                batch = []
+            else:
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    self._store(batch, report, record)
+                    batch = []
+            if limit is not None and accepted >= limit:
+                break
         if batch:
             self._store(batch, report, record)
         report.seconds = time.perf_counter() - started

@@ -24,3 +24,22 @@ EDIT_PERMISSION = "gallery.edit_library"
 
 def can_edit(user) -> bool:
     return user.is_authenticated and user.has_perm(EDIT_PERMISSION)
+
+
+def ensure_roles(group_model, permission_model) -> None:
+    """Create the role groups with their permissions; safe to repeat."""
+    for role, dotted_names in ROLE_PERMISSIONS.items():
+        group, _ = group_model.objects.get_or_create(name=role)
+        for dotted in dotted_names:
+            app_label, codename = dotted.split(".")
+            permission = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is not None:
+                group.permissions.add(permission)
+
+
+def ensure_roles_after_migrate(sender, **kwargs) -> None:
+    # `flush` (and so every TransactionTestCase) empties the groups a data migration
+    # made; post_migrate runs after both, once permissions exist.
+    from django.contrib.auth.models import Group, Permission
+
+    ensure_roles(Group, Permission)

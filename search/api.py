@@ -196,6 +196,4 @@ def add_images_from_directory(directory, *, max_images: int | None = None, recur
 
     wanted = {("." + e.lstrip(".")).lower() for e in extensions} if extensions else None
     sources, _ = discover(Path(directory), recursive=recursive, extensions=wanted)
-    if max_images is not None:
-        sources = sources[:max_images]
-    return Pipeline(user=user).run(sources).added
+    return Pipeline(user=user).run(sources, limit=max_images).added

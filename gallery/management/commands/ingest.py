@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path, help="folder (or single file) to ingest")
         parser.add_argument("--recursive", action="store_true", default=True, help="descend into sub-folders (default)")
         parser.add_argument("--no-recursive", dest="recursive", action="store_false", help="only the folder itself")
-        parser.add_argument("--max-images", type=int, default=None, metavar="N", help="stop after N files")
+        parser.add_argument("--max-images", type=int, default=None, metavar="N", help="add at most N new photos")
         parser.add_argument(
             "--extensions", default="", metavar=".jpg,.png", help="only files with these extensions (default: all files)"
         )
@@ -41,8 +41,8 @@ class Command(BaseCommand):
             sources, skipped = discover(path, recursive=recursive, extensions=wanted)
         except IngestError as error:
             raise CommandError(str(error)) from None
-        if max_images is not None:
-            sources = sources[: max(0, max_images)]
+        if max_images is not None and max_images < 1:
+            raise CommandError("--max-images must be at least 1")
         if not sources and not skipped:
             raise CommandError(f"{path} holds no files to ingest")
         added_by = None
@@ -62,7 +62,8 @@ class Command(BaseCommand):
 
             bar = tqdm(total=len(sources), unit="file", dynamic_ncols=True, file=self.stderr._out)
         try:
-            report = pipeline.run(sources, on_progress=(lambda outcome: bar.update(1)) if bar else None)
+            report = pipeline.run(sources, on_progress=(lambda outcome: bar.update(1)) if bar else None,
+                                  limit=max_images)
         finally:
             if bar:
                 bar.close()

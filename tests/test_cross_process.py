@@ -1,0 +1,73 @@
+"""An image ingested by one process is found by another, long-running one within 2 s."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.photos import write_library
+
+pytestmark = pytest.mark.slow
+
+
+def manage(env, *args):
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def project_env(tmp_path, tiny_model, chroma_url=None):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"IMGSIM_DATA_DIR": str(tmp_path / "data"), "IMGSIM_MODEL": tiny_model, "HF_HUB_OFFLINE": "1",
+                "IMGSIM_PRECISION": "fp32"})
+    if chroma_url:
+        env["CHROMA_URL"] = chroma_url
+    return env
+
+
+def check_visibility(tmp_path, env):
+    write_library(tmp_path / "first", 4)
+    write_library(tmp_path / "second", 5, start=100)
+    manage(env, "migrate", "-v0")
+    manage(env, "ingest", str(tmp_path / "first"), "--no-progress")
+    server = subprocess.Popen([sys.executable, "-m", "tests.search_process"], cwd=ROOT, env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def search() -> list[int]:
+        server.stdin.write("photo\n")
+        server.stdin.flush()
+        line = server.stdout.readline()
+        assert line, server.stderr.read()
+        return json.loads(line)
+
+    try:
+        assert len(search()) == 4
+        manage(env, "ingest", str(tmp_path / "second"), "--no-progress")
+        ingested_at = time.monotonic()
+        found = search()
+        while len(found) < 9 and time.monotonic() - ingested_at < 2.0:
+            time.sleep(0.05)
+            found = search()
+        assert len(found) == 9, f"the running process found {len(found)} of 9 photos within 2 s"
+        manage(env, "shell", "-c", "from gallery.models import Image; Image.objects.order_by('pk').first().delete()")
+        assert len(search()) == 8  # deletions are seen too
+    finally:
+        server.stdin.close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_embedded_index_sees_another_process_writes(tmp_path, tiny_model):
+    check_visibility(tmp_path, project_env(tmp_path, tiny_model))
+
+
+def test_chroma_server_index_sees_another_process_writes(tmp_path, tiny_model, chroma_server):
+    env = project_env(tmp_path, tiny_model, chroma_server)
+    check_visibility(tmp_path, env)
+    manage(env, "reconcile")  # the server holds exactly what SQLite says
+    assert "Nothing to fix." in manage(env, "reconcile").stdout

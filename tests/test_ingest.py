@@ -1,0 +1,206 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image as PILImage
+
+from gallery import storage
+from gallery.models import Image
+from search.embeddings import model_name
+from search.index import get_index
+from tests.bad_inputs import gif_with_frames, write_bad_folder
+from tests.conftest import ROOT
+from tests.photos import photo_bytes, write_library, write_photo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def stored_files() -> set[Path]:
+    return {path for _, path in storage.stored_files()}
+
+
+def test_bad_inputs_are_reported_and_nothing_of_them_is_stored(tmp_path, ingest):
+    folder = tmp_path / "mixed"
+    expected = write_bad_folder(folder)
+    write_photo(folder / "good one ünïcødé.jpg", 1)
+    write_photo(folder / "sub" / "good two.png", 2, fmt="PNG")
+    (folder / "anim.gif").write_bytes(gif_with_frames(30))
+    report = ingest(folder)
+    assert report.added == 3
+    reasons = {Path(o.name).name: o.reason for o in report.outcomes if o.status in ("failed", "not_image")}
+    for name, words in expected.items():
+        assert name in reasons, f"{name} was not reported"
+        assert words.lower() in reasons[name].lower(), (name, reasons[name])
+    assert Image.objects.count() == 3
+    assert len(stored_files()) == 3 * 3  # original + thumbnail + preview each, nothing else
+    assert Image.objects.get(original_name="anim.gif").format == "GIF"
+    assert Image.objects.get(original_name="good one ünïcødé.jpg")
+
+
+def test_second_run_adds_nothing_and_does_not_decode(tmp_path, ingest, monkeypatch):
+    write_library(tmp_path / "in", 5)
+    assert ingest(tmp_path / "in").added == 5
+    import gallery.ingest
+
+    monkeypatch.setattr(gallery.ingest, "decode", lambda data: pytest.fail("re-decoded a known photo"))
+    again = ingest(tmp_path / "in")
+    assert again.added == 0 and again.known == 5
+    (tmp_path / "in" / "copy.jpg").write_bytes((tmp_path / "in" / "photo_0001.jpg").read_bytes())
+    assert ingest(tmp_path / "in").known == 6
+
+
+def test_in_place_references_files_and_skips_unchanged_ones_without_hashing(tmp_path, ingest, monkeypatch):
+    write_library(tmp_path / "nas", 3)
+    assert ingest(tmp_path / "nas", in_place=True).added == 3
+    image = Image.objects.first()
+    assert image.in_place and Path(image.file).is_file()
+    assert not (storage.media_root() / "originals").exists()
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self} again"))
+    report = ingest(tmp_path / "nas", in_place=True)
+    assert report.known == 3 and {o.reason for o in report.outcomes} == {"unchanged since last ingest"}
+
+
+def test_exif_is_extracted_and_orientation_applied(tmp_path, ingest):
+    taken = datetime(2021, 7, 14, 9, 30, 0)
+    write_photo(tmp_path / "in" / "rotated.jpg", 3, size=(600, 400), make="Canon", model="Canon EOS R5",
+                lens="RF24-105mm", taken=taken, gps=(46.5586, -7.9052), orientation=6)
+    ingest(tmp_path / "in")
+    image = Image.objects.select_related("metadata").get()
+    meta = image.metadata
+    assert (image.width, image.height) == (400, 600)  # as displayed
+    assert meta.camera_make == "Canon" and meta.camera_model == "Canon EOS R5" and meta.lens == "RF24-105mm"
+    assert meta.camera == "Canon EOS R5"
+    assert meta.taken_at == taken.replace(tzinfo=timezone.utc)
+    assert meta.latitude == pytest.approx(46.5586, abs=1e-3) and meta.longitude == pytest.approx(-7.9052, abs=1e-3)
+    assert meta.extra["orientation"] == 6
+    with PILImage.open(storage.rendition_path(image, "preview")) as preview:
+        assert preview.width < preview.height  # upright
+    with PILImage.open(storage.rendition_path(image, "thumb")) as thumb:
+        assert max(thumb.size) == 320
+
+
+def test_garbage_exif_is_dropped_not_fatal(tmp_path, ingest):
+    exif = PILImage.Exif()
+    exif[0x010F] = "x" * 70000
+    exif[0x0110] = "<script>alert(1)</script>\x00\u202e"
+    exif[0x0112] = 99
+    exif[0x8769] = {0x9003: "not a date"}
+    from PIL.TiffImagePlugin import IFDRational
+
+    nan = IFDRational(0, 0)  # 0/0 reads back as NaN
+    exif[0x8825] = {1: "N", 2: (nan, nan, nan), 3: "E", 4: (IFDRational(1), IFDRational(2), IFDRational(3))}
+    image = PILImage.new("RGB", (64, 48), "blue")
+    image.save(tmp_path / "weird.png", exif=exif.tobytes())  # PNG: no 64 KB cap on EXIF
+    report = ingest(tmp_path / "weird.png")
+    assert report.added == 1
+    meta = Image.objects.get().metadata
+    assert len(meta.camera_make) <= 64
+    assert "\x00" not in meta.camera_model and "\u202e" not in meta.camera_model
+    assert meta.taken_at is None and meta.latitude is None
+
+
+def test_command_options(tmp_path, capsys):
+    write_library(tmp_path / "in", 6)
+    write_photo(tmp_path / "in" / "extra.png", 50, fmt="PNG")
+    call_command("ingest", str(tmp_path / "in"), "--dry-run", "--no-progress")
+    assert "7 would be added" in capsys.readouterr().out and Image.objects.count() == 0
+    call_command("ingest", str(tmp_path / "in"), "--extensions", ".png", "--no-progress", "--category", "scans",
+                 "--tag", "Archive", "--tag", "2024")
+    assert list(Image.objects.values_list("original_name", flat=True)) == ["extra.png"]
+    meta = Image.objects.get().metadata
+    assert meta.category == "scans" and sorted(meta.tags.values_list("name", flat=True)) == ["2024", "archive"]
+    call_command("ingest", str(tmp_path / "in"), "--max-images", "2", "--no-progress")
+    assert Image.objects.count() == 3
+    call_command("ingest", str(tmp_path / "in"), "--no-recursive", "--no-progress", "--no-embed")
+    out = capsys.readouterr().out
+    assert "already known" in out and "wait for embeddings" in out
+    assert Image.objects.count() == 7
+    assert Image.objects.filter(embedding_state="pending").count() == 4
+
+
+def test_missing_or_empty_folder_aborts_before_changing_anything(tmp_path):
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("ingest", str(tmp_path / "nope"), "--no-progress")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CommandError, match="no files"):
+        call_command("ingest", str(tmp_path / "empty"), "--no-progress")
+    assert Image.objects.count() == 0
+
+
+def test_file_vanishing_mid_run_fails_only_that_file(tmp_path):
+    from gallery.ingest import Pipeline, discover
+
+    write_library(tmp_path / "in", 3)
+    sources, _ = discover(tmp_path / "in")
+    (tmp_path / "in" / "photo_0001.jpg").unlink()
+    report = Pipeline().run(sources)
+    assert report.added == 2
+    assert [o.reason for o in report.failed] == ["file vanished before it could be read"]
+
+
+def test_storage_write_failure_leaves_nothing_behind(tmp_path, ingest, monkeypatch):
+    write_library(tmp_path / "in", 3)
+    real_write = storage.write_atomic
+
+    def failing(relpath, data):
+        if "preview" in relpath and len(stored_files()) > 2:
+            raise OSError(28, "No space left on device")
+        return real_write(relpath, data)
+
+    monkeypatch.setattr(storage, "write_atomic", failing)
+    report = ingest(tmp_path / "in")
+    assert report.added == 1
+    assert all("No space left" in o.reason for o in report.failed) and len(report.failed) == 2
+    assert len(stored_files()) == 3
+    assert {int(pk) for pk in get_index().ids(model_name())} == set(Image.objects.values_list("pk", flat=True))
+
+
+def _env(tmp_path, tiny_model):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"IMGSIM_DATA_DIR": str(tmp_path / "data"), "IMGSIM_MODEL": tiny_model, "HF_HUB_OFFLINE": "1",
+                "IMGSIM_PRECISION": "fp32"})
+    return env
+
+
+def _manage(env, *args, check=True):
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.slow
+def test_kill_9_mid_ingest_then_rerun_and_reconcile_ends_consistent(tmp_path, tiny_model):
+    env = _env(tmp_path, tiny_model)
+    write_library(tmp_path / "in", 48, size=(320, 240))
+    _manage(env, "migrate", "-v0")
+    for delay in (1.5, 2.5):
+        process = subprocess.Popen([sys.executable, "manage.py", "ingest", str(tmp_path / "in"), "--batch-size", "4",
+                                    "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    _manage(env, "ingest", str(tmp_path / "in"), "--no-progress")
+    _manage(env, "reconcile")
+    check = ("from gallery.models import Image; from gallery import storage; from search.index import get_index;"
+             "from search.embeddings import model_name;"
+             "rows = list(Image.objects.values_list('pk', 'original_name'));"
+             "names = [n for _, n in rows];"
+             "assert len(names) == len(set(names)) == 48, len(names);"
+             "ids = {int(i) for i in get_index().ids(model_name())};"
+             "assert ids == {pk for pk, _ in rows}, (len(ids), len(rows));"
+             "files = {p for _, p in storage.stored_files()};"
+             "assert all(p.exists() for i in Image.objects.all() for p in storage.image_files(i));"
+             "assert len(files) == 48 * 3, len(files);"
+             "from django.db import connection; c = connection.cursor(); c.execute('PRAGMA integrity_check');"
+             "assert c.fetchone()[0] == 'ok'; print('consistent')")
+    assert "consistent" in _manage(env, "shell", "-c", check).stdout
+    assert "Nothing to fix." in _manage(env, "reconcile").stdout

@@ -1,0 +1,178 @@
+"""Every page and HTMX partial through Django's test client: full page vs HX-Request."""
+
+from datetime import datetime, timezone
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from gallery.models import Image, Metadata, Tag
+from search.api import find_similar
+from tests.photos import photo_bytes, write_library
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def library(tmp_path, ingest):
+    write_library(tmp_path / "in", 70, size=(64, 48))
+    ingest(tmp_path / "in", batch_size=35)
+    sea = Tag.objects.create(name="sea")
+    for i, meta in enumerate(Metadata.objects.order_by("image_id")):
+        meta.category = "travel" if i % 2 else "family"
+        meta.camera_make, meta.camera_model = ("Canon", "EOS R5") if i % 3 == 0 else ("", "")
+        meta.taken_at = datetime(2019 + i % 3, 5, 1, tzinfo=timezone.utc)
+        meta.title = f"Photo number {i}"
+        meta.save()
+        if i % 5 == 0:
+            meta.tags.add(sea)
+    return list(Image.objects.order_by("pk"))
+
+
+def test_gallery_pages_through_60_at_a_time(viewer_client, library):
+    page = viewer_client.get(reverse("gallery:index"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count('class="card-photo"') == 60
+    assert 'hx-trigger="revealed"' in html and "page=2" in html
+    assert "<html" in html  # a full page
+    more = viewer_client.get(reverse("gallery:index"), {"page": 2}, HTTP_HX_TARGET="grid-more", **HTMX)
+    fragment = more.content.decode()
+    assert "<html" not in fragment and fragment.count('class="card-photo"') == 10
+    assert 'hx-trigger="revealed"' not in fragment
+    fallback = viewer_client.get(reverse("gallery:index"), {"page": 2})  # plain link, no JS
+    assert "<html" in fallback.content.decode() and fallback.content.decode().count('class="card-photo"') == 10
+
+
+def test_gallery_filters_and_chips(viewer_client, library):
+    response = viewer_client.get(reverse("gallery:index"), {"category": "travel", "year": 2019, "camera": "Canon"})
+    html = response.content.decode()
+    expected = Image.objects.filter(metadata__category="travel", metadata__taken_at__year=2019,
+                                    metadata__camera_make="Canon").count()
+    assert expected > 0 and html.count('class="card-photo"') == expected
+    assert "Remove filter category: travel" in html and "Remove filter year: 2019" in html
+    tagged = viewer_client.get(reverse("gallery:index"), {"tag": "sea, nothing"}).content.decode()
+    assert tagged.count('class="card-photo"') == Image.objects.filter(metadata__tags__name="sea").count()
+    partial = viewer_client.get(reverse("gallery:index"), {"category": "family"}, HTTP_HX_TARGET="gallery-results",
+                                **HTMX)
+    assert "<html" not in partial.content.decode() and 'id="gallery-results"' in partial.content.decode()
+    by_taken = viewer_client.get(reverse("gallery:index"), {"sort": "taken"})
+    assert by_taken.status_code == 200
+    bad = viewer_client.get(reverse("gallery:index"), {"year": "soon"})
+    assert bad.status_code == 200  # an invalid filter is ignored, not a crash
+
+
+def test_empty_library_says_how_to_add_photos(editor_client):
+    html = editor_client.get(reverse("gallery:index")).content.decode()
+    assert "Your library is empty" in html and "manage.py ingest" in html and reverse("gallery:upload") in html
+
+
+def test_detail_page_shows_facts_and_neighbours_within_the_filter(viewer_client, library):
+    image = library[10]
+    response = viewer_client.get(reverse("gallery:detail", args=[image.pk]), {"category": image.metadata.category})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert image.original_name in html and "Photo number 10" in html and f"{image.width} × {image.height}" in html
+    assert reverse("search:similar", args=[image.pk]) in html
+    assert 'rel="prev"' in html and 'rel="next"' in html
+    assert "Edit in admin" not in html  # viewers cannot edit
+    assert viewer_client.get(reverse("gallery:detail", args=[999999])).status_code == 404
+
+
+def test_similar_strip_is_a_partial_for_htmx_and_a_page_otherwise(viewer_client, library):
+    image = library[0]
+    partial = viewer_client.get(reverse("search:similar", args=[image.pk]), **HTMX).content.decode()
+    assert "<html" not in partial and partial.count('class="card-photo"') == 12
+    expected = [r["id"] for r in find_similar(query_image_id=image.pk, top_k=12)]
+    for pk in expected:
+        assert reverse("gallery:detail", args=[pk]) in partial
+    full = viewer_client.get(reverse("search:similar", args=[image.pk])).content.decode()
+    assert "<html" in full and full.count('class="card-photo"') == 12
+
+
+def result_ids(html: str) -> list[int]:
+    import re
+
+    return [int(pk) for pk in re.findall(r'href="/images/(\d+)/"', html)]
+
+
+def test_search_page_matches_the_python_api(viewer_client, library):
+    response = viewer_client.get(reverse("search:page"), {"q": "red car at night", "top_k": 10})
+    assert response.status_code == 200
+    expected = [r["id"] for r in find_similar(query_text="red car at night", top_k=10)]
+    assert result_ids(response.content.decode()) == expected
+    filtered = viewer_client.get(reverse("search:page"), {"q": "beach", "category": "travel", "top_k": 5}, **HTMX)
+    html = filtered.content.decode()
+    assert "<html" not in html
+    expected = [r["id"] for r in find_similar(query_text="beach", top_k=5, filter_metadata={"category": "travel"})]
+    assert result_ids(html) == expected
+
+
+def test_search_negative_terms_show_as_a_chip(viewer_client, library):
+    html = viewer_client.get(reverse("search:page"), {"q": "beach -people"}).content.decode()
+    assert "not: people" in html
+    expected = [r["id"] for r in find_similar(query_text="beach", exclude_text="people", top_k=24)]
+    assert result_ids(html) == expected
+
+
+def test_more_like_this_and_image_upload_queries(viewer_client, library):
+    image = library[5]
+    html = viewer_client.get(reverse("search:page"), {"like": image.pk}).content.decode()
+    assert f"More like" in html and image.pk not in result_ids(html)[1:]
+    upload = SimpleUploadedFile("query.jpg", photo_bytes(7, size=(64, 48)), content_type="image/jpeg")
+    response = viewer_client.post(reverse("search:page"), {"image": upload, "top_k": 3}, **HTMX)
+    ids = result_ids(response.content.decode())
+    assert response.status_code == 200 and ids[0] == Image.objects.get(original_name="photo_0007.jpg").pk
+    count = Image.objects.count()
+    assert Image.objects.count() == count  # the query image is not stored
+
+
+def test_search_states(viewer_client, library, settings):
+    empty = viewer_client.get(reverse("search:page")).content.decode()
+    assert "Type what you are looking for" in empty
+    none = viewer_client.get(reverse("search:page"), {"q": "x", "threshold": 1}).content.decode()
+    assert "lowering the minimum similarity" in none
+    bad = viewer_client.get(reverse("search:page"), {"q": "x", "top_k": 100000})
+    assert bad.status_code == 400
+    not_image = SimpleUploadedFile("q.jpg", b"hello", content_type="image/jpeg")
+    assert viewer_client.post(reverse("search:page"), {"image": not_image}).status_code == 400
+    Image.objects.filter(pk=library[0].pk).update(embedding_state="pending")
+    assert "1 photo still waits for embeddings" in viewer_client.get(reverse("search:page"), {"q": "x"}).content.decode()
+    from search.embeddings import get_embedder
+
+    settings.IMGSIM_EMBEDDER = {**settings.IMGSIM_EMBEDDER, "OPTIONS": {
+        **settings.IMGSIM_EMBEDDER["OPTIONS"], "model": "/nonexistent/model"}}
+    get_embedder.cache_clear()
+    missing = viewer_client.get(reverse("search:page"), {"q": "x"})
+    assert missing.status_code == 503 and "IMGSIM_MODEL" in missing.content.decode()
+
+
+def test_upload_adds_photos_and_reports_each_file(editor_client, editor):
+    files = [
+        SimpleUploadedFile("one.jpg", photo_bytes(1, size=(64, 48)), content_type="image/jpeg"),
+        SimpleUploadedFile("two.png", photo_bytes(2, size=(64, 48), fmt="PNG"), content_type="image/png"),
+        SimpleUploadedFile("fake.jpg", b"<html>no</html>", content_type="image/jpeg"),
+    ]
+    response = editor_client.post(reverse("gallery:upload"), {"files": files}, **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html
+    assert html.count("added") >= 2 and "refused" in html and "HTML" in html
+    assert Image.objects.count() == 2 and Image.objects.filter(added_by=editor).count() == 2
+    again = editor_client.post(reverse("gallery:upload"), {"files": [
+        SimpleUploadedFile("one-again.jpg", photo_bytes(1, size=(64, 48)), content_type="image/jpeg")]})
+    assert "already in the library" in again.content.decode() and "<html" in again.content.decode()
+
+
+def test_upload_limits_and_permissions(editor_client, viewer, client, settings):
+    settings.IMGSIM_UPLOAD_MAX_BYTES = 1000
+    big = SimpleUploadedFile("big.jpg", photo_bytes(1), content_type="image/jpeg")
+    response = editor_client.post(reverse("gallery:upload"), {"files": [big]})
+    assert response.status_code == 413 and "larger than" in response.content.decode()
+    assert editor_client.post(reverse("gallery:upload"), {}).status_code == 400
+    settings.IMGSIM_UPLOAD_MAX_BYTES = 10**7
+    not_image = SimpleUploadedFile("x.jpg", b"text", content_type="image/jpeg")
+    assert editor_client.post(reverse("gallery:upload"), {"files": [not_image]}).status_code == 415
+    client.force_login(viewer)
+    assert client.post(reverse("gallery:upload"), {"files": [not_image]}).status_code == 403
+    assert Image.objects.count() == 0
