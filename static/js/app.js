@@ -1,0 +1,11 @@
+// Keep URLs short and shareable: leave empty form fields out of htmx requests
+// (and so out of the pushed URL).
+document.addEventListener("htmx:configRequest", (event) => {
+  const params = event.detail.parameters;
+  for (const key of Array.from(params.keys ? params.keys() : Object.keys(params))) {
+    const value = params.get ? params.get(key) : params[key];
+    if (value === "" || value === null) {
+      params.delete ? params.delete(key) : delete params[key];
+    }
+  }
+});

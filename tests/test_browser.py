@@ -1,0 +1,145 @@
+"""End to end in a real headless Chromium against a live server with the tiny model.
+
+Screenshots of every page land in test-artifacts/ (ignored by git) for review.
+"""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gallery.models import Image, Metadata
+from tests.conftest import ROOT
+from tests.photos import write_library
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls made here
+# by fixtures are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: the test command installs it (scripts/run-tests)")
+        pytest.skip("chromium is not installed; run scripts/run-tests to install it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-quic", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def library(tmp_path, ingest):
+    write_library(tmp_path / "in", 70, size=(96, 72))
+    ingest(tmp_path / "in", batch_size=35)
+    for i, meta in enumerate(Metadata.objects.order_by("image_id")):
+        meta.category = "travel" if i % 2 else "family"
+        meta.title = f"Photo {i}"
+        meta.save()
+
+
+@pytest.fixture
+def page(browser, live_server, viewer, library):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.goto("/")
+    assert "/accounts/login/" in page.url
+    page.fill("#id_username", "vera")
+    page.fill("#id_password", "pw-vera")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def cards(page) -> int:
+    return page.locator("#grid .card-photo").count()
+
+
+def test_gallery_scrolls_filters_and_keeps_state_in_the_url(page):
+    assert cards(page) == 60
+    shot(page, "gallery")
+    page.locator("#grid-more").scroll_into_view_if_needed()
+    page.wait_for_function("document.querySelectorAll('#grid .card-photo').length === 70")
+    assert page.locator("#grid-more").count() == 0
+    page.select_option("#id_format", "JPEG")
+    page.fill("#id_category", "travel")
+    page.press("#id_category", "Enter")
+    page.wait_for_url(re.compile(r"category=travel"))
+    page.wait_for_function("document.querySelectorAll('#grid .card-photo').length === 35")
+    assert page.get_by_text("category: travel").count() == 1
+    shot(page, "gallery-filtered")
+    page.go_back()
+    page.wait_for_url(re.compile(r"format=JPEG(?!.*category=travel)"))
+
+
+def test_search_updates_as_you_type_and_more_like_this(page):
+    page.click("nav >> text=Search")
+    page.goto("/search/?threshold=-1")  # the tiny random model's similarities are around 0
+    page.fill("#id_q", "red car")
+    page.wait_for_url(re.compile(r"search/\?q=red(\+|%20)car&top_k=24&threshold=-1$"))
+    page.wait_for_selector("#results .card-photo")
+    first = page.locator("#results .card-photo a").first.get_attribute("href")
+    page.fill("#id_q", "red car -people")
+    page.wait_for_selector("text=not: people")
+    shot(page, "search")
+    page.goto(first)
+    page.wait_for_selector("#similar-strip .card-photo")  # lazy strip loaded by htmx
+    assert page.locator("#similar-strip .score").count() == 12
+    shot(page, "detail")
+    page.click("text=More like this")
+    page.wait_for_selector("#results .card-photo")
+    assert "like=" in page.url
+    shot(page, "more-like-this")
+
+
+def test_keyboard_and_phone_width(page):
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto("/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent").strip() == "Skip to content"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360, f"page is {width}px wide on a 360px screen"
+    images = page.locator("img")
+    assert all(images.nth(i).get_attribute("alt") for i in range(min(images.count(), 20)))
+    shot(page, "gallery-phone")
+
+
+def test_upload_in_the_browser(browser, live_server, editor, tmp_path):
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    page.goto("/accounts/login/")
+    page.fill("#id_username", "eddie")
+    page.fill("#id_password", "pw-eddie")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+    page.goto("/upload/")
+    files = write_library(tmp_path / "up", 2, start=500)
+    (tmp_path / "up" / "notes.jpg").write_text("not a photo")
+    page.set_input_files("#id_files", [*map(str, files), str(tmp_path / "up" / "notes.jpg")])
+    page.click("button:has-text('Upload')")
+    page.wait_for_selector("#upload-results .outcome")
+    assert page.locator(".outcome.added").count() == 2
+    assert page.locator(".outcome.not_image").count() == 1
+    shot(page, "upload")
+    assert Image.objects.count() == 2
+    context.close()
