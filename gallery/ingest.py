@@ -27,7 +27,7 @@ from gallery import storage
 from gallery.decoding import DecodedPhoto, DecodeError, NotAnImage, decode
 from gallery.hooks import embedding_deferred, get_vectorizer
 from gallery.models import Image, Metadata, Tag
-from gallery.vectors import to_bytes
+from gallery import vectors as stored_vectors
 
 log = logging.getLogger(__name__)
 
@@ -334,10 +334,11 @@ class Pipeline:
             added_by=self.user,
         )
         if vector is not None:
-            image.embedding = to_bytes(vector)
             image.embedding_model = self.vectorizer.model_name
             image.embedding_state = Image.Embedding.DONE
         image.save()
+        if vector is not None:
+            stored_vectors.save({image.pk: vector})
         exif = photo.exif
         metadata = Metadata.objects.create(
             image=image,

@@ -1,4 +1,6 @@
-"""How vectors are stored in SQLite: little-endian float32 bytes."""
+"""How vectors are stored in SQLite: little-endian float32 bytes in ImageVector rows."""
+
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -18,3 +20,25 @@ def stack(blobs: list[bytes | memoryview]) -> np.ndarray:
     if not blobs:
         return np.zeros((0, 0), dtype=DTYPE)
     return np.frombuffer(b"".join(bytes(blob) for blob in blobs), dtype=DTYPE).reshape(len(blobs), -1)
+
+
+def load(image_ids: Iterable[int]) -> dict[int, np.ndarray]:
+    """Return {image id: vector} for those of these images that have one."""
+    from gallery.models import ImageVector
+
+    rows = ImageVector.objects.filter(image_id__in=list(image_ids)).values_list("image_id", "data")
+    return {image_id: from_bytes(data) for image_id, data in rows}
+
+
+def load_one(image_id: int) -> np.ndarray | None:
+    return load([image_id]).get(image_id)
+
+
+def save(vectors: dict[int, np.ndarray]) -> None:
+    """Store (insert or replace) the vectors of these images."""
+    from gallery.models import ImageVector
+
+    ImageVector.objects.bulk_create(
+        [ImageVector(image_id=image_id, data=to_bytes(vector)) for image_id, vector in vectors.items()],
+        update_conflicts=True, unique_fields=["image"], update_fields=["data"],
+    )

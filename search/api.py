@@ -16,7 +16,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from gallery.models import Image
-from gallery.vectors import from_bytes
+from gallery import vectors as stored_vectors
 from search.embeddings import get_embedder, model_name
 from search.errors import InvalidQuery
 from search.query import Hit, nearest
@@ -53,9 +53,10 @@ def query_vector(
         image = Image.objects.live().filter(pk=query_image_id).first()
         if image is None:
             raise InvalidQuery(f"no photo with id {query_image_id}")
-        if image.embedding_state != Image.Embedding.DONE or image.embedding_model != model_name():
+        vector = stored_vectors.load_one(image.pk)
+        if image.embedding_state != Image.Embedding.DONE or image.embedding_model != model_name() or vector is None:
             raise InvalidQuery(f"photo {query_image_id} has no embedding yet; run `python manage.py reconcile`")
-        vector, exclude_ids = from_bytes(image.embedding), frozenset({image.pk})
+        exclude_ids = frozenset({image.pk})
     elif query_embedding is not None:
         vector = np.asarray(query_embedding, dtype=np.float32).ravel()
         dimension = get_embedder().dimension
@@ -162,11 +163,9 @@ def add_image(path, *, embedding=None, metadata: dict | None = None, user=None) 
     else:
         image = Image.objects.get(sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest())
     if embedding is not None and outcome.status == "added":
-        from gallery.vectors import to_bytes
-
-        vector = _unit(np.asarray(embedding, dtype=np.float32).ravel())
-        image.embedding, image.embedding_model, image.embedding_state = to_bytes(vector), model_name(), "done"
-        image.save(update_fields=["embedding", "embedding_model", "embedding_state"])
+        stored_vectors.save({image.pk: _unit(np.asarray(embedding, dtype=np.float32).ravel())})
+        image.embedding_model, image.embedding_state = model_name(), Image.Embedding.DONE
+        image.save(update_fields=["embedding_model", "embedding_state"])
     if metadata:
         _apply_metadata(image, metadata)
     image.refresh_from_db()

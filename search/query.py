@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gallery.models import Image
+from gallery.models import Image, ImageVector
 from gallery.vectors import stack
 from search.embeddings import model_name
 from search.filters import to_q, validate
@@ -50,23 +50,29 @@ def nearest(
 
 
 def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
-    candidates = _indexed(Image.objects.live()).filter(to_q(where)).distinct()
-    matching = candidates.count()
-    if matching == 0:
+    # No .distinct(): metadata is one-to-one and tag filters are subqueries, so rows
+    # never repeat, and DISTINCT over the vector blobs costs more than the search.
+    candidates = _indexed(Image.objects.live()).filter(to_q(where))
+    ids = list(candidates.order_by().values_list("pk", flat=True)[: EXACT_LIMIT + 1])
+    if not ids:
         return []
-    if matching <= EXACT_LIMIT:
-        rows = list(candidates.values_list("pk", "embedding"))
-        ids = np.fromiter((pk for pk, _ in rows), dtype=np.int64, count=len(rows))
+    if len(ids) <= EXACT_LIMIT:
+        rows = list(ImageVector.objects.filter(image_id__in=ids).order_by().values_list("image_id", "data"))
+        pks = np.fromiter((pk for pk, _ in rows), dtype=np.int64, count=len(rows))
         scores = stack([blob for _, blob in rows]) @ np.asarray(vector, dtype=np.float32)
         best = np.argsort(-scores)[:wanted]
-        return [Hit(int(ids[i]), float(scores[i])) for i in best]
+        return [Hit(int(pks[i]), float(scores[i])) for i in best]
     with reading_index() as index:
         total = max(index.count(model_name()), 1)
-        fetch = min(total, math.ceil(wanted * total / matching * 1.5) + 16)
+        # More than EXACT_LIMIT photos pass, so at least this share of the index does;
+        # later rounds use the share that actually passed.
+        share = min(1.0, (EXACT_LIMIT + 1) / total)
+        fetch = min(total, math.ceil(wanted / share * 1.2) + 16)
         while True:
             ann = [(int(pk), sim) for pk, sim in index.query(model_name(), vector, fetch)]
-            passing = set(candidates.filter(pk__in=[pk for pk, _ in ann]).values_list("pk", flat=True))
+            passing = set(candidates.filter(pk__in=[pk for pk, _ in ann]).order_by().values_list("pk", flat=True))
             hits = [Hit(pk, sim) for pk, sim in ann if pk in passing]
             if len(hits) >= wanted or fetch >= total:
                 return hits[:wanted]
-            fetch = min(total, fetch * 2)
+            share = max(len(passing), 1) / len(ann)
+            fetch = min(total, max(fetch * 2, math.ceil(wanted / share * 1.5)))

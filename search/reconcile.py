@@ -8,7 +8,7 @@ import numpy as np
 
 from gallery import storage
 from gallery.models import Image
-from gallery.vectors import from_bytes
+from gallery import vectors as stored_vectors
 from search.embeddings import model_name
 from search.sync import index_metadata, process_outbox, reading_index, sync_images, writing_index
 
@@ -135,7 +135,9 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
             images = list(
                 Image.objects.filter(pk__in=chunk).select_related("metadata").prefetch_related("metadata__tags")
             )
-            vectors = np.stack([from_bytes(image.embedding) for image in images])
+            vector_of = stored_vectors.load(chunk)
+            images = [image for image in images if image.pk in vector_of]
+            vectors = np.stack([vector_of[image.pk] for image in images])
             index.upsert(current, [image.pk for image in images], vectors, [index_metadata(i) for i in images])
             count += len(images)
             if on_progress:

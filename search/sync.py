@@ -24,7 +24,7 @@ from search.embeddings import get_embedder, model_name
 from search.errors import ModelUnavailable
 from search.index import get_index
 from search.models import IndexGeneration, IndexOutbox
-from gallery.vectors import from_bytes, to_bytes
+from gallery import vectors as stored_vectors
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +126,12 @@ def embed_images(images: list[Image], report: SyncReport) -> None:
     name = embedder.model_name
     # QuerySet.update sends no signals: storing a vector must not schedule another sync.
     with transaction.atomic():
-        for image, vector in zip(decoded, vectors):
-            Image.objects.filter(pk=image.pk).update(
-                embedding=to_bytes(vector), embedding_model=name, embedding_state=Image.Embedding.DONE, embedding_error=""
-            )
-            image.embedding, image.embedding_model, image.embedding_state = to_bytes(vector), name, Image.Embedding.DONE
+        stored_vectors.save({image.pk: vector for image, vector in zip(decoded, vectors)})
+        Image.objects.filter(pk__in=[image.pk for image in decoded]).update(
+            embedding_model=name, embedding_state=Image.Embedding.DONE, embedding_error=""
+        )
+    for image in decoded:
+        image.embedding_model, image.embedding_state = name, Image.Embedding.DONE
     report.embedded += len(decoded)
 
 
@@ -156,11 +157,9 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
         embed_images(needs_vector, report)
     else:
         report.left_pending += len(needs_vector)
-    indexable = [
-        image
-        for image in live
-        if image.embedding_state == Image.Embedding.DONE and image.embedding_model == current_model and image.embedding
-    ]
+    done = [i for i in live if i.embedding_state == Image.Embedding.DONE and i.embedding_model == current_model]
+    vector_of = stored_vectors.load(image.pk for image in done)
+    indexable = [image for image in done if image.pk in vector_of]
     indexable_ids = {image.pk for image in indexable}
     stale_ids = [pk for pk in ids if pk not in indexable_ids]
     with writing_index() as index:
@@ -168,7 +167,7 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
             index.upsert(
                 current_model,
                 [image.pk for image in indexable],
-                np.stack([from_bytes(image.embedding) for image in indexable]),
+                np.stack([vector_of[image.pk] for image in indexable]),
                 [index_metadata(image) for image in indexable],
             )
         if stale_ids:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gallery.models import Image
+from gallery.vectors import load, load_one
 from search.api import add_image, add_images_from_directory, find_similar
 from search.backend import ChromaDBBackend
 from search.embeddings import get_embedder
@@ -38,7 +39,7 @@ def test_find_similar_by_text_image_path_id_and_embedding(library, tmp_path):
     assert image.pk not in [r["id"] for r in by_id]  # "more like this" leaves the photo itself out
     assert len(by_id) == 7
 
-    vector = np.frombuffer(image.embedding, dtype="<f4")
+    vector = load_one(image.pk)
     by_embedding = find_similar(query_embedding=vector.tolist(), top_k=1)
     assert by_embedding[0]["id"] == image.pk
     assert by_path[1:3] == [r for r in find_similar(query_image_path=query_file, top_k=3)][1:3]
@@ -48,7 +49,7 @@ def test_negative_text_moves_results_away_from_it(library):
     plain = find_similar(query_text="beach", top_k=8)
     without = find_similar(query_text="beach", exclude_text="people", top_k=8)
     people = get_embedder().encode_texts(["people"])[0]
-    vectors = {i.pk: np.frombuffer(i.embedding, "<f4") for i in Image.objects.all()}
+    vectors = load(Image.objects.values_list("pk", flat=True))
 
     def mean_people_score(results):
         return float(np.mean([vectors[r["id"]] @ people for r in results[:3]]))
@@ -95,7 +96,7 @@ def test_add_image_with_metadata_and_precomputed_embedding(tmp_path, library):
     assert result["metadata"]["tags"] == ["boats", "sea"]
     image = Image.objects.get(pk=result["id"])
     assert image.metadata.extra["rating"] == 5
-    assert np.allclose(np.frombuffer(image.embedding, "<f4"), vector / 2)
+    assert np.allclose(load_one(image.pk), vector / 2)
     top = find_similar(query_embedding=vector, top_k=1, filter_metadata={"category": "travel"})
     assert top[0]["id"] == image.pk and top[0]["similarity"] > 0.999
     with pytest.raises(InvalidQuery, match="does not exist"):

@@ -10,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from gallery import storage
-from gallery.models import Image, Tag
+from gallery.models import Image, ImageVector, Tag
+from gallery.vectors import load_one
 from search.embeddings import get_embedder, model_name
 from search.index import get_index
 from search.models import IndexOutbox
@@ -48,7 +49,7 @@ def test_ingested_photos_are_in_the_index_with_their_metadata(library):
     assert meta["filename"] == library[0].original_name
     assert meta["width"] == library[0].width and meta["format"] == "JPEG"
     stored = get_index().get(model_name(), [library[0].pk], with_vectors=True)[str(library[0].pk)][1]
-    assert np.allclose(stored, np.frombuffer(library[0].embedding, dtype="<f4"), atol=1e-6)
+    assert np.allclose(stored, load_one(library[0].pk), atol=1e-6)
 
 
 def test_one_transaction_makes_one_batched_index_write(library, monkeypatch):
@@ -136,10 +137,11 @@ def test_reconcile_fixes_every_kind_of_difference(library, capsys):
     dimension = get_embedder().dimension
     index.upsert(model_name(), [999_999], np.ones((1, dimension), dtype=np.float32), [{"filename": "ghost"}])
     index.delete(model_name(), [library[0].pk])
-    index.upsert(model_name(), [library[1].pk], np.frombuffer(library[1].embedding, "<f4")[None],
+    index.upsert(model_name(), [library[1].pk], load_one(library[1].pk)[None],
                  [{"filename": "wrong", "format": "PNG"}])
     orphan = storage.write_atomic("originals/ab/" + "c" * 62 + ".jpg", b"orphan")
-    Image.objects.filter(pk=library[2].pk).update(embedding_state="pending", embedding=None, embedding_model="")
+    Image.objects.filter(pk=library[2].pk).update(embedding_state="pending", embedding_model="")
+    ImageVector.objects.filter(image_id=library[2].pk).delete()
 
     result = reconcile()
     assert result.orphans_removed == 1
