@@ -61,7 +61,7 @@ def index_metadata(image: Image) -> dict:
     }
 
 
-def _current_generation() -> int:
+def current_generation() -> int:
     row = IndexGeneration.objects.filter(name=GENERATION_NAME).values_list("generation", flat=True).first()
     return row or 0
 
@@ -69,7 +69,7 @@ def _current_generation() -> int:
 def _catch_up(index) -> None:
     if index.mode != "embedded":
         return
-    generation = _current_generation()
+    generation = current_generation()
     if generation != index.seen_generation:
         if index.seen_generation is not None:
             index.refresh()
@@ -94,7 +94,7 @@ def writing_index():
         yield index
         IndexGeneration.objects.get_or_create(name=GENERATION_NAME)
         IndexGeneration.objects.filter(name=GENERATION_NAME).update(generation=F("generation") + 1)
-        index.seen_generation = _current_generation()
+        index.seen_generation = current_generation()
 
 
 def embed_images(images: list[Image], report: SyncReport) -> None:

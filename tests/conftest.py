@@ -21,8 +21,10 @@ def tiny_model(tmp_path_factory) -> str:
 
 def _reset_backends():
     from search.embeddings import get_embedder
+    from search.filter_cache import filter_cache
     from search.index import get_index
 
+    filter_cache.clear()
     if get_index.cache_info().currsize:
         get_index().refresh()
     get_index.cache_clear()

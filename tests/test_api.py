@@ -140,3 +140,25 @@ def test_standalone_backend_follows_the_brief(tmp_path):
     assert persisted.import_collection(exported) == 8
     assert [r["id"] for r in persisted.find_similar(query_text="cat photo", top_k=5, threshold=-1)] == \
         [r["id"] for r in results]
+
+
+@pytest.mark.slow
+def test_the_briefs_example_script_runs(tmp_path, tiny_model):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    write_library(tmp_path / "photos", 4)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"IMGSIM_DATA_DIR": str(tmp_path / "data"), "IMGSIM_MODEL": tiny_model, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "chromadb_example.py"), str(tmp_path / "photos"),
+                             "cat photo", "--top-k", "3"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Added 4 images" in result.stdout and "Total images: 4" in result.stdout
+    import re
+
+    assert len(re.findall(r"^photo_\d+\.jpg: -?\d\.\d{3}$", result.stdout, flags=re.M)) == 3
+    assert (tmp_path / "my_vector_db").is_dir()

@@ -1,0 +1,162 @@
+"""Ingest benchmark: our pipeline vs a naive one on 12-megapixel JPEGs, same run.
+
+    .venv/bin/python -m bench.ingest [--photos 64] [--rerun 1000]
+
+Ours: hash, one reduced-size decode (Image.draft) for renditions + embedder input,
+two decode threads ahead of batched bfloat16 inference (where the CPU has it),
+batched rows and index writes. Naive: full decode, renditions from it, fp32, one
+photo at a time, one transaction (and so one index write) per photo. Both use the
+full-size ViT-B/32 architecture (random weights unless IMGSIM_BENCH_MODEL is set)
+and write the same files and rows. The photos are generated: noise + gradients +
+shapes, with EXIF, JPEG quality 90.
+"""
+
+import argparse
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import BENCH_DIR, ROOT, full_size_clip, setup_django, table
+
+
+def make_photos(folder: Path, count: int, size=(4000, 3000)) -> list[Path]:
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from tests.photos import exif_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"IMG_{i:04d}.jpg" for i in range(count)]
+    if all(path.exists() for path in paths):
+        return paths
+    rng = np.random.default_rng(0)
+    width, height = size
+    noise = rng.normal(0, 12, (height, width, 3)).astype(np.int16)
+    y, x = np.mgrid[0:height, 0:width]
+    for i, path in enumerate(paths):
+        tint = rng.uniform(0, 200, 3)
+        gradient = (tint + (x[..., None] * rng.uniform(-0.03, 0.03, 3)) + (y[..., None] * rng.uniform(-0.03, 0.03, 3)))
+        pixels = np.clip(gradient + np.roll(noise, int(rng.integers(0, width)), axis=1), 0, 255).astype(np.uint8)
+        image = Image.fromarray(pixels)
+        draw = ImageDraw.Draw(image)
+        for _ in range(12):
+            x0, x1 = sorted(rng.integers(0, width, 2))
+            y0, y1 = sorted(rng.integers(0, height, 2))
+            draw.ellipse([x0, y0, x1 + 1, y1 + 1], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        exif = exif_bytes(make="Canon", model="Canon EOS R5", lens="RF24-105mm", gps=(46.5, 7.9))
+        image.save(path, "JPEG", quality=90, exif=exif)
+    return paths
+
+
+def naive_ingest(paths: list[Path], model_folder: str) -> float:
+    """The straightforward pipeline: full decode, fp32, one photo and one transaction at a time."""
+    from django.db import transaction
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    from gallery import storage
+    from gallery import vectors as stored_vectors
+    from gallery.decoding import read_exif
+    from gallery.models import Image, Metadata
+    from search.embeddings import ClipEmbedder
+
+    embedder = ClipEmbedder(model=model_folder, precision="fp32", batch_size=1)
+    embedder.encode_texts(["warm up"])
+    started = time.perf_counter()
+    for path in paths:
+        data = path.read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        if Image.objects.filter(sha256=sha256).exists():
+            continue
+        opened = PILImage.open(io.BytesIO(data))
+        exif = read_exif(opened)
+        full = ImageOps.exif_transpose(opened.convert("RGB"))
+        renditions = {}
+        for kind, (edge, fmt) in storage.RENDITIONS.items():
+            copy = full.copy()
+            copy.thumbnail((edge, edge))
+            buffer = io.BytesIO()
+            copy.save(buffer, "WEBP" if fmt == "webp" else "JPEG", quality=80)
+            renditions[kind] = buffer.getvalue()
+        vector = embedder.encode_images([full])[0]
+        storage.write_atomic(storage.original_relpath(sha256, "JPEG"), data)
+        for kind, blob in renditions.items():
+            storage.write_atomic(storage.rendition_relpath(sha256, kind), blob)
+        with transaction.atomic():
+            image = Image.objects.create(
+                sha256=sha256, file=storage.original_relpath(sha256, "JPEG"), original_name=path.name,
+                format="JPEG", width=full.width, height=full.height, byte_size=len(data),
+                embedding_model=embedder.model_name, embedding_state="done")
+            stored_vectors.save({image.pk: vector})
+            Metadata.objects.create(image=image, camera_make=exif.camera_make, camera_model=exif.camera_model)
+    return time.perf_counter() - started
+
+
+def run_child(kind: str, count: int) -> dict:
+    model = full_size_clip()
+    setup_django(f"ingest-{kind}", IMGSIM_MODEL=model, IMGSIM_PRECISION="fp32" if kind == "naive" else "auto")
+    paths = make_photos(BENCH_DIR / "photos-12mp", count)
+    from gallery.ingest import Pipeline, discover
+    from gallery.models import Image
+
+    if kind == "naive":
+        seconds = naive_ingest(paths, model)
+        return {"added": Image.objects.count(), "seconds": seconds}
+    if kind == "ours":
+        pipeline = Pipeline(batch_size=32)
+        sources, _ = discover(paths[0].parent)
+        pipeline.vectorizer.encode_texts(["warm up"])
+        report = pipeline.run(sources[:count])
+        return {"added": report.added, "seconds": report.seconds, "embedded": report.embedded,
+                "precision": pipeline.vectorizer.precision}
+    # rerun: an already-ingested, in-place folder of `count` photos
+    from tests.photos import write_library
+
+    folder = BENCH_DIR / f"photos-small-{count}"
+    if not folder.exists():
+        write_library(folder, count, size=(320, 240))
+    sources, _ = discover(folder)
+    first = Pipeline(in_place=True, embed=False).run(sources)
+    started = time.perf_counter()
+    sources, _ = discover(folder)
+    second = Pipeline(in_place=True, embed=False).run(sources)
+    return {"first_added": first.added, "rerun_known": second.known, "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=64)
+    parser.add_argument("--rerun", type=int, default=1000)
+    parser.add_argument("--child", choices=["ours", "naive", "rerun"], help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(args.child, args.count)))
+        return
+
+    def child(kind: str, count: int) -> dict:
+        output = subprocess.run([sys.executable, "-m", "bench.ingest", "--child", kind, "--count", str(count)],
+                                cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        return json.loads(output.strip().splitlines()[-1])
+
+    make_photos(BENCH_DIR / "photos-12mp", args.photos)
+    ours = child("ours", args.photos)
+    naive = child("naive", args.photos)
+    rerun = child("rerun", args.rerun)
+    rate_ours, rate_naive = ours["added"] / ours["seconds"], naive["added"] / naive["seconds"]
+    print(f"{args.photos} generated 12-megapixel JPEGs, CLIP ViT-B/32 architecture, this machine")
+    print(table(["pipeline", "photos", "seconds", "images/s"], [
+        [f"ours ({ours['precision']}, batched, draft decode)", ours["added"], ours["seconds"], rate_ours],
+        ["naive (fp32, one at a time, full decode)", naive["added"], naive["seconds"], rate_naive],
+    ]))
+    print(f"speed-up: {rate_ours / rate_naive:.1f}x")
+    print(f"re-run over {rerun['first_added']} already-ingested photos with --in-place: "
+          f"{rerun['rerun_known']} skipped in {rerun['seconds']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

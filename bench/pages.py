@@ -1,0 +1,81 @@
+"""Page benchmark: server time of the gallery, detail and search pages at 10k photos.
+
+    .venv/bin/python -m bench.pages [--photos 10000] [--requests 200]
+
+Through Django's test client (in process, full middleware stack, a logged-in
+user). For search, the time spent in the model (text encoder) and in the vector
+index is measured separately and subtracted: the target is about the app's own work.
+"""
+
+import argparse
+import time
+
+from bench.common import full_size_clip, percentiles, setup_django, synthetic_library, table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=10000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    model = full_size_clip()
+    setup_django("pages", IMGSIM_MODEL=model, ALLOWED_HOSTS="testserver")
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from gallery.models import Image
+    from search import index as index_module
+    from search.embeddings import get_embedder
+    from search.reconcile import reindex
+
+    synthetic_library(args.photos, model=model)
+    reindex()
+    user = get_user_model().objects.create_user("bench", password="x")
+    client = Client()
+    client.force_login(user)
+
+    spent = {"model": 0.0, "index": 0.0}
+
+    def timing(name, function):
+        def wrapper(*a, **k):
+            started = time.perf_counter()
+            try:
+                return function(*a, **k)
+            finally:
+                spent[name] += (time.perf_counter() - started) * 1000
+        return wrapper
+
+    embedder = get_embedder()
+    embedder.encode_texts = timing("model", embedder.encode_texts)
+    index_module.ChromaIndex.query = timing("index", index_module.ChromaIndex.query)
+    some_id = Image.objects.order_by("pk").values_list("pk", flat=True)[args.photos // 2]
+
+    pages = [
+        ("gallery, 60 thumbnails", "/", {}, {}),
+        ("gallery, filtered", "/", {"category": "rest", "camera": "ten"}, {}),
+        ("gallery, next page (htmx)", "/", {"page": 3}, {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "grid-more"}),
+        ("photo detail", f"/images/{some_id}/", {}, {}),
+        ("search, text", "/search/", {"q": "a cat on a sofa"}, {"HTTP_HX_REQUEST": "true"}),
+        ("search, text + filter", "/search/", {"q": "a cat on a sofa", "camera": "ten"}, {"HTTP_HX_REQUEST": "true"}),
+    ]
+    rows = []
+    for label, url, params, headers in pages:
+        for _ in range(5):
+            assert client.get(url, params, **headers).status_code == 200
+        totals, own = [], []
+        for _ in range(args.requests):
+            spent["model"] = spent["index"] = 0.0
+            started = time.perf_counter()
+            response = client.get(url, params, **headers)
+            total = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200
+            totals.append(total)
+            own.append(total - spent["model"] - spent["index"])
+        rows.append([label, *percentiles(totals), *percentiles(own)])
+    print(f"{args.photos:,} photos, {args.requests} requests each, Django test client, this machine (ms)")
+    print(table(["page", "total p50", "total p95", "app p50", "app p95"], rows))
+    print("app = total minus time in the text encoder and in the vector index")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""An in-process, columnar copy of the filterable fields, for filtering 100k photos in a millisecond.
+
+SQLite's planner cannot know that category "x" is rare when most photos share two
+categories, and scans every photo (30-40 ms at 100k). numpy over a few arrays takes
+well under a millisecond for any filter. The copy is rebuilt when the index
+generation says something changed, at most every REFRESH_SECONDS; callers re-check
+their final hits against SQLite, so a stale copy can only delay a new match, never
+return a wrong one.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone as dt_timezone
+
+import numpy as np
+
+from gallery.models import Image, Metadata
+from search.embeddings import model_name
+from search.errors import InvalidFilter
+
+REFRESH_SECONDS = 2.0
+_STRING_FIELDS = {"category": "metadata__category", "camera_make": "metadata__camera_make",
+                  "camera_model": "metadata__camera_model", "format": "format", "filename": "original_name"}
+
+
+@dataclass
+class Columns:
+    generation: int
+    built_at: float
+    model: str
+    ids: np.ndarray  # int64, sorted
+    vectors: np.ndarray  # float32 (len(ids), dim), row i is the vector of ids[i]
+    # Text columns as integer codes: comparing 100k codes takes microseconds, 100k strings milliseconds.
+    codes: dict[str, np.ndarray] = field(default_factory=dict)
+    vocabulary: dict[str, dict[str, int]] = field(default_factory=dict)
+    numbers: dict[str, np.ndarray] = field(default_factory=dict)  # float64, NaN when unknown
+    tags: dict[str, np.ndarray] = field(default_factory=dict)  # tag -> sorted image ids
+
+    def mask(self, where: dict) -> np.ndarray:
+        """Evaluate a validated filter; return a boolean mask over self.ids."""
+        result = np.ones(len(self.ids), dtype=bool)
+        for key, condition in where.items():
+            if key in ("$and", "$or"):
+                parts = [self.mask(part) for part in condition]
+                combined = parts[0].copy()
+                for part in parts[1:]:
+                    combined = combined & part if key == "$and" else combined | part
+                result &= combined
+                continue
+            if not isinstance(condition, dict):
+                condition = {"$eq": condition}
+            ((operator, value),) = condition.items()
+            result &= self._field(key, operator, value)
+        return result
+
+    def _field(self, key: str, operator: str, value) -> np.ndarray:
+        negations = {"$ne": "$eq", "$nin": "$in", "$not_contains": "$contains"}
+        if operator in negations:
+            return ~self._field(key, negations[operator], value)
+        if operator == "$in":
+            result = np.zeros(len(self.ids), dtype=bool)
+            for item in value:
+                result |= self._field(key, "$eq", item)
+            return result
+        if key == "tags":
+            return np.isin(self.ids, self.tags.get(str(value).lower(), np.empty(0, dtype=np.int64)),
+                           assume_unique=True)
+        if key == "has_gps":
+            return self.numbers["has_gps"] == (1.0 if value else 0.0)
+        if key in _STRING_FIELDS:
+            return self.codes[key] == self.vocabulary[key].get(value, -1)
+        with np.errstate(invalid="ignore"):  # NaN (unknown) never matches
+            if key == "year":
+                timestamps = self.numbers["taken_ts"]
+                start = datetime(int(value), 1, 1, tzinfo=dt_timezone.utc).timestamp()
+                end = datetime(int(value) + 1, 1, 1, tzinfo=dt_timezone.utc).timestamp()
+                return {"$eq": (timestamps >= start) & (timestamps < end), "$gt": timestamps >= end,
+                        "$gte": timestamps >= start, "$lt": timestamps < start, "$lte": timestamps < end}[operator]
+            if key not in self.numbers:
+                raise InvalidFilter(f"unknown filter field '{key}'")
+            column, value = self.numbers[key], float(value)
+            return {"$eq": column == value, "$gt": column > value, "$gte": column >= value,
+                    "$lt": column < value, "$lte": column <= value}[operator]
+
+
+class FilterCache:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._columns: Columns | None = None
+
+    def columns(self, generation: int) -> Columns:
+        current = self._columns
+        fresh_enough = current is not None and current.model == model_name() and (
+            current.generation == generation or time.monotonic() - current.built_at < REFRESH_SECONDS)
+        if fresh_enough:
+            return current
+        with self._lock:
+            if self._columns is current:  # nobody rebuilt while we waited
+                self._columns = build_columns(generation, previous=current)
+            return self._columns
+
+    def clear(self) -> None:
+        with self._lock:
+            self._columns = None
+
+
+def _encode(values: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    vocabulary: dict[str, int] = {}
+    codes = np.fromiter((vocabulary.setdefault(v, len(vocabulary)) for v in values), dtype=np.int32, count=len(values))
+    return codes, vocabulary
+
+
+def build_columns(generation: int, previous: Columns | None = None) -> Columns:
+    """Read the filterable fields (and vectors) of every searchable photo into arrays.
+
+    Vectors already in `previous` are reused: under one model a photo's vector never
+    changes, so a rebuild after an ingest reads only the new photos' vectors.
+    """
+    from gallery import vectors as stored_vectors
+
+    current_model = model_name()
+    rows = list(
+        Image.objects.live()
+        .filter(embedding_state=Image.Embedding.DONE, embedding_model=current_model)
+        .order_by("pk")
+        .values_list("pk", "format", "original_name", "width", "height", "metadata__category",
+                     "metadata__camera_make", "metadata__camera_model", "metadata__taken_at", "metadata__latitude")
+    )
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    vectors = _vectors_for(ids, previous if previous and previous.model == current_model else None, stored_vectors)
+    keep = ~np.isnan(vectors[:, 0]) if len(ids) else np.ones(0, dtype=bool)  # a row without a stored vector
+    rows = [row for row, kept in zip(rows, keep) if kept]
+    ids, vectors = ids[keep], vectors[keep]
+    columns = Columns(generation=generation, built_at=time.monotonic(), model=current_model, ids=ids, vectors=vectors)
+    for position, name in ((1, "format"), (2, "filename"), (5, "category"), (6, "camera_make"), (7, "camera_model")):
+        columns.codes[name], columns.vocabulary[name] = _encode([row[position] or "" for row in rows])
+    columns.numbers["width"] = np.array([row[3] for row in rows], dtype=np.float64)
+    columns.numbers["height"] = np.array([row[4] for row in rows], dtype=np.float64)
+    columns.numbers["taken_ts"] = np.array([row[8].timestamp() if row[8] else np.nan for row in rows], dtype=np.float64)
+    columns.numbers["has_gps"] = np.array([0.0 if row[9] is None else 1.0 for row in rows], dtype=np.float64)
+    by_tag: dict[str, list[int]] = {}
+    for image_id, tag in Metadata.tags.through.objects.values_list("metadata_id", "tag__name"):
+        by_tag.setdefault(tag, []).append(image_id)
+    columns.tags = {tag: np.array(sorted(ids), dtype=np.int64) for tag, ids in by_tag.items()}
+    return columns
+
+
+def _vectors_for(ids: np.ndarray, previous: Columns | None, stored_vectors) -> np.ndarray:
+    dimension = previous.vectors.shape[1] if previous is not None and len(previous.ids) else None
+    known = np.zeros(len(ids), dtype=bool)
+    if previous is not None and len(previous.ids):
+        positions = np.searchsorted(previous.ids, ids).clip(0, len(previous.ids) - 1)
+        known = previous.ids[positions] == ids
+    missing = stored_vectors.load(ids[~known].tolist())
+    if dimension is None:
+        dimension = len(next(iter(missing.values()))) if missing else 0
+    vectors = np.full((len(ids), dimension), np.nan, dtype=np.float32)
+    if known.any():
+        vectors[known] = previous.vectors[positions[known]]
+    for row in np.flatnonzero(~known):
+        vector = missing.get(int(ids[row]))
+        if vector is not None and len(vector) == dimension:
+            vectors[row] = vector
+    return vectors
+
+
+filter_cache = FilterCache()
