@@ -176,6 +176,8 @@ IMGSIM_INDEX = {
     "OPTIONS": {"path": str(CHROMA_DIR), "url": CHROMA_URL},
 }
 
+# After a commit, compute missing embeddings in the same process (off when a worker does it).
+IMGSIM_EMBED_ON_COMMIT = env_bool("IMGSIM_EMBED_ON_COMMIT", True)
 IMGSIM_SEARCH_TOP_K = env_int("IMGSIM_SEARCH_TOP_K", 24, minimum=1)
 IMGSIM_SEARCH_THRESHOLD = env_float("IMGSIM_SEARCH_THRESHOLD", 0.0, minimum=-1.0, maximum=1.0)
 IMGSIM_DUPLICATE_THRESHOLD = env_float("IMGSIM_DUPLICATE_THRESHOLD", 0.95, minimum=0.0, maximum=1.0)

@@ -205,4 +205,4 @@ def _merge(total: SyncReport, report: SyncReport) -> None:
 
 
 def embed_on_commit() -> bool:
-    return getattr(settings, "IMGSIM_EMBED_ON_COMMIT", True) and not is_embedding_deferred()
+    return settings.IMGSIM_EMBED_ON_COMMIT and not is_embedding_deferred()

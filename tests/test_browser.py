@@ -148,7 +148,9 @@ def test_upload_in_the_browser(browser, live_server, editor, tmp_path):
     (tmp_path / "up" / "notes.jpg").write_text("not a photo")
     page.set_input_files("#id_files", [*map(str, files), str(tmp_path / "up" / "notes.jpg")])
     page.click("button:has-text('Upload')")
-    page.wait_for_selector("#upload-results .outcome")
+    # One request per file, each with its own progress bar, then its own result line.
+    page.wait_for_function("document.querySelectorAll('#upload-results .outcome').length === 3"
+                           " && !document.querySelector('.outcome.uploading')")
     assert page.locator(".outcome.added").count() == 2
     assert page.locator(".outcome.not_image").count() == 1
     shot(page, "upload")

@@ -204,3 +204,26 @@ def test_kill_9_mid_ingest_then_rerun_and_reconcile_ends_consistent(tmp_path, ti
              "assert c.fetchone()[0] == 'ok'; print('consistent')")
     assert "consistent" in _manage(env, "shell", "-c", check).stdout
     assert "Nothing to fix." in _manage(env, "reconcile").stdout
+
+
+@pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("WEBP", ".webp"), ("GIF", ".gif"), ("TIFF", ".tif"),
+                                         ("BMP", ".bmp"), ("HEIF", ".heic")])
+def test_every_supported_format_is_ingested_whatever_its_name(tmp_path, ingest, fmt, suffix):
+    from tests.photos import photo_image
+
+    image = photo_image(9, size=(120, 90))
+    # The extension lies on purpose: the type is sniffed from the bytes.
+    path = tmp_path / "in" / f"wrongly named{'.jpg' if suffix != '.jpg' else '.png'}"
+    path.parent.mkdir()
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.from_pillow(image).save(path, quality=80)
+    else:
+        image.save(path, fmt)
+    report = ingest(tmp_path / "in")
+    assert report.added == 1, report.outcomes
+    stored = Image.objects.get()
+    assert stored.format == fmt and (stored.width, stored.height) == (120, 90)
+    assert storage.original_path(stored).suffix == {"HEIF": ".heic", "TIFF": ".tif"}.get(fmt, suffix)
+    assert storage.rendition_path(stored, "thumb").exists()
