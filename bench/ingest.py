@@ -140,7 +140,10 @@ def main() -> None:
 
     def child(kind: str, count: int) -> dict:
         output = subprocess.run([sys.executable, "-m", "bench.ingest", "--child", kind, "--count", str(count)],
-                                cwd=ROOT, capture_output=True, text=True, check=True).stdout
+                                cwd=ROOT, capture_output=True, text=True)
+        if output.returncode:
+            sys.exit(f"benchmark step {kind} failed:\n{output.stderr}")
+        output = output.stdout
         return json.loads(output.strip().splitlines()[-1])
 
     make_photos(BENCH_DIR / "photos-12mp", args.photos)

@@ -109,7 +109,10 @@ def main() -> None:
 
     def child(*extra) -> dict:
         output = subprocess.run([sys.executable, "-m", "bench.search", *extra], cwd=ROOT, capture_output=True,
-                                text=True, check=True).stdout
+                                text=True)
+        if output.returncode:
+            sys.exit(f"benchmark step {' '.join(extra)} failed:\n{output.stderr}")
+        output = output.stdout
         return json.loads(output.strip().splitlines()[-1])
 
     rows, build = [], []

@@ -7,6 +7,7 @@ that still covers the preview (`Image.draft`), which is 2-3x cheaper than a full
 decode of a 12-megapixel photo.
 """
 
+import hashlib
 import io
 import math
 import re
@@ -85,6 +86,7 @@ class DecodedPhoto:
     exif: ExifFacts
     renditions: dict[str, bytes]
     phash: str
+    pixel_hash: str
     # Upright RGB pixels at preview size, kept for the embedder so nothing decodes twice.
     pixels: PILImage.Image
 
@@ -142,6 +144,7 @@ def decode(data: bytes) -> DecodedPhoto:
         image.seek(0)  # first frame of a GIF or multi-page TIFF
         image.load()
         upright = _upright(_to_rgb(image), exif.orientation)
+        pixel_hash = hashlib.sha256(upright.tobytes()).hexdigest()[:32]
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise DecodeError(f"cannot decode: {error}") from None
     except MemoryError:
@@ -158,6 +161,7 @@ def decode(data: bytes) -> DecodedPhoto:
         exif=exif,
         renditions=renditions,
         phash=perceptual_hash(thumb),
+        pixel_hash=pixel_hash,
         pixels=upright,
     )
 

@@ -331,6 +331,7 @@ class Pipeline:
             height=photo.height,
             byte_size=source.size if source.size is not None else len(item.data or b""),
             phash=photo.phash,
+            pixel_hash=photo.pixel_hash,
             added_by=self.user,
         )
         if vector is not None:

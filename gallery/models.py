@@ -49,6 +49,9 @@ class Image(models.Model):
     height = models.PositiveIntegerField()
     byte_size = models.BigIntegerField()
     phash = models.CharField(max_length=16, blank=True, help_text="perceptual hash (hex) for near-duplicates")
+    # Digest of the decoded, upright pixels: equal for copies that differ only in
+    # metadata or container (an EXIF edit, a PNG re-compressed), which SHA-256 misses.
+    pixel_hash = models.CharField(max_length=32, blank=True)
     added_at = models.DateTimeField(default=timezone.now)
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     trashed_at = models.DateTimeField(null=True, blank=True)
@@ -70,6 +73,7 @@ class Image(models.Model):
             models.Index(fields=["trashed_at"], name="image_trashed"),
             models.Index(fields=["source_path"], name="image_source_path"),
             models.Index(fields=["phash"], name="image_phash"),
+            models.Index(fields=["pixel_hash"], name="image_pixel_hash"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(sha256__regex=r"^[0-9a-f]{64}$"), name="image_sha256_hex"),

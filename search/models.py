@@ -1,5 +1,6 @@
 """What the search layer keeps in SQLite beside gallery's rows."""
 
+from django.conf import settings
 from django.db import models
 
 
@@ -26,3 +27,69 @@ class IndexGeneration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}@{self.generation}"
+
+
+class Tier(models.TextChoices):
+    EXACT = "exact", "exact copy"
+    NEAR = "near", "near-duplicate"
+    SIMILAR = "similar", "similar shot"
+
+
+class DuplicatePair(models.Model):
+    """Two photos a scan found alike; groups are built from these by union-find."""
+
+    image_a = models.ForeignKey("gallery.Image", on_delete=models.CASCADE, related_name="+")
+    image_b = models.ForeignKey("gallery.Image", on_delete=models.CASCADE, related_name="+")
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    similarity = models.FloatField()
+    hamming = models.PositiveSmallIntegerField(null=True, help_text="perceptual-hash distance in bits")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image_a", "image_b"], name="duplicate_pair_once"),
+            models.CheckConstraint(condition=models.Q(image_a__lt=models.F("image_b")), name="duplicate_pair_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_a_id}~{self.image_b_id} ({self.tier})"
+
+
+class NotDuplicate(models.Model):
+    """A reviewer's "keep all": this pair never comes back as a duplicate."""
+
+    image_a = models.ForeignKey("gallery.Image", on_delete=models.CASCADE, related_name="+")
+    image_b = models.ForeignKey("gallery.Image", on_delete=models.CASCADE, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image_a", "image_b"], name="not_duplicate_once"),
+            models.CheckConstraint(condition=models.Q(image_a__lt=models.F("image_b")), name="not_duplicate_ordered"),
+        ]
+
+
+class DuplicateScan(models.Model):
+    """One run of the duplicate scan, with progress for the page to poll."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    incremental = models.BooleanField(default=False)
+    progress = models.FloatField(default=0.0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Photos with an id up to this were compared with everything: the next
+    # incremental scan compares only newer ones.
+    last_image_id = models.BigIntegerField(default=0)
+    pairs = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    similarity_threshold = models.FloatField()
+    hamming_threshold = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["-started_at"]
