@@ -15,6 +15,7 @@ import numpy as np
 
 class Vectorizer(Protocol):
     model_name: str
+    input_size: int
 
     def preprocess(self, image) -> np.ndarray: ...
 

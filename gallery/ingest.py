@@ -172,8 +172,7 @@ class Pipeline:
         try:
             vectorizer = get_vectorizer()
             if vectorizer is not None:
-                vectorizer.preprocess  # noqa: B018 - attribute check only
-                vectorizer.dimension  # loads the model now, so a missing one is reported once
+                self.input_size = vectorizer.input_size  # loads the model now: a missing one is reported once
             return vectorizer
         except Exception as error:  # the model is optional for ingest: photos stay pending
             self.model_error = str(error)
@@ -248,7 +247,7 @@ class Pipeline:
             if sha256 in known_sha:
                 return Outcome(source.name, "known", "already in the library")
             photo = decode(data)
-            pixels = self.vectorizer.preprocess(photo.pixels) if self.vectorizer else None
+            pixels = self.vectorizer.preprocess(photo.pixels_for(self.input_size)) if self.vectorizer else None
             return _Prepared(source, sha256, None if self.in_place else data, photo, pixels)
         except NotAnImage as error:
             return Outcome(source.name, "not_image", str(error))

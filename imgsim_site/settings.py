@@ -181,6 +181,11 @@ IMGSIM_EMBED_ON_COMMIT = env_bool("IMGSIM_EMBED_ON_COMMIT", True)
 IMGSIM_SEARCH_TOP_K = env_int("IMGSIM_SEARCH_TOP_K", 24, minimum=1)
 IMGSIM_SEARCH_THRESHOLD = env_float("IMGSIM_SEARCH_THRESHOLD", 0.0, minimum=-1.0, maximum=1.0)
 IMGSIM_DUPLICATE_THRESHOLD = env_float("IMGSIM_DUPLICATE_THRESHOLD", 0.95, minimum=0.0, maximum=1.0)
+# Near-duplicates: pHash distance (of 64 bits) and the CLIP similarity that confirms it;
+# crops move pHash too far, so they need the stricter CROP_CONFIRM (see search/duplicates.py).
+IMGSIM_DUPLICATE_HAMMING = env_int("IMGSIM_DUPLICATE_HAMMING", 10, minimum=0)
+IMGSIM_DUPLICATE_NEAR_CONFIRM = env_float("IMGSIM_DUPLICATE_NEAR_CONFIRM", 0.90, minimum=0.0, maximum=1.0)
+IMGSIM_DUPLICATE_CROP_CONFIRM = env_float("IMGSIM_DUPLICATE_CROP_CONFIRM", 0.97, minimum=0.0, maximum=1.0)
 IMGSIM_TRASH_DAYS = env_int("IMGSIM_TRASH_DAYS", 30, minimum=0)
 
 LOGGING = {

@@ -196,3 +196,10 @@ def add_images_from_directory(directory, *, max_images: int | None = None, recur
     wanted = {("." + e.lstrip(".")).lower() for e in extensions} if extensions else None
     sources, _ = discover(Path(directory), recursive=recursive, extensions=wanted)
     return Pipeline(user=user).run(sources, limit=max_images).added
+
+
+def find_duplicates(similarity_threshold: float = 0.95, **options) -> list[dict]:
+    """The brief's find_duplicates: tiered pairs (image1_filename, image2_filename, similarity, tier, ...)."""
+    from search import duplicates
+
+    return duplicates.find_duplicates(similarity_threshold, **options)

@@ -216,4 +216,5 @@ def get_embedder() -> Embedder:
 
 
 def model_name() -> str:
-    return settings.IMGSIM_EMBEDDER["OPTIONS"]["model"]
+    """The configured model's name (cheap: building an embedder loads nothing)."""
+    return get_embedder().model_name

@@ -89,10 +89,12 @@ class FilterCache:
         self._lock = threading.Lock()
         self._columns: Columns | None = None
 
-    def columns(self, generation: int) -> Columns:
+    def columns(self, generation: int, *, exact: bool = False) -> Columns:
+        """Return the columns; up to REFRESH_SECONDS old unless exact (as of this generation) is asked."""
         current = self._columns
         fresh_enough = current is not None and current.model == model_name() and (
-            current.generation == generation or time.monotonic() - current.built_at < REFRESH_SECONDS)
+            current.generation == generation
+            or (not exact and time.monotonic() - current.built_at < REFRESH_SECONDS))
         if fresh_enough:
             return current
         with self._lock:

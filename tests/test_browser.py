@@ -156,3 +156,36 @@ def test_upload_in_the_browser(browser, live_server, editor, tmp_path):
     shot(page, "upload")
     assert Image.objects.count() == 2
     context.close()
+
+
+def test_resolve_a_duplicate_group(browser, live_server, editor, tmp_path, ingest, settings):
+    from search.duplicates import start_scan
+    from search.embeddings import get_embedder
+    from tests.photos import photo_image
+
+    settings.IMGSIM_EMBEDDER = {"BACKEND": "tests.embedders.PixelEmbedder", "OPTIONS": {}}
+    settings.IMGSIM_MODEL = "test/pixel-embedder"
+    get_embedder.cache_clear()
+    base = photo_image(3, size=(800, 600))
+    (tmp_path / "dup").mkdir()
+    base.save(tmp_path / "dup" / "big.jpg", quality=92)
+    base.resize((400, 300)).save(tmp_path / "dup" / "small.jpg", quality=80)
+    ingest(tmp_path / "dup")
+    start_scan()
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    page.goto("/accounts/login/")
+    page.fill("#id_username", "eddie")
+    page.fill("#id_password", "pw-eddie")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+    page.click("nav >> text=Duplicates")
+    page.wait_for_selector(".group")
+    assert page.locator(".member.keeper").count() == 1
+    assert "big.jpg" in page.locator(".member.keeper").inner_text()
+    shot(page, "duplicates")
+    page.click("button:has-text('Keep selected')")
+    page.wait_for_selector(".resolved")
+    assert page.locator(".group").count() == 0
+    assert Image.objects.trashed().get().original_name == "small.jpg"
+    context.close()

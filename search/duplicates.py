@@ -1,0 +1,315 @@
+"""Duplicate detection: exact copies, near-duplicates and similar shots in one queue.
+
+Tiers, strongest first:
+- exact: the same decoded pixels in different files (an EXIF edit, a re-saved PNG);
+  found by the pixel hash, with or without embeddings.
+- near-duplicate: the same picture resized, re-encoded, brightened or slightly
+  cropped. Measured on generated families: resize, JPEG quality 30-90 and
+  brightness/contrast changes move the 64-bit pHash by at most 8 bits, unrelated
+  photos by at least 16; so pHash distance <= IMGSIM_DUPLICATE_HAMMING (10)
+  confirmed by CLIP >= IMGSIM_DUPLICATE_NEAR_CONFIRM (0.90). A 5% crop moves pHash
+  by up to 22-32 bits, into the range of unrelated photos, so a crop (distance <=
+  26) counts only with CLIP >= IMGSIM_DUPLICATE_CROP_CONFIRM (0.97) as well.
+- similar shot: CLIP similarity >= the threshold (0.95, the brief's default) but
+  neither of the above: bursts, the same scene a moment later.
+
+A scan never compares all pairs in Python: it multiplies blocks of the vector
+matrix (bfloat16 where the CPU has it, candidates re-scored in float32), upper
+triangle only; an incremental scan compares only photos added since the last one.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from gallery.models import Image
+from search.filter_cache import filter_cache
+from search.models import DuplicatePair, DuplicateScan, NotDuplicate, Tier
+from search.sync import current_generation
+
+log = logging.getLogger(__name__)
+
+CROP_HAMMING = 26
+BLOCK = 2048
+TIER_ORDER = {Tier.EXACT: 0, Tier.NEAR: 1, Tier.SIMILAR: 2}
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: int
+    b: int
+    tier: str
+    similarity: float
+    hamming: int | None
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(values).astype(np.int16)
+
+
+def classify(similarity: float, hamming: int | None, same_pixels: bool, *, similarity_threshold: float,
+             hamming_threshold: int) -> str | None:
+    """Return the tier of a pair, or None when it is not a duplicate of any kind."""
+    if same_pixels:
+        return Tier.EXACT
+    if hamming is not None and hamming <= hamming_threshold and similarity >= settings.IMGSIM_DUPLICATE_NEAR_CONFIRM:
+        return Tier.NEAR
+    if hamming is not None and hamming <= CROP_HAMMING and similarity >= settings.IMGSIM_DUPLICATE_CROP_CONFIRM:
+        return Tier.NEAR
+    if similarity >= similarity_threshold:
+        return Tier.SIMILAR
+    return None
+
+
+def _similar_blocks(vectors: np.ndarray, rows: np.ndarray, floor: float,
+                    on_progress: Callable[[float], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (i, j, similarity) for i in rows, j > i (or j not in rows), similarity >= floor."""
+    import torch
+
+    from search.embeddings import _cpu_supports_bf16
+
+    dtype = torch.bfloat16 if _cpu_supports_bf16() else torch.float32
+    matrix = torch.from_numpy(vectors).to(dtype)
+    margin = 0.01 if dtype == torch.bfloat16 else 0.0  # bf16 rounds; re-scored in fp32 below
+    in_rows = np.zeros(len(vectors), dtype=bool)
+    in_rows[rows] = True
+    found_i, found_j = [], []
+    with torch.inference_mode():
+        for done, start in enumerate(range(0, len(rows), BLOCK)):
+            block_rows = rows[start : start + BLOCK]
+            # Upper triangle: a row is compared with later rows, and with every earlier
+            # row that is not itself being scanned (incremental scans).
+            scores = (matrix[block_rows] @ matrix.T).float().numpy()
+            hit_r, hit_c = np.nonzero(scores >= floor - margin)
+            columns_later = hit_c > block_rows[hit_r]
+            columns_outside = ~in_rows[hit_c]
+            keep = (columns_later | columns_outside) & (hit_c != block_rows[hit_r])
+            found_i.append(block_rows[hit_r[keep]])
+            found_j.append(hit_c[keep])
+            if on_progress:
+                on_progress(min(1.0, (start + BLOCK) / max(len(rows), 1)))
+    i = np.concatenate(found_i) if found_i else np.zeros(0, dtype=np.int64)
+    j = np.concatenate(found_j) if found_j else np.zeros(0, dtype=np.int64)
+    exact = np.einsum("ij,ij->i", vectors[i], vectors[j]) if len(i) else np.zeros(0, dtype=np.float32)
+    keep = exact >= floor
+    return i[keep], j[keep], exact[keep]
+
+
+def find_pairs(*, similarity_threshold: float | None = None, hamming_threshold: int | None = None,
+               since_id: int = 0, on_progress: Callable[[float], None] | None = None) -> list[Pair]:
+    """Compare live, embedded photos (only those with id > since_id against all); return tiered pairs."""
+    similarity_threshold = settings.IMGSIM_DUPLICATE_THRESHOLD if similarity_threshold is None else similarity_threshold
+    hamming_threshold = settings.IMGSIM_DUPLICATE_HAMMING if hamming_threshold is None else hamming_threshold
+    columns = filter_cache.columns(current_generation(), exact=True)
+    ids, vectors = columns.ids, columns.vectors
+    facts = dict(((pk, (ph, px)) for pk, ph, px in
+                  Image.objects.live().values_list("pk", "phash", "pixel_hash")))
+    phash = np.array([int(facts.get(int(pk), ("", ""))[0] or "0", 16) for pk in ids], dtype=np.uint64)
+    has_phash = np.array([bool(facts.get(int(pk), ("", ""))[0]) for pk in ids], dtype=bool)
+    rows = np.flatnonzero(ids > since_id)
+    pairs: dict[tuple[int, int], Pair] = {}
+    if len(ids) and len(rows):
+        floor = min(similarity_threshold, settings.IMGSIM_DUPLICATE_NEAR_CONFIRM,
+                    settings.IMGSIM_DUPLICATE_CROP_CONFIRM)
+        i, j, similarity = _similar_blocks(vectors, rows, floor, on_progress)
+        hamming = _popcount(phash[i] ^ phash[j])
+        for a, b, sim, bits, known in zip(ids[i], ids[j], similarity, hamming, has_phash[i] & has_phash[j]):
+            a, b = (int(a), int(b)) if a < b else (int(b), int(a))
+            same = facts[a][1] != "" and facts[a][1] == facts[b][1]
+            tier = classify(float(sim), int(bits) if known else None, same,
+                            similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold)
+            if tier:
+                pairs[(a, b)] = Pair(a, b, tier, float(sim), int(bits) if known else None)
+    # Exact copies by pixel hash, also among photos that have no embedding yet.
+    by_pixels: dict[str, list[int]] = {}
+    for pk, (_, pixel_hash) in facts.items():
+        if pixel_hash:
+            by_pixels.setdefault(pixel_hash, []).append(pk)
+    for members in by_pixels.values():
+        members.sort()
+        for x, a in enumerate(members):
+            for b in members[x + 1 :]:
+                if b > since_id or a > since_id:
+                    pairs[(a, b)] = Pair(a, b, Tier.EXACT, 1.0, 0)
+    return sorted(pairs.values(), key=lambda p: (TIER_ORDER[p.tier], -p.similarity))
+
+
+def run_scan(scan: DuplicateScan) -> DuplicateScan:
+    """Run a recorded scan to completion, saving pairs and progress."""
+    started = time.perf_counter()
+    last_id = Image.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    since = 0
+    if scan.incremental:
+        previous = DuplicateScan.objects.filter(status=DuplicateScan.Status.DONE).exclude(pk=scan.pk).first()
+        since = previous.last_image_id if previous else 0
+
+    def progress(value: float) -> None:
+        DuplicateScan.objects.filter(pk=scan.pk).update(progress=round(value * 0.95, 3))
+
+    try:
+        pairs = find_pairs(similarity_threshold=scan.similarity_threshold,
+                           hamming_threshold=scan.hamming_threshold, since_id=since, on_progress=progress)
+        with transaction.atomic():
+            if not scan.incremental:
+                DuplicatePair.objects.all().delete()
+            DuplicatePair.objects.bulk_create(
+                [DuplicatePair(image_a_id=p.a, image_b_id=p.b, tier=p.tier, similarity=p.similarity, hamming=p.hamming)
+                 for p in pairs],
+                update_conflicts=True, unique_fields=["image_a", "image_b"],
+                update_fields=["tier", "similarity", "hamming"], batch_size=2000,
+            )
+        scan.status, scan.pairs, scan.last_image_id = DuplicateScan.Status.DONE, len(pairs), last_id
+    except Exception as error:  # the page shows the failure; the previous pairs stay
+        log.exception("duplicate scan failed")
+        scan.status, scan.error = DuplicateScan.Status.FAILED, f"{type(error).__name__}: {error}"
+    scan.progress, scan.finished_at, scan.seconds = 1.0, timezone.now(), time.perf_counter() - started
+    scan.save()
+    return scan
+
+
+def start_scan(*, incremental: bool = False, similarity_threshold: float | None = None,
+               hamming_threshold: int | None = None, background: bool = False) -> DuplicateScan:
+    """Record a scan and run it, in this thread or a background one; return the scan row."""
+    running = DuplicateScan.objects.filter(status=DuplicateScan.Status.RUNNING).first()
+    if running is not None and (timezone.now() - running.started_at).total_seconds() < 3600:
+        return running  # one scan at a time
+    scan = DuplicateScan.objects.create(
+        incremental=incremental,
+        similarity_threshold=settings.IMGSIM_DUPLICATE_THRESHOLD if similarity_threshold is None else similarity_threshold,
+        hamming_threshold=settings.IMGSIM_DUPLICATE_HAMMING if hamming_threshold is None else hamming_threshold,
+    )
+    if not background:
+        return run_scan(scan)
+
+    def work() -> None:
+        try:
+            run_scan(scan)
+        finally:
+            close_old_connections()
+
+    threading.Thread(target=work, name="duplicate-scan", daemon=True).start()
+    return scan
+
+
+# --- groups for review ----------------------------------------------------------
+
+
+@dataclass
+class Member:
+    image: Image
+    tier: str | None = None  # relation to the keeper
+    similarity: float | None = None
+
+
+@dataclass
+class Group:
+    members: list[Member]
+    keeper: Image
+    keeper_reason: str
+    tier: str
+    bytes_to_free: int = 0
+    pair_ids: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return "-".join(str(m.image.pk) for m in self.members)
+
+    @property
+    def tier_label(self) -> str:
+        return Tier(self.tier).label
+
+
+def _richness(image: Image) -> int:
+    meta = getattr(image, "metadata", None)
+    if meta is None:
+        return 0
+    filled = [meta.title, meta.description, meta.category, meta.camera_model, meta.lens, meta.location]
+    return sum(1 for value in filled if value) + (meta.taken_at is not None) + (meta.latitude is not None) \
+        + len(meta.tags.all())
+
+
+def choose_keeper(images: list[Image]) -> tuple[Image, str]:
+    """Most pixels, then largest file, then most metadata; return the photo and why."""
+    ranked = sorted(images, key=lambda i: (i.pixels, i.byte_size, _richness(i), -i.pk), reverse=True)
+    best, runner_up = ranked[0], ranked[1]
+    if best.pixels > runner_up.pixels:
+        return best, f"most pixels ({best.width}×{best.height})"
+    if best.byte_size > runner_up.byte_size:
+        return best, "same size in pixels, largest file"
+    if _richness(best) > _richness(runner_up):
+        return best, "same pixels and file size, most metadata"
+    return best, "identical by every measure; the oldest is suggested"
+
+
+def duplicate_groups(*, tier: str | None = None) -> list[Group]:
+    """Return unresolved groups, biggest saving first."""
+    pairs = list(
+        DuplicatePair.objects.filter(image_a__trashed_at__isnull=True, image_b__trashed_at__isnull=True)
+        .values_list("image_a_id", "image_b_id", "tier", "similarity")
+    )
+    refused = set(NotDuplicate.objects.values_list("image_a_id", "image_b_id"))
+    pairs = [p for p in pairs if (p[0], p[1]) not in refused]
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, _, _ in pairs:
+        parent[find(a)] = find(b)
+    members_of: dict[int, list[int]] = {}
+    for node in list(parent):
+        members_of.setdefault(find(node), []).append(node)
+    images = Image.objects.select_related("metadata").prefetch_related("metadata__tags").in_bulk(list(parent))
+    pairs_of: dict[int, list[tuple]] = {}
+    for pair in pairs:
+        pairs_of.setdefault(find(pair[0]), []).append(pair)
+    groups = []
+    for root, member_ids in members_of.items():
+        group_images = [images[pk] for pk in sorted(member_ids) if pk in images]
+        if len(group_images) < 2:
+            continue
+        group_pairs = pairs_of.get(root, [])
+        keeper, reason = choose_keeper(group_images)
+        best_tier = min((p[2] for p in group_pairs), key=lambda t: TIER_ORDER[Tier(t)])
+        if tier and best_tier != tier:
+            continue
+        relation = {}
+        for a, b, pair_tier, similarity in group_pairs:
+            if keeper.pk in (a, b):
+                other = b if a == keeper.pk else a
+                relation[other] = (pair_tier, similarity)
+        members = [Member(image=img, tier=relation.get(img.pk, (None, None))[0],
+                          similarity=relation.get(img.pk, (None, None))[1]) for img in group_images]
+        members.sort(key=lambda m: m.image.pk != keeper.pk)
+        groups.append(Group(members=members, keeper=keeper, keeper_reason=reason, tier=best_tier,
+                            bytes_to_free=sum(i.byte_size for i in group_images if i.pk != keeper.pk),
+                            pair_ids=[(a, b) for a, b, _, _ in group_pairs]))
+    return sorted(groups, key=lambda g: (-g.bytes_to_free, g.keeper.pk))
+
+
+def tier_counts(groups: list[Group]) -> dict[str, int]:
+    counts = {choice.value: 0 for choice in Tier}
+    for group in groups:
+        counts[group.tier] += 1
+    return counts
+
+
+def find_duplicates(similarity_threshold: float = 0.95, *, hamming_threshold: int | None = None) -> list[dict]:
+    """The brief's find_duplicates: tiered pairs, most alike first, with file names."""
+    pairs = find_pairs(similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold)
+    names = dict(Image.objects.filter(pk__in={p.a for p in pairs} | {p.b for p in pairs})
+                 .values_list("pk", "original_name"))
+    return [{"image1_id": p.a, "image2_id": p.b, "image1_filename": names.get(p.a, ""),
+             "image2_filename": names.get(p.b, ""), "similarity": p.similarity, "tier": p.tier,
+             "hamming": p.hamming} for p in pairs]
