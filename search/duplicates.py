@@ -37,7 +37,7 @@ from search.sync import current_generation
 log = logging.getLogger(__name__)
 
 CROP_HAMMING = 26
-BLOCK = 2048
+BLOCK = 1024
 TIER_ORDER = {Tier.EXACT: 0, Tier.NEAR: 1, Tier.SIMILAR: 2}
 
 
@@ -70,29 +70,39 @@ def classify(similarity: float, hamming: int | None, same_pixels: bool, *, simil
 
 def _similar_blocks(vectors: np.ndarray, rows: np.ndarray, floor: float,
                     on_progress: Callable[[float], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (i, j, similarity) for i in rows, j > i (or j not in rows), similarity >= floor."""
+    """Return (i, j, similarity) with i in rows, i != j, each pair once, similarity >= floor."""
     import torch
 
     from search.embeddings import _cpu_supports_bf16
 
     dtype = torch.bfloat16 if _cpu_supports_bf16() else torch.float32
-    matrix = torch.from_numpy(vectors).to(dtype)
-    margin = 0.01 if dtype == torch.bfloat16 else 0.0  # bf16 rounds; re-scored in fp32 below
+    matrix = torch.from_numpy(np.ascontiguousarray(vectors)).to(dtype)
+    margin = 0.01 if dtype == torch.bfloat16 else 0.0  # bf16 rounds; candidates are re-scored in fp32
+    full = len(rows) == len(vectors)
     in_rows = np.zeros(len(vectors), dtype=bool)
     in_rows[rows] = True
     found_i, found_j = [], []
     with torch.inference_mode():
-        for done, start in enumerate(range(0, len(rows), BLOCK)):
+        for start in range(0, len(rows), BLOCK):
             block_rows = rows[start : start + BLOCK]
-            # Upper triangle: a row is compared with later rows, and with every earlier
-            # row that is not itself being scanned (incremental scans).
-            scores = (matrix[block_rows] @ matrix.T).float().numpy()
-            hit_r, hit_c = np.nonzero(scores >= floor - margin)
-            columns_later = hit_c > block_rows[hit_r]
-            columns_outside = ~in_rows[hit_c]
-            keep = (columns_later | columns_outside) & (hit_c != block_rows[hit_r])
-            found_i.append(block_rows[hit_r[keep]])
-            found_j.append(hit_c[keep])
+            # A full scan needs only the upper triangle: columns from this block on.
+            first_column = int(block_rows[0]) if full else 0
+            scores = matrix[block_rows] @ matrix[first_column:].T
+            if full:  # within the block itself, keep only j > i (no self-pairs, no repeats)
+                width = len(block_rows)
+                scores[:, :width] = torch.triu(scores[:, :width], diagonal=1)
+            hits = scores >= floor - margin
+            # Almost every row has no hit: find the few that do before extracting positions.
+            busy = torch.nonzero(hits.any(dim=1)).flatten()
+            if len(busy):
+                sub_r, sub_c = torch.nonzero(hits[busy], as_tuple=True)
+                block_i = block_rows[busy[sub_r].numpy()]
+                block_j = sub_c.numpy() + first_column
+                if not full:  # pairs among scanned rows: keep each once, drop self-pairs
+                    keep = (block_j != block_i) & (~in_rows[block_j] | (block_j > block_i))
+                    block_i, block_j = block_i[keep], block_j[keep]
+                found_i.append(block_i)
+                found_j.append(block_j)
             if on_progress:
                 on_progress(min(1.0, (start + BLOCK) / max(len(rows), 1)))
     i = np.concatenate(found_i) if found_i else np.zeros(0, dtype=np.int64)
