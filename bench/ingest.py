@@ -107,7 +107,7 @@ def run_child(kind: str, count: int) -> dict:
         seconds = naive_ingest(paths, model)
         return {"added": Image.objects.count(), "seconds": seconds}
     if kind == "ours":
-        pipeline = Pipeline(batch_size=32)
+        pipeline = Pipeline()
         sources, _ = discover(paths[0].parent)
         pipeline.vectorizer.encode_texts(["warm up"])
         report = pipeline.run(sources[:count])

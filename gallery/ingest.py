@@ -155,7 +155,7 @@ class Pipeline:
         user=None,
         embed: bool = True,
         dry_run: bool = False,
-        batch_size: int = 32,
+        batch_size: int = 16,
         decode_threads: int = 2,
     ):
         self.in_place = in_place

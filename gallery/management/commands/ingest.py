@@ -26,7 +26,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--in-place", action="store_true", help="reference files where they are instead of copying them (NAS libraries)"
         )
-        parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="photos per model call and transaction")
+        parser.add_argument("--batch-size", type=int, default=16, metavar="N",
+                            help="photos per model call and transaction (default 16: measured fastest on 2 cores)")
         parser.add_argument("--no-embed", action="store_true", help="store photos now, compute embeddings later (reconcile)")
         parser.add_argument("--dry-run", action="store_true", help="report what would be added; change nothing")
         parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
