@@ -18,6 +18,7 @@ import numpy as np
 from gallery.models import Image, Metadata
 from search.embeddings import model_name
 from search.errors import InvalidFilter
+from search.filters import fold
 
 REFRESH_SECONDS = 2.0
 _STRING_FIELDS = {"category": "metadata__category", "camera_make": "metadata__camera_make",
@@ -39,20 +40,7 @@ class Columns:
 
     def mask(self, where: dict) -> np.ndarray:
         """Evaluate a validated filter; return a boolean mask over self.ids."""
-        result = np.ones(len(self.ids), dtype=bool)
-        for key, condition in where.items():
-            if key in ("$and", "$or"):
-                parts = [self.mask(part) for part in condition]
-                combined = parts[0].copy()
-                for part in parts[1:]:
-                    combined = combined & part if key == "$and" else combined | part
-                result &= combined
-                continue
-            if not isinstance(condition, dict):
-                condition = {"$eq": condition}
-            ((operator, value),) = condition.items()
-            result &= self._field(key, operator, value)
-        return result
+        return fold(where, leaf=self._field, both=np.logical_and, either=np.logical_or)
 
     def _field(self, key: str, operator: str, value) -> np.ndarray:
         negations = {"$ne": "$eq", "$nin": "$in", "$not_contains": "$contains"}

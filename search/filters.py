@@ -5,6 +5,8 @@ metadata scan costs 35-225 ms at 100k vectors. `to_chroma` exists for the
 standalone ChromaDBBackend and for the benchmark's comparison.
 """
 
+import functools
+import operator
 from datetime import datetime, timezone as dt_timezone
 
 from django.db.models import Q
@@ -138,45 +140,49 @@ def _tag_subquery(name: str):
     return Metadata.objects.filter(tags__name=name.lower()).values("image_id")
 
 
-def to_q(where: dict) -> Q:
-    """Translate a validated filter into a Q over gallery.Image."""
-    q = Q()
+def fold(where: dict, *, leaf, both, either):
+    """Evaluate a validated filter tree bottom-up.
+
+    leaf(key, operator, value) answers one condition; both / either combine the
+    answers of $and / $or parts (sibling keys are combined with both).
+    """
+    result = None
     for key, condition in where.items():
         if key in LOGICAL:
-            parts = [to_q(part) for part in condition]
-            combined = parts[0]
-            for part in parts[1:]:
-                combined = combined & part if key == "$and" else combined | part
-            q &= combined
-            continue
-        if not isinstance(condition, dict):
-            condition = {"$eq": condition}
-        ((operator, value),) = condition.items()
-        q &= _field_q(key, operator, value)
-    return q
+            answer = functools.reduce(both if key == "$and" else either,
+                                      [fold(part, leaf=leaf, both=both, either=either) for part in condition])
+        else:
+            if not isinstance(condition, dict):
+                condition = {"$eq": condition}
+            ((operator, value),) = condition.items()
+            answer = leaf(key, operator, value)
+        result = answer if result is None else both(result, answer)
+    return result
+
+
+def to_q(where: dict) -> Q:
+    """Translate a validated filter into a Q over gallery.Image."""
+    return fold(where, leaf=_field_q, both=operator.and_, either=operator.or_)
+
+
+def _chroma_leaf(key: str, op: str, value) -> dict:
+    if key != "tags":
+        return {key: {op: value}}
+    if op in ("$eq", "$contains"):
+        return {"tags": {"$contains": value}}
+    if op in ("$ne", "$not_contains"):
+        return {"tags": {"$not_contains": value}}
+    items = [{"tags": {"$contains" if op == "$in" else "$not_contains": item}} for item in value]
+    return items[0] if len(items) == 1 else {"$or" if op == "$in" else "$and": items}
+
+
+def _chroma_join(glue: str):
+    def join(left: dict, right: dict) -> dict:
+        parts = [p for side in (left, right) for p in (side[glue] if list(side) == [glue] else [side])]
+        return {glue: parts}
+    return join
 
 
 def to_chroma(where: dict) -> dict:
     """Translate a validated filter into Chroma's own where syntax (tags become $contains)."""
-    parts = []
-    for key, condition in where.items():
-        if key in LOGICAL:
-            translated = [to_chroma(part) for part in condition]
-            parts.append(translated[0] if len(translated) == 1 else {key: translated})
-            continue
-        if not isinstance(condition, dict):
-            condition = {"$eq": condition}
-        ((operator, value),) = condition.items()
-        if key == "tags":
-            if operator in ("$eq", "$contains"):
-                parts.append({"tags": {"$contains": value}})
-            elif operator in ("$ne", "$not_contains"):
-                parts.append({"tags": {"$not_contains": value}})
-            else:
-                op = "$contains" if operator == "$in" else "$not_contains"
-                items = [{"tags": {op: item}} for item in value]
-                glue = "$or" if operator == "$in" else "$and"
-                parts.append(items[0] if len(items) == 1 else {glue: items})
-        else:
-            parts.append({key: {operator: value}})
-    return parts[0] if len(parts) == 1 else {"$and": parts}
+    return fold(where, leaf=_chroma_leaf, both=_chroma_join("$and"), either=_chroma_join("$or"))

@@ -64,7 +64,7 @@ def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
     with reading_index() as index:
         total = max(len(columns.ids), 1)
         share = len(candidate_ids) / total
-        fetch = min(total, math.ceil(wanted / share * 4) + 16)
+        fetch = min(total, math.ceil(wanted / share * 2) + 16)  # the loop doubles it when short
         while True:
             ann = index.query(model_name(), vector, fetch)
             ann_ids = np.fromiter((int(pk) for pk, _ in ann), dtype=np.int64, count=len(ann))

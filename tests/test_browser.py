@@ -64,17 +64,23 @@ def library(tmp_path, ingest):
 
 @pytest.fixture
 def page(browser, live_server, viewer, library):
+    page = login(browser, live_server, "vera")
+    yield page
+    page.context.close()
+
+
+def login(browser, live_server, username: str):
+    """A new browser context logged in through the real login form; return its page."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
     page = context.new_page()
     page.set_default_timeout(15000)
     page.goto("/")
-    assert "/accounts/login/" in page.url
-    page.fill("#id_username", "vera")
-    page.fill("#id_password", "pw-vera")
+    assert "/accounts/login/" in page.url  # every page needs a login
+    page.fill("#id_username", username)
+    page.fill("#id_password", f"pw-{username}")
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/$"))
-    yield page
-    context.close()
+    return page
 
 
 def shot(page, name: str) -> None:
@@ -136,13 +142,7 @@ def test_keyboard_and_phone_width(page):
 
 
 def test_upload_in_the_browser(browser, live_server, editor, tmp_path):
-    context = browser.new_context(base_url=live_server.url)
-    page = context.new_page()
-    page.goto("/accounts/login/")
-    page.fill("#id_username", "eddie")
-    page.fill("#id_password", "pw-eddie")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/$"))
+    page = login(browser, live_server, "eddie")
     page.goto("/upload/")
     files = write_library(tmp_path / "up", 2, start=500)
     (tmp_path / "up" / "notes.jpg").write_text("not a photo")
@@ -155,7 +155,7 @@ def test_upload_in_the_browser(browser, live_server, editor, tmp_path):
     assert page.locator(".outcome.not_image").count() == 1
     shot(page, "upload")
     assert Image.objects.count() == 2
-    context.close()
+    page.context.close()
 
 
 def test_resolve_a_duplicate_group(browser, live_server, editor, tmp_path, ingest, settings):
@@ -172,13 +172,7 @@ def test_resolve_a_duplicate_group(browser, live_server, editor, tmp_path, inges
     base.resize((400, 300)).save(tmp_path / "dup" / "small.jpg", quality=80)
     ingest(tmp_path / "dup")
     start_scan()
-    context = browser.new_context(base_url=live_server.url)
-    page = context.new_page()
-    page.goto("/accounts/login/")
-    page.fill("#id_username", "eddie")
-    page.fill("#id_password", "pw-eddie")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/$"))
+    page = login(browser, live_server, "eddie")
     page.click("nav >> text=Duplicates")
     page.wait_for_selector(".group")
     assert page.locator(".member.keeper").count() == 1
@@ -188,4 +182,4 @@ def test_resolve_a_duplicate_group(browser, live_server, editor, tmp_path, inges
     page.wait_for_selector(".resolved")
     assert page.locator(".group").count() == 0
     assert Image.objects.trashed().get().original_name == "small.jpg"
-    context.close()
+    page.context.close()
