@@ -15,7 +15,7 @@ def _pending_count() -> int:
 @require_http_methods(["GET", "POST"])
 def search_page(request):
     form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None)
-    results, error, model_missing, ran = [], "", False, False
+    results, error, model_missing, ran, status = [], "", False, False, 200
     like = None
     if form.is_valid():
         text, negative = form.query_parts()
@@ -23,8 +23,11 @@ def search_page(request):
         upload = data.get("image")
         like = Image.objects.live().filter(pk=data["like"]).first() if data.get("like") else None
         query = {}
-        if upload:
-            query["query_image"] = upload.read(settings.IMGSIM_UPLOAD_MAX_BYTES + 1)
+        if upload and upload.size > settings.IMGSIM_UPLOAD_MAX_BYTES:
+            error = f"The query photo is larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB."
+            status = 413
+        elif upload:
+            query["query_image"] = upload.read()
         elif like:
             query["query_image_id"] = like.pk
         elif text:
@@ -37,16 +40,16 @@ def search_page(request):
                     threshold=data.get("threshold"), filter_metadata=form.to_where(),
                 )
             except ModelUnavailable as exc:
-                error, model_missing = str(exc), True
+                error, model_missing, status = str(exc), True, 503
             except SearchError as exc:
-                error = str(exc)
+                error, status = str(exc), exc.status
     else:
         error = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        status = 400
     context = {
         "form": form, "results": results, "error": error, "model_missing": model_missing, "ran": ran, "like": like,
         "pending": _pending_count(), "negative": form.query_parts()[1] if form.is_valid() else "",
     }
-    status = 400 if error and not model_missing else 503 if model_missing else 200
     template = "search/search.html#results" if request.htmx else "search/search.html"
     return render(request, template, context, status=status)
 

@@ -137,6 +137,10 @@ def test_search_states(viewer_client, library, settings):
     assert bad.status_code == 400
     not_image = SimpleUploadedFile("q.jpg", b"hello", content_type="image/jpeg")
     assert viewer_client.post(reverse("search:page"), {"image": not_image}).status_code == 400
+    settings.IMGSIM_UPLOAD_MAX_BYTES = 100
+    big = SimpleUploadedFile("q.jpg", photo_bytes(1, size=(64, 48)), content_type="image/jpeg")
+    too_big = viewer_client.post(reverse("search:page"), {"image": big})
+    assert too_big.status_code == 413 and "larger than" in too_big.content.decode()
     Image.objects.filter(pk=library[0].pk).update(embedding_state="pending")
     assert "1 photo still waits for embeddings" in viewer_client.get(reverse("search:page"), {"q": "x"}).content.decode()
     from search.embeddings import get_embedder
