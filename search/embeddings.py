@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from django.utils.module_loading import import_string
 from search.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 60
 
 # CLIP's own preprocessing constants, used when a model folder has no preprocessor config.
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -78,6 +81,7 @@ class ClipEmbedder(Embedder):
         self._lock = threading.Lock()
         self._inference_lock = threading.Lock()
         self._loaded = None  # (model, tokenizer, preprocessing, use_bf16)
+        self._failure: tuple[float, ModelUnavailable] | None = None
 
     @property
     def loaded(self) -> bool:
@@ -87,7 +91,15 @@ class ClipEmbedder(Embedder):
         if self._loaded is None:
             with self._lock:
                 if self._loaded is None:
-                    self._loaded = self._load_unlocked()
+                    # An unreachable hub costs ~40 s of retries: remember the failure for a
+                    # while instead of making every search wait again.
+                    if self._failure and time.monotonic() - self._failure[0] < RETRY_AFTER_SECONDS:
+                        raise self._failure[1]
+                    try:
+                        self._loaded = self._load_unlocked()
+                    except ModelUnavailable as error:
+                        self._failure = (time.monotonic(), error)
+                        raise
         return self._loaded
 
     def _load_unlocked(self):
@@ -98,10 +110,15 @@ class ClipEmbedder(Embedder):
             torch.set_num_threads(self.threads)
         source = self.model_name
         try:
-            model = CLIPModel.from_pretrained(source)
-            tokenizer = AutoTokenizer.from_pretrained(source)
-        except (OSError, ValueError) as error:
-            raise ModelUnavailable(self._missing_message(error)) from error
+            # The local cache first: no network round trip when the model is already here.
+            model = CLIPModel.from_pretrained(source, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        except (OSError, ValueError):
+            try:
+                model = CLIPModel.from_pretrained(source)
+                tokenizer = AutoTokenizer.from_pretrained(source)
+            except (OSError, ValueError) as error:
+                raise ModelUnavailable(self._missing_message(error)) from error
         model.eval()
         use_bf16 = self.precision_setting == "bf16" or (self.precision_setting == "auto" and _cpu_supports_bf16())
         preprocessing = self._preprocessing(source, model.config.vision_config.image_size)

@@ -64,3 +64,16 @@ def test_web_modules_do_not_import_torch_or_chromadb(tmp_path):
     env.pop("DJANGO_SETTINGS_MODULE", None)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_a_missing_model_is_not_retried_on_every_request(monkeypatch, tmp_path):
+    import transformers
+
+    embedder = ClipEmbedder(model=str(tmp_path / "absent"))
+    with pytest.raises(ModelUnavailable):
+        embedder.dimension
+    calls = []
+    monkeypatch.setattr(transformers.CLIPModel, "from_pretrained", lambda *a, **k: calls.append(1))
+    with pytest.raises(ModelUnavailable):
+        embedder.encode_texts(["again"])
+    assert calls == []  # the remembered failure answered at once
