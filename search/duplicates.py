@@ -217,6 +217,10 @@ class Member:
     tier: str | None = None  # relation to the keeper
     similarity: float | None = None
 
+    @property
+    def tier_label(self) -> str:
+        return Tier(self.tier).label if self.tier else ""
+
 
 @dataclass
 class Group:

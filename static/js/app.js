@@ -1,3 +1,10 @@
+// On a phone the filter panel starts closed, so the photos come first.
+document.addEventListener("DOMContentLoaded", () => {
+  if (window.matchMedia("(max-width: 760px)").matches) {
+    document.querySelectorAll("details.filter-panel").forEach((panel) => { panel.open = false; });
+  }
+});
+
 // Keep URLs short and shareable: leave empty form fields out of htmx requests
 // (and so out of the pushed URL).
 document.addEventListener("htmx:configRequest", (event) => {
