@@ -68,14 +68,6 @@ def write_atomic(relpath: str, data: bytes) -> Path:
     return target
 
 
-def copy_atomic(source: Path, relpath: str) -> Path:
-    """Copy a file into MEDIA_ROOT/relpath via a temp file and rename; return the path."""
-    target = media_root() / relpath
-    if target.exists() and target.stat().st_size == source.stat().st_size:
-        return target  # content-addressed: same name and size means same bytes
-    return write_atomic(relpath, source.read_bytes())
-
-
 def image_files(image) -> list[Path]:
     """Return every file that belongs to an image and lives in storage."""
     files = [rendition_path(image, kind) for kind in RENDITIONS]

@@ -15,13 +15,6 @@ def from_bytes(data: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(bytes(data), dtype=DTYPE)
 
 
-def stack(blobs: list[bytes | memoryview]) -> np.ndarray:
-    """Return an (n, dim) float32 matrix from stored vectors (one copy, no per-row arrays)."""
-    if not blobs:
-        return np.zeros((0, 0), dtype=DTYPE)
-    return np.frombuffer(b"".join(bytes(blob) for blob in blobs), dtype=DTYPE).reshape(len(blobs), -1)
-
-
 def load(image_ids: Iterable[int]) -> dict[int, np.ndarray]:
     """Return {image id: vector} for those of these images that have one."""
     from gallery.models import ImageVector

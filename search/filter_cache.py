@@ -21,8 +21,7 @@ from search.errors import InvalidFilter
 from search.filters import fold
 
 REFRESH_SECONDS = 2.0
-_STRING_FIELDS = {"category": "metadata__category", "camera_make": "metadata__camera_make",
-                  "camera_model": "metadata__camera_model", "format": "format", "filename": "original_name"}
+_TEXT_FIELDS = {"category", "camera_make", "camera_model", "format", "filename"}
 
 
 @dataclass
@@ -56,7 +55,7 @@ class Columns:
                            assume_unique=True)
         if key == "has_gps":
             return self.numbers["has_gps"] == (1.0 if value else 0.0)
-        if key in _STRING_FIELDS:
+        if key in _TEXT_FIELDS:
             return self.codes[key] == self.vocabulary[key].get(value, -1)
         with np.errstate(invalid="ignore"):  # NaN (unknown) never matches
             if key == "year":

@@ -1,4 +1,3 @@
-import io
 import json
 
 import pytest
@@ -9,7 +8,7 @@ from PIL import ImageEnhance
 
 from gallery import storage
 from gallery.models import Image, Tag
-from search.duplicates import choose_keeper, duplicate_groups, find_pairs, start_scan
+from search.duplicates import choose_keeper, duplicate_groups, start_scan
 from search.embeddings import get_embedder, model_name
 from search.index import get_index
 from search.models import DuplicatePair, NotDuplicate

@@ -16,7 +16,7 @@ from search.embeddings import model_name
 from search.index import get_index
 from tests.bad_inputs import gif_with_frames, write_bad_folder
 from tests.conftest import ROOT
-from tests.photos import photo_bytes, write_library, write_photo
+from tests.photos import write_library, write_photo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
