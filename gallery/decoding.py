@@ -153,12 +153,13 @@ def decode(data: bytes) -> DecodedPhoto:
         raise DecodeError(f"cannot decode: {error}") from None
     except MemoryError:
         raise DecodeError("cannot decode: not enough memory for this image") from None
-    # Bilinear is antialiased in Pillow and 2.5x faster than Lanczos from the draft
-    # decode (13 vs 33 ms at 12 MP); the small thumbnail can afford Lanczos.
-    upright.thumbnail((preview_size, preview_size), PILImage.Resampling.BILINEAR, reducing_gap=2.0)
+    # BOX (area averaging) is a sound filter for reductions of 1.5x and more, and the
+    # cheapest: 8.7 ms from a 12 MP draft decode, against 14 for bilinear and 33 for
+    # Lanczos; the thumbnail likewise (1.8 ms against 3.6).
+    upright.thumbnail((preview_size, preview_size), PILImage.Resampling.BOX, reducing_gap=None)
     renditions = {"preview": _encode(upright, "jpg")}
     thumb = upright.copy()
-    thumb.thumbnail((RENDITIONS["thumb"][0],) * 2, PILImage.Resampling.LANCZOS)
+    thumb.thumbnail((RENDITIONS["thumb"][0],) * 2, PILImage.Resampling.BOX, reducing_gap=None)
     renditions["thumb"] = _encode(thumb, "webp")
     # The thumbnail follows deterministically from the decoded pixels, so equal
     # pixels give equal digests; hashing it costs 0.5 ms instead of 8 for the preview.
@@ -208,7 +209,7 @@ def _upright(image: PILImage.Image, orientation: int) -> PILImage.Image:
 def _encode(image: PILImage.Image, kind: str) -> bytes:
     buffer = io.BytesIO()
     if kind == "webp":
-        image.save(buffer, "WEBP", quality=80, method=4)
+        image.save(buffer, "WEBP", quality=80, method=2)  # same 4 KB as method 4, 1.6 ms instead of 5.6
     else:
         image.save(buffer, "JPEG", quality=82, optimize=True)  # progressive costs 2.5x for nothing here
     return buffer.getvalue()
