@@ -203,3 +203,10 @@ def find_duplicates(similarity_threshold: float = 0.95, **options) -> list[dict]
     from search import duplicates
 
     return duplicates.find_duplicates(similarity_threshold, **options)
+
+
+def get_stats() -> dict:
+    """The brief's get_stats: total_images, avg_width, avg_height, embedding_model and more."""
+    from search import stats
+
+    return stats.get_stats(charts=False)

@@ -64,3 +64,12 @@ def similar_strip(request, pk: int):
         error = str(exc)
     template = "search/similar.html#strip" if request.htmx else "search/similar.html"
     return render(request, template, {"image": image, "results": results, "error": error})
+
+
+@require_GET
+def stats_page(request):
+    from search.stats import bar_chart, get_stats
+
+    stats = get_stats()
+    charts = {name: bar_chart(rows) for name, rows in stats["charts"].items()}
+    return render(request, "search/stats.html", {"stats": stats, "charts": charts})

@@ -25,6 +25,9 @@ def _reset_backends():
     from search.index import get_index
 
     filter_cache.clear()
+    from django.core.cache import cache
+
+    cache.clear()  # cached stats are keyed by index generation, which restarts with each test database
     if get_index.cache_info().currsize:
         get_index().refresh()
     get_index.cache_clear()

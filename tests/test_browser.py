@@ -129,6 +129,16 @@ def test_search_updates_as_you_type_and_more_like_this(page):
     shot(page, "more-like-this")
 
 
+def test_stats_page_draws_charts(page):
+    page.click("nav >> text=Stats")
+    page.wait_for_selector("svg rect.bar")
+    assert page.locator("figure.chart").count() == 5
+    shot(page, "stats")
+    page.locator("figure.chart", has_text="Top categories").locator("a").first.click()
+    page.wait_for_url(re.compile(r"category="))
+    assert page.locator("#grid .card-photo").count() == 35
+
+
 def test_keyboard_and_phone_width(page):
     page.set_viewport_size({"width": 360, "height": 740})
     page.goto("/")

@@ -1,0 +1,84 @@
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+
+import pytest
+from django.urls import reverse
+
+from gallery.models import Image, Metadata, Tag
+from search.api import get_stats
+from tests.photos import write_photo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture
+def library(tmp_path, ingest):
+    sizes = [(640, 480), (640, 480), (1200, 800), (2400, 1600)]
+    for i, size in enumerate(sizes):
+        write_photo(tmp_path / "in" / f"p{i}.jpg", i, size=size)
+    write_photo(tmp_path / "in" / "p4.png", 4, size=(300, 200), fmt="PNG")
+    ingest(tmp_path / "in")
+    sea = Tag.objects.create(name="sea")
+    for i, meta in enumerate(Metadata.objects.order_by("image__original_name")):
+        meta.category = "travel" if i < 3 else "family"
+        meta.camera_model = "EOS R5" if i < 2 else ""
+        meta.taken_at = datetime(2024, 1 + i % 2, 15, tzinfo=timezone.utc)
+        meta.save()
+        if i == 0:
+            meta.tags.add(sea)
+    return list(Image.objects.order_by("original_name"))
+
+
+def test_numbers_match_the_library(library):
+    stats = get_stats()
+    widths = [i.width for i in library]
+    assert stats["total_images"] == 5
+    assert stats["total_bytes"] == sum(i.byte_size for i in library)
+    assert stats["avg_width"] == round(sum(widths) / 5, 1)
+    assert stats["formats"] == {"JPEG": 4, "PNG": 1}
+    assert stats["embedded"] == 5 and stats["pending"] == 0 and stats["failed"] == 0
+    assert stats["embedding_dimension"] == 32
+    assert stats["index"] == {"expected": 5, "actual": 5, "in_sync": True, "error": ""}
+    assert stats["trash_count"] == 0
+
+
+def test_cache_follows_changes(library):
+    assert get_stats()["trash_count"] == 0
+    library[0].trashed_at = datetime.now(timezone.utc)
+    library[0].save()
+    stats = get_stats()
+    assert stats["trash_count"] == 1 and stats["total_images"] == 4
+
+
+def test_page_draws_well_formed_linked_charts(viewer_client, library):
+    response = viewer_client.get(reverse("search:stats"))
+    html = response.content.decode()
+    assert response.status_code == 200 and "5</strong> photos" in html
+    svgs = [html[start:html.index("</svg>", start) + 6] for start in
+            [i for i in range(len(html)) if html.startswith("<svg", i)]]
+    assert len(svgs) == 5
+    links = []
+    for svg in svgs:
+        root = ET.fromstring(svg)  # well-formed XML
+        links += [a.get("href") for a in root.iter(f"{SVG}a")]
+    assert "/?category=travel" in links and "/?camera=EOS+R5" in links and "/?tag=sea" in links
+    assert "/?taken_from=2024-01-01&taken_to=2024-01-31" in links
+    travel = viewer_client.get("/?category=travel").content.decode()
+    assert travel.count('class="card-photo"') == 3  # a chart link lands on the right photos
+
+
+def test_index_out_of_step_shows_a_warning(viewer_client, library):
+    from search.embeddings import model_name
+    from search.index import get_index
+
+    get_index().delete(model_name(), [library[0].pk])
+    from django.core.cache import cache
+
+    cache.clear()
+    html = viewer_client.get(reverse("search:stats")).content.decode()
+    assert "manage.py reconcile" in html
+
+
+def test_stats_need_a_login(client):
+    assert client.get(reverse("search:stats")).status_code == 302
