@@ -7,7 +7,7 @@ tags or the trash bumps (search.sync), so a cached answer is never stale.
 from datetime import date, timedelta
 
 from django.core.cache import cache
-from django.db.models import Avg, Count, F, Q, Sum
+from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils.http import urlencode
