@@ -109,6 +109,16 @@ def test_search_page_matches_the_python_api(viewer_client, library):
     assert result_ids(html) == expected
 
 
+def test_search_takes_every_gallery_filter(viewer_client, library):
+    params = {"q": "beach", "top_k": 50, "taken_from": "2020-01-01", "taken_to": "2020-12-31", "min_width": 10,
+              "tag": "sea", "format": "JPEG", "has_gps": "false"}
+    html = viewer_client.get(reverse("search:page"), params).content.decode()
+    expected = Image.objects.filter(metadata__taken_at__year=2020, metadata__tags__name="sea").count()
+    assert expected > 0 and len(result_ids(html)) == expected
+    for name in ("taken_from", "taken_to", "min_width", "tag", "format", "has_gps"):
+        assert f'name="{name}"' in html
+
+
 def test_search_negative_terms_show_as_a_chip(viewer_client, library):
     html = viewer_client.get(reverse("search:page"), {"q": "beach -people"}).content.decode()
     assert "not: people" in html

@@ -1,0 +1,45 @@
+"""Statistics benchmark: the stats page at 100k photos, cold (computed) and warm (cached).
+
+    .venv/bin/python -m bench.stats [--photos 100000] [--requests 50]
+"""
+
+import argparse
+import time
+
+from bench.common import percentiles, setup_django, synthetic_library, table
+
+MODEL = "bench/random-512"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    setup_django("stats", IMGSIM_MODEL=MODEL, ALLOWED_HOSTS="testserver")
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+    from django.test import Client
+
+    from search.reconcile import reindex
+
+    synthetic_library(args.photos, model=MODEL)
+    reindex()
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("bench", password="x"))
+    cold, warm = [], []
+    for _ in range(max(3, args.requests // 10)):
+        cache.clear()
+        started = time.perf_counter()
+        assert client.get("/stats/").status_code == 200
+        cold.append((time.perf_counter() - started) * 1000)
+    for _ in range(args.requests):
+        started = time.perf_counter()
+        assert client.get("/stats/").status_code == 200
+        warm.append((time.perf_counter() - started) * 1000)
+    print(f"{args.photos:,} photos, /stats/ through Django's test client, this machine (ms)")
+    print(table(["case", "p50", "p95"], [["cold (computed)", *percentiles(cold)], ["warm (cached)", *percentiles(warm)]]))
+
+
+if __name__ == "__main__":
+    main()
