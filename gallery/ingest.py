@@ -41,6 +41,7 @@ class Source:
     data: bytes | None = None
     size: int | None = None
     mtime: float | None = None
+    uploaded: bool = False  # path is a temporary upload file, not where the photo came from
 
 
 @dataclass
@@ -322,7 +323,7 @@ class Pipeline:
             file=str(source.path) if self.in_place else storage.original_relpath(item.sha256, photo.format),
             in_place=self.in_place,
             original_name=Path(source.name).name[:255],
-            source_path=str(source.path or "")[:1024],
+            source_path="" if source.uploaded else str(source.path or "")[:1024],
             source_size=source.size if self.in_place else None,
             source_mtime=source.mtime if self.in_place else None,
             format=photo.format,

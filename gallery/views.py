@@ -1,4 +1,6 @@
 from django.contrib.auth.decorators import permission_required
+from pathlib import Path
+
 from django.conf import settings
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
@@ -88,7 +90,7 @@ def upload(request):
                                  "reason": f"larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB"})
                 status = 413 if len(files) == 1 else status
                 continue
-            accepted.append(Source(name=upload_file.name, data=upload_file.read(), size=upload_file.size))
+            accepted.append(_source(upload_file))
         report = Pipeline(user=request.user).run(accepted)
         outcomes += [{"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id}
                      for o in report.outcomes]
@@ -97,6 +99,18 @@ def upload(request):
     context = {"outcomes": outcomes, "error": error, **_upload_limits()}
     template = "gallery/upload.html#results" if request.htmx else "gallery/upload.html"
     return render(request, template, context, status=status)
+
+
+def _source(upload_file) -> Source:
+    """A pipeline source for an uploaded file, read by the pipeline only when its turn comes.
+
+    Django keeps small uploads in memory and spools large ones to a temporary file;
+    reading those here would hold a whole 100-file upload in memory at once.
+    """
+    if hasattr(upload_file, "temporary_file_path"):
+        return Source(name=upload_file.name, path=Path(upload_file.temporary_file_path()), size=upload_file.size,
+                      uploaded=True)
+    return Source(name=upload_file.name, data=upload_file.read(), size=upload_file.size, uploaded=True)
 
 
 def _upload_limits() -> dict:

@@ -178,6 +178,21 @@ def test_upload_adds_photos_and_reports_each_file(editor_client, editor):
     assert "already in the library" in again.content.decode() and "<html" in again.content.decode()
 
 
+def test_large_uploads_are_read_from_their_temporary_file(editor_client, settings):
+    from tests.photos import photo_bytes
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000  # every upload spools to a temporary file
+    files = [SimpleUploadedFile(f"big{i}.jpg", photo_bytes(i, size=(200, 150)), content_type="image/jpeg")
+             for i in range(3)]
+    response = editor_client.post(reverse("gallery:upload"), {"files": files}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response.content.decode().count('class="outcome added"') == 3
+    image = Image.objects.get(original_name="big1.jpg")
+    assert image.source_path == "" and not image.in_place  # stored, not a reference to the temp file
+    from gallery import storage
+
+    assert storage.original_path(image).read_bytes() == photo_bytes(1, size=(200, 150))
+
+
 def test_upload_limits_and_permissions(editor_client, viewer, client, settings):
     settings.IMGSIM_UPLOAD_MAX_BYTES = 1000
     big = SimpleUploadedFile("big.jpg", photo_bytes(1), content_type="image/jpeg")
