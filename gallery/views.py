@@ -1,6 +1,4 @@
 from django.contrib.auth.decorators import permission_required
-from pathlib import Path
-
 from django.conf import settings
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
@@ -8,7 +6,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from gallery import storage
 from gallery.filters import FilterForm
-from gallery.ingest import Pipeline, Source
+from gallery.uploads import receive_uploads
 from gallery.models import Image
 from gallery.roles import EDIT_PERMISSION
 from gallery.selectors import filter_choices, image_page, neighbours
@@ -75,42 +73,10 @@ def rendition(request, pk: int, kind: str):
 def upload(request):
     if request.method == "GET":
         return render(request, "gallery/upload.html", _upload_limits())
-    files = request.FILES.getlist("files")
-    status, error = 200, ""
-    if not files:
-        status, error = 400, "Choose at least one photo to upload."
-    elif len(files) > settings.IMGSIM_UPLOAD_MAX_FILES:
-        status, error = 400, f"At most {settings.IMGSIM_UPLOAD_MAX_FILES} files per upload."
-    outcomes = []
-    if not error:
-        accepted = []
-        for upload_file in files:
-            if upload_file.size > settings.IMGSIM_UPLOAD_MAX_BYTES:
-                outcomes.append({"name": upload_file.name, "status": "failed",
-                                 "reason": f"larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB"})
-                status = 413 if len(files) == 1 else status
-                continue
-            accepted.append(_source(upload_file))
-        report = Pipeline(user=request.user).run(accepted)
-        outcomes += [{"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id}
-                     for o in report.outcomes]
-        if accepted and all(o.status == "not_image" for o in report.outcomes):
-            status = 415 if len(files) == 1 else status
-    context = {"outcomes": outcomes, "error": error, **_upload_limits()}
+    result = receive_uploads(request.FILES.getlist("files"), user=request.user)
+    context = {"outcomes": result.outcomes, "error": result.error, **_upload_limits()}
     template = "gallery/upload.html#results" if request.htmx else "gallery/upload.html"
-    return render(request, template, context, status=status)
-
-
-def _source(upload_file) -> Source:
-    """A pipeline source for an uploaded file, read by the pipeline only when its turn comes.
-
-    Django keeps small uploads in memory and spools large ones to a temporary file;
-    reading those here would hold a whole 100-file upload in memory at once.
-    """
-    if hasattr(upload_file, "temporary_file_path"):
-        return Source(name=upload_file.name, path=Path(upload_file.temporary_file_path()), size=upload_file.size,
-                      uploaded=True)
-    return Source(name=upload_file.name, data=upload_file.read(), size=upload_file.size, uploaded=True)
+    return render(request, template, context, status=result.status)
 
 
 def _upload_limits() -> dict:

@@ -1,0 +1,47 @@
+"""Receiving uploaded files: one function for the upload page and the JSON API."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from gallery.ingest import Pipeline, Source
+
+
+@dataclass
+class UploadResult:
+    status: int = 200
+    error: str = ""
+    outcomes: list[dict] = field(default_factory=list)
+
+
+def _source(upload_file) -> Source:
+    # Django keeps small uploads in memory and spools large ones to a temporary file;
+    # the pipeline reads those when their turn comes, not all into memory first.
+    if hasattr(upload_file, "temporary_file_path"):
+        return Source(name=upload_file.name, path=Path(upload_file.temporary_file_path()), size=upload_file.size,
+                      uploaded=True)
+    return Source(name=upload_file.name, data=upload_file.read(), size=upload_file.size, uploaded=True)
+
+
+def receive_uploads(files: list, *, user) -> UploadResult:
+    """Ingest uploaded files within the configured limits; report each file."""
+    if not files:
+        return UploadResult(400, "Choose at least one photo to upload.")
+    if len(files) > settings.IMGSIM_UPLOAD_MAX_FILES:
+        return UploadResult(400, f"At most {settings.IMGSIM_UPLOAD_MAX_FILES} files per upload.")
+    result, accepted = UploadResult(), []
+    for upload_file in files:
+        if upload_file.size > settings.IMGSIM_UPLOAD_MAX_BYTES:
+            result.outcomes.append({"name": upload_file.name, "status": "failed",
+                                    "reason": f"larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB"})
+            continue
+        accepted.append(_source(upload_file))
+    report = Pipeline(user=user).run(accepted)
+    result.outcomes += [{"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id}
+                        for o in report.outcomes]
+    if len(files) == 1 and result.outcomes[0]["status"] == "failed" and not accepted:
+        result.status = 413
+    elif len(files) == 1 and result.outcomes[0]["status"] == "not_image":
+        result.status = 415
+    return result
