@@ -7,8 +7,8 @@ tags or the trash bumps (search.sync), so a cached answer is never stale.
 from datetime import date, timedelta
 
 from django.core.cache import cache
-from django.db.models import Avg, Count, Q, Sum
-from django.db.models.functions import TruncMonth
+from django.db.models import Avg, CharField, Count, Q, Sum
+from django.db.models.functions import Cast, Substr
 from django.urls import reverse
 from django.utils.http import urlencode
 
@@ -36,8 +36,16 @@ def _gallery(**params) -> str:
 
 def _compute(*, charts: bool) -> dict:
     live = Image.objects.live()
-    totals = live.aggregate(total=Count("pk"), bytes=Sum("byte_size"), width=Avg("width"), height=Avg("height"))
-    states = dict(live.values_list("embedding_state").annotate(n=Count("pk")).order_by())
+    # One scan for the totals and the width buckets, one for formats x embedding states.
+    totals = live.aggregate(total=Count("pk"), bytes=Sum("byte_size"), mean_width=Avg("width"),
+                            mean_height=Avg("height"), **{
+        f"w{low}": Count("pk", filter=Q(width__gte=low) & (Q(width__lt=high) if high else Q()))
+        for low, high in WIDTH_BUCKETS
+    })
+    states, formats = {}, {}
+    for image_format, state, count in live.values_list("format", "embedding_state").annotate(n=Count("pk")).order_by():
+        states[state] = states.get(state, 0) + count
+        formats[image_format] = formats.get(image_format, 0) + count
     current = model_name()
     indexable = live.filter(embedding_state=Image.Embedding.DONE, embedding_model=current).count()
     try:
@@ -52,9 +60,9 @@ def _compute(*, charts: bool) -> dict:
     stats = {
         "total_images": totals["total"],
         "total_bytes": totals["bytes"] or 0,
-        "avg_width": round(totals["width"], 1) if totals["width"] is not None else None,
-        "avg_height": round(totals["height"], 1) if totals["height"] is not None else None,
-        "formats": dict(live.values_list("format").annotate(n=Count("pk")).order_by("-n")),
+        "avg_width": round(totals["mean_width"], 1) if totals["mean_width"] is not None else None,
+        "avg_height": round(totals["mean_height"], 1) if totals["mean_height"] is not None else None,
+        "formats": dict(sorted(formats.items(), key=lambda item: -item[1])),
         "embedding_model": current,
         "embedding_dimension": len(sample) // 4 if sample else None,
         "embedded": states.get(Image.Embedding.DONE, 0),
@@ -66,18 +74,22 @@ def _compute(*, charts: bool) -> dict:
         "trash_bytes": trash["bytes"] or 0,
     }
     if charts:
-        stats["charts"] = _charts(live)
+        stats["charts"] = _charts(totals)
     return stats
 
 
-def _charts(live) -> dict:
+def _charts(totals: dict) -> dict:
+    # The month as the first 7 characters of the stored UTC timestamp ("2024-05"): plain
+    # SQL on both SQLite and Postgres, where TruncMonth runs a Python function per row
+    # on SQLite (287 of 448 ms at 100k photos).
     months = (
         Metadata.objects.filter(image__trashed_at__isnull=True, taken_at__isnull=False)
-        .annotate(month=TruncMonth("taken_at")).values_list("month").annotate(n=Count("pk")).order_by("month")
+        .annotate(month=Substr(Cast("taken_at", CharField()), 1, 7))
+        .values_list("month").annotate(n=Count("pk")).order_by("month")
     )
     per_month = []
     for month, count in list(months)[-36:]:
-        first = month.date()
+        first = date(int(month[:4]), int(month[5:7]), 1)
         last = date(first.year + (first.month == 12), first.month % 12 + 1, 1) - timedelta(days=1)
         per_month.append((first.strftime("%Y-%m"), count,
                           _gallery(taken_from=first.isoformat(), taken_to=last.isoformat())))
@@ -87,16 +99,12 @@ def _charts(live) -> dict:
                .values_list("camera_model").annotate(n=Count("pk")).order_by("-n", "camera_model")[:10])
     tags = (Tag.objects.annotate(n=Count("photos", filter=Q(photos__image__trashed_at__isnull=True)))
             .filter(n__gt=0).order_by("-n", "name").values_list("name", "n")[:10])
-    widths = live.aggregate(**{
-        f"w{low}": Count("pk", filter=Q(width__gte=low) & (Q(width__lt=high) if high else Q()))
-        for low, high in WIDTH_BUCKETS
-    })
     return {
         "per_month": per_month,
         "categories": [(name, n, _gallery(category=name)) for name, n in categories],
         "cameras": [(name, n, _gallery(camera=name)) for name, n in cameras],
         "tags": [(name, n, _gallery(tag=name)) for name, n in tags],
-        "widths": [(f"{low}-{high - 1} px" if high else f"{low}+ px", widths[f"w{low}"],
+        "widths": [(f"{low}-{high - 1} px" if high else f"{low}+ px", totals[f"w{low}"],
                     _gallery(min_width=low) if low else _gallery())
                    for low, high in WIDTH_BUCKETS],
     }
