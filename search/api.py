@@ -18,7 +18,7 @@ from django.urls import reverse
 from gallery.models import Image
 from gallery import vectors as stored_vectors
 from search.embeddings import get_embedder, model_name
-from search.errors import InvalidQuery
+from search.errors import InvalidQuery, QueryTooLarge, UnsupportedImage
 from search.query import Hit, nearest
 
 # How strongly a negative phrase ("beach -people") pushes results away from it.
@@ -67,8 +67,12 @@ def query_vector(
 
         try:
             data = Path(query_image_path).read_bytes() if query_image_path is not None else query_image
+            if len(data) > settings.IMGSIM_UPLOAD_MAX_BYTES:
+                raise QueryTooLarge(f"the query image is larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB")
             pixels = decode(data).pixels
-        except (NotAnImage, DecodeError) as error:
+        except NotAnImage as error:
+            raise UnsupportedImage(f"the query image cannot be used: {error}") from None
+        except DecodeError as error:
             raise InvalidQuery(f"the query image cannot be used: {error}") from None
         except OSError as error:
             raise InvalidQuery(f"cannot read {query_image_path}: {error.strerror}") from None

@@ -144,21 +144,16 @@ class ChromaDBBackend:
 
     def find_duplicates(self, similarity_threshold: float = 0.95) -> list[dict]:
         """Return pairs of images at least this similar, most similar first."""
+        from search.duplicates import similar_pairs
+
         ids, vectors, metadatas = self._all()
-        pairs = []
-        for start in range(0, len(ids), 1024):
-            block = vectors[start : start + 1024] @ vectors.T
-            rows, cols = np.nonzero(block >= similarity_threshold)
-            for row, col in zip(rows, cols):
-                i = start + int(row)
-                if i < col:
-                    pairs.append({
-                        "image1_id": ids[i], "image2_id": ids[col],
-                        "image1_filename": metadatas[i].get("filename", ""),
-                        "image2_filename": metadatas[col].get("filename", ""),
-                        "image1_path": metadatas[i].get("path", ""), "image2_path": metadatas[col].get("path", ""),
-                        "similarity": round(float(block[row, col]), 6),
-                    })
+        if not ids:
+            return []
+        rows, cols, similarity = similar_pairs(vectors, np.arange(len(ids)), similarity_threshold, None)
+        pairs = [{"image1_id": ids[i], "image2_id": ids[j],
+                  "image1_filename": metadatas[i].get("filename", ""), "image2_filename": metadatas[j].get("filename", ""),
+                  "image1_path": metadatas[i].get("path", ""), "image2_path": metadatas[j].get("path", ""),
+                  "similarity": float(sim)} for i, j, sim in zip(rows, cols, similarity)]
         return sorted(pairs, key=lambda pair: -pair["similarity"])
 
     def get_stats(self) -> dict:

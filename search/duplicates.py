@@ -68,7 +68,7 @@ def classify(similarity: float, hamming: int | None, same_pixels: bool, *, simil
     return None
 
 
-def _similar_blocks(vectors: np.ndarray, rows: np.ndarray, floor: float,
+def similar_pairs(vectors: np.ndarray, rows: np.ndarray, floor: float,
                     on_progress: Callable[[float], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (i, j, similarity) with i in rows, i != j, each pair once, similarity >= floor."""
     import torch
@@ -128,7 +128,7 @@ def find_pairs(*, similarity_threshold: float | None = None, hamming_threshold: 
     if len(ids) and len(rows):
         floor = min(similarity_threshold, settings.IMGSIM_DUPLICATE_NEAR_CONFIRM,
                     settings.IMGSIM_DUPLICATE_CROP_CONFIRM)
-        i, j, similarity = _similar_blocks(vectors, rows, floor, on_progress)
+        i, j, similarity = similar_pairs(vectors, rows, floor, on_progress)
         hamming = _popcount(phash[i] ^ phash[j])
         for a, b, sim, bits, known in zip(ids[i], ids[j], similarity, hamming, has_phash[i] & has_phash[j]):
             a, b = (int(a), int(b)) if a < b else (int(b), int(a))

@@ -21,3 +21,13 @@ class InvalidFilter(SearchError, ValueError):
 
 class InvalidQuery(SearchError, ValueError):
     status = 400
+
+
+class UnsupportedImage(InvalidQuery):
+    """The query image is not a photo imgsim reads."""
+
+    status = 415
+
+
+class QueryTooLarge(InvalidQuery):
+    status = 413

@@ -23,10 +23,7 @@ def search_page(request):
         upload = data.get("image")
         like = Image.objects.live().filter(pk=data["like"]).first() if data.get("like") else None
         query = {}
-        if upload and upload.size > settings.IMGSIM_UPLOAD_MAX_BYTES:
-            error = f"The query photo is larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB."
-            status = 413
-        elif upload:
+        if upload:
             query["query_image"] = upload.read()
         elif like:
             query["query_image_id"] = like.pk

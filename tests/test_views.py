@@ -146,7 +146,7 @@ def test_search_states(viewer_client, library, settings):
     bad = viewer_client.get(reverse("search:page"), {"q": "x", "top_k": 100000})
     assert bad.status_code == 400
     not_image = SimpleUploadedFile("q.jpg", b"hello", content_type="image/jpeg")
-    assert viewer_client.post(reverse("search:page"), {"image": not_image}).status_code == 400
+    assert viewer_client.post(reverse("search:page"), {"image": not_image}).status_code == 415
     settings.IMGSIM_UPLOAD_MAX_BYTES = 100
     big = SimpleUploadedFile("q.jpg", photo_bytes(1, size=(64, 48)), content_type="image/jpeg")
     too_big = viewer_client.post(reverse("search:page"), {"image": big})
