@@ -93,6 +93,7 @@ def synthetic_library(count: int, *, dimension: int = 512, model: str, seed: int
     from django.utils import timezone
 
     from gallery.models import Image, ImageVector, Metadata
+    from gallery.storage import original_relpath
 
     rng = np.random.default_rng(seed)
     # Clustered vectors, like photo embeddings: a few hundred topics plus noise.
@@ -103,7 +104,7 @@ def synthetic_library(count: int, *, dimension: int = 512, model: str, seed: int
     for start in range(0, count, batch):
         with transaction.atomic():
             images = Image.objects.bulk_create([
-                Image(sha256=f"{i:064x}", file=f"originals/{i}.jpg", original_name=f"photo_{i:06d}.jpg",
+                Image(sha256=f"{i:064x}", file=original_relpath(f"{i:064x}", "PNG" if i % 10 == 5 else "JPEG"), original_name=f"photo_{i:06d}.jpg",
                       format="PNG" if i % 10 == 5 else "JPEG", width=4000, height=3000, byte_size=3_000_000 + i,
                       added_at=now - timezone.timedelta(seconds=i), embedding_model=model, embedding_state="done")
                 for i in range(start, min(count, start + batch))

@@ -63,10 +63,11 @@ class Command(BaseCommand):
 
             bar = tqdm(total=len(sources), unit="file", dynamic_ncols=True, file=self.stderr._out)
         try:
-            report = pipeline.run(sources, on_progress=(lambda outcome: bar.update(1)) if bar else None,
+            report = pipeline.run(sources,
+                                  on_progress=(lambda outcome: bar.update(1)) if bar is not None else None,
                                   limit=max_images)
         finally:
-            if bar:
+            if bar is not None:
                 bar.close()
         report.outcomes[:0] = skipped
         self._summary(report, dry_run=dry_run)

@@ -17,8 +17,11 @@ class Command(BaseCommand):
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(unit="vec", dynamic_ncols=True, file=self.stderr._out)
-        count, seconds = reindex(on_progress=bar.update if bar else None)
-        if bar:
+            from gallery.models import Image
+
+            total = Image.objects.live().filter(embedding_state=Image.Embedding.DONE).count()
+            bar = tqdm(total=total, unit="vec", dynamic_ncols=True, file=self.stderr._out)
+        count, seconds = reindex(on_progress=bar.update if bar is not None else None)
+        if bar is not None:
             bar.close()
         self.stdout.write(self.style.SUCCESS(f"Indexed {count} vectors in {seconds:.1f} s."))

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from search.collection import ImportRefused, import_collection
+
+
+class Command(BaseCommand):
+    help = (
+        "Add the photos of a collection written by export_collection (.json, .json.gz or a --with-files "
+        ".zip). The whole input is checked first; a bad file changes nothing and is refused with the "
+        "reason. Photos already in the library (same SHA-256) are kept as they are, so an interrupted "
+        "import simply runs again. Vectors are reused when their model is the one configured here; "
+        "otherwise the photos are embedded again."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("input", type=Path, help="a file written by export_collection")
+        parser.add_argument("--collection", default="", metavar="NAME",
+                            help="also tag every imported photo NAME, to keep the import findable as a group")
+        parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    def handle(self, *, input, collection, progress, **options):
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(unit="photo", dynamic_ncols=True, file=self.stderr._out, desc="import")
+        try:
+            report = import_collection(input, collection=collection,
+                                       on_record=bar.update if bar is not None else None)
+        except ImportRefused as error:
+            raise CommandError(str(error)) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        self.stdout.write(self.style.SUCCESS(
+            f"{report.added} added ({report.vectors_imported} with their vectors, {report.renditions_made} "
+            f"renditions made), {report.known} already in the library, {len(report.failed)} failed."
+        ))
+        if report.to_embed:
+            self.stdout.write(f"{report.to_embed} photo(s) wait for embeddings: run `python manage.py reconcile` "
+                              "once the model is available.")
+        for sha, reason in report.failed:
+            self.stderr.write(f"  failed {sha[:12]}: {reason}")
