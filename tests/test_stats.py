@@ -82,3 +82,18 @@ def test_index_out_of_step_shows_a_warning(viewer_client, library):
 
 def test_stats_need_a_login(client):
     assert client.get(reverse("search:stats")).status_code == 302
+
+
+def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, library):
+    from search.stats import _refreshing, get_stats
+
+    assert "5</strong> photos" in viewer_client.get(reverse("search:stats")).content.decode()
+    library[0].trashed_at = datetime.now(timezone.utc)
+    library[0].save()
+    html = viewer_client.get(reverse("search:stats")).content.decode()
+    assert "5</strong> photos" in html and "being updated" in html  # the previous numbers, marked
+    assert get_stats()["total_images"] == 4  # the Python API is always current
+    with _refreshing:  # the background refresh has finished
+        pass
+    html = viewer_client.get(reverse("search:stats")).content.decode()
+    assert "4</strong> photos" in html and "being updated" not in html
