@@ -37,7 +37,8 @@ def receive_uploads(files: list, *, user) -> UploadResult:
                                     "reason": f"larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB"})
             continue
         accepted.append(_source(upload_file))
-    report = Pipeline(user=user).run(accepted)
+    # With a worker, the model runs there: the request only decodes and stores.
+    report = Pipeline(user=user, embed=not settings.IMGSIM_WORKER).run(accepted)
     result.outcomes += [{"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id}
                         for o in report.outcomes]
     if len(files) == 1 and result.outcomes[0]["status"] == "failed" and not accepted:

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "django_tasks",
+    "django_tasks_db",
     "imgsim_site",
     "gallery",
     "search",
@@ -182,8 +184,12 @@ IMGSIM_INDEX = {
     "OPTIONS": {"path": str(CHROMA_DIR), "url": CHROMA_URL},
 }
 
+# With a worker process (`manage.py worker`), requests do no model work: uploads store
+# photos and queue their embeddings, and duplicate scans are queued (search/tasks.py).
+IMGSIM_WORKER = env_bool("IMGSIM_WORKER", False)
 # After a commit, compute missing embeddings in the same process (off when a worker does it).
-IMGSIM_EMBED_ON_COMMIT = env_bool("IMGSIM_EMBED_ON_COMMIT", True)
+IMGSIM_EMBED_ON_COMMIT = env_bool("IMGSIM_EMBED_ON_COMMIT", not IMGSIM_WORKER)
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 IMGSIM_SEARCH_TOP_K = env_int("IMGSIM_SEARCH_TOP_K", 24, minimum=1)
 IMGSIM_SEARCH_THRESHOLD = env_float("IMGSIM_SEARCH_THRESHOLD", 0.0, minimum=-1.0, maximum=1.0)
 IMGSIM_DUPLICATE_THRESHOLD = env_float("IMGSIM_DUPLICATE_THRESHOLD", 0.95, minimum=0.0, maximum=1.0)

@@ -197,6 +197,11 @@ def start_scan(*, incremental: bool = False, similarity_threshold: float | None 
     )
     if not background:
         return run_scan(scan)
+    if settings.IMGSIM_WORKER:
+        from search.tasks import duplicate_scan
+
+        duplicate_scan.enqueue(scan_id=scan.pk)
+        return scan
 
     def work() -> None:
         try:

@@ -24,8 +24,13 @@ def model_health() -> dict:
 
 
 def queue_health() -> dict:
+    from django_tasks_db.models import DBTaskResult
+
     return {
         "ok": True,
+        "worker": settings.IMGSIM_WORKER,
         "index_outbox": IndexOutbox.objects.count(),
         "embeddings_pending": Image.objects.live().filter(embedding_state=Image.Embedding.PENDING).count(),
+        "tasks_queued": DBTaskResult.objects.ready().count(),
+        "tasks_running": DBTaskResult.objects.running().count(),
     }

@@ -38,7 +38,11 @@ class _PendingBatch:
         from search.sync import sync_images
 
         try:
-            sync_images(self.ids, embed=self.embed)
+            report = sync_images(self.ids, embed=self.embed)
+            if report.left_pending:
+                from search.tasks import request_index_work
+
+                request_index_work()
         except Exception:
             # The change is committed and its outbox rows remain: reconcile (or the
             # worker) finishes the work. A request must not fail because the index did.

@@ -191,11 +191,11 @@ def process_outbox(*, batch_size: int = 256, embed: bool = True) -> SyncReport:
         )
         if not ids:
             return total
-        _merge(total, sync_images(ids, embed=embed))
+        merge_into(total, sync_images(ids, embed=embed))
         last_id = ids[-1]
 
 
-def _merge(total: SyncReport, report: SyncReport) -> None:
+def merge_into(total: SyncReport, report: SyncReport) -> None:
     total.embedded += report.embedded
     total.failed += report.failed
     total.upserted += report.upserted

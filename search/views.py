@@ -67,9 +67,16 @@ def similar_strip(request, pk: int):
 def stats_page(request):
     from search.stats import bar_chart, get_stats
 
-    stats = get_stats()
+    stats = get_stats(allow_stale=True)
     charts = {name: bar_chart(rows) for name, rows in stats["charts"].items()}
     return render(request, "search/stats.html", {"stats": stats, "charts": charts})
+
+
+@require_GET
+def queue_status(request):
+    """The worker's progress note: polled by the page every 2 s until nothing waits."""
+    waiting = Image.objects.live().filter(embedding_state=Image.Embedding.PENDING).count()
+    return render(request, "search/_queue.html", {"waiting": waiting})
 
 
 @require_GET

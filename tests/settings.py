@@ -17,3 +17,10 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns 
 # uses by default for tests: the live-server tests write from several threads at
 # once, as production does.
 DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+
+# IMGSIM_TEST_DATABASE_URL (set by `IMGSIM_TEST_POSTGRES=1 bash scripts/run-tests`):
+# the same suite against a real PostgreSQL server.
+if os.environ.get("IMGSIM_TEST_DATABASE_URL"):
+    import dj_database_url
+
+    DATABASES = {"default": dj_database_url.parse(os.environ["IMGSIM_TEST_DATABASE_URL"])}

@@ -1,0 +1,144 @@
+"""Background work for the worker process (`manage.py worker`), queued with django-tasks.
+
+With IMGSIM_WORKER=true, requests do no model work: an upload stores its photos and
+their renditions, and what still needs a vector is queued here; "scan now" queues a
+duplicate scan. The queue rows only say "there is work"; the work itself is always
+found in SQLite (photos waiting for embeddings, outbox rows, scans marked running),
+so a worker killed mid-batch loses nothing: on start it queues a catch-up.
+
+django-tasks is the backport of Django 6's `django.tasks`; the database backend
+(django-tasks-db) needs no server beside the database.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_tasks import task
+
+from gallery.models import Image
+from search.models import IndexOutbox
+
+log = logging.getLogger(__name__)
+
+BATCH = 16  # photos per model call and commit, as in ingest
+# Seconds before retry n (1, 2, ...): 5, 10, 20, ... capped at 10 minutes.
+BACKOFF_BASE, BACKOFF_MAX = 5, 600
+MAX_ATTEMPTS = 12
+CHECK_MINUTES = 10
+
+
+def backoff(attempt: int) -> int:
+    return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
+
+
+def waiting_ids(limit: int) -> list[int]:
+    """Return live photos still waiting for a vector (failed ones wait for reconcile --retry-failed)."""
+    return list(Image.objects.live().filter(embedding_state=Image.Embedding.PENDING)
+                .order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+@task()
+def index_work(attempt: int = 0) -> dict:
+    """Embed waiting photos and bring the index in step, in batches; retry with back-off when stuck."""
+    from search.sync import merge_into, process_outbox, sync_images
+
+    total = process_outbox(batch_size=BATCH, embed=True)
+    while not total.model_error:
+        ids = waiting_ids(BATCH)
+        if not ids:
+            break
+        report = sync_images(ids, embed=True)
+        merge_into(total, report)
+        if not report.embedded and not report.failed:
+            break  # nothing moved: do not spin
+    summary = {"embedded": total.embedded, "failed": len(total.failed), "upserted": total.upserted,
+               "deleted": total.deleted, "error": total.model_error}
+    if total.model_error or waiting_ids(1):
+        if attempt + 1 >= MAX_ATTEMPTS:
+            log.error("index work still stuck after %d attempts (%s); run reconcile", attempt + 1, total.model_error)
+        else:
+            delay = backoff(attempt + 1)
+            log.warning("index work incomplete (%s); retry %d in %d s", total.model_error or "photos left",
+                        attempt + 1, delay)
+            index_work.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue(attempt=attempt + 1)
+    return summary
+
+
+@task()
+def duplicate_scan(scan_id: int) -> dict:
+    """Run a scan recorded by the duplicates page."""
+    from search.duplicates import run_scan
+    from search.models import DuplicateScan
+
+    scan = DuplicateScan.objects.filter(pk=scan_id, status=DuplicateScan.Status.RUNNING).first()
+    if scan is None:
+        return {"skipped": scan_id}
+    scan = run_scan(scan)
+    return {"scan": scan.pk, "status": scan.status, "pairs": scan.pairs}
+
+
+@task()
+def check_index(repeat: bool = True) -> dict:
+    """Repair the index when its size differs from SQLite's (e.g. a Chroma server that lost writes in a crash).
+
+    Runs when a worker starts and then every CHECK_MINUTES: a cheap count
+    comparison, and a full reconcile only when the counts differ.
+    """
+    from search.embeddings import model_name
+    from search.reconcile import reconcile
+    from search.sync import reading_index
+
+    expected = Image.objects.live().filter(embedding_state=Image.Embedding.DONE, embedding_model=model_name()).count()
+    try:
+        with reading_index() as index:
+            actual = index.count(model_name())
+    except Exception as error:  # the index is down: try again at the next check
+        actual, summary = None, {"error": str(error)}
+    else:
+        summary = {"expected": expected, "actual": actual}
+        if actual != expected:
+            result = reconcile(embed=True, delete_orphan_files=False)
+            summary["repaired"] = result.lines()
+            log.warning("index held %s vectors where SQLite has %s: %s", actual, expected, "; ".join(result.lines()))
+    if repeat:
+        check_index.using(run_after=timezone.now() + timedelta(minutes=CHECK_MINUTES)).enqueue(repeat=True)
+    return summary
+
+
+def request_index_work() -> None:
+    """Queue index work once the current transaction commits, unless some is queued already."""
+    if not settings.IMGSIM_WORKER:
+        return
+
+    def enqueue() -> None:
+        from django_tasks_db.models import DBTaskResult
+
+        if not DBTaskResult.objects.ready().filter(task_path=index_work.module_path).exists():
+            index_work.enqueue()
+
+    transaction.on_commit(enqueue)
+
+
+def catch_up() -> dict:
+    """Queue whatever a stopped worker left (waiting photos, outbox rows, interrupted scans) and an index check."""
+    from django_tasks_db.models import DBTaskResult
+    from django_tasks.base import TaskResultStatus
+
+    from search.models import DuplicateScan
+
+    # A worker killed mid-task leaves its row RUNNING for ever; the work itself is found again below.
+    abandoned = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).update(
+        status=TaskResultStatus.FAILED, finished_at=timezone.now())
+    scans = list(DuplicateScan.objects.filter(status=DuplicateScan.Status.RUNNING).values_list("pk", flat=True))
+    for scan_id in scans:
+        duplicate_scan.enqueue(scan_id=scan_id)
+    # One periodic index check at a time: the new worker starts its own chain.
+    DBTaskResult.objects.ready().filter(task_path=check_index.module_path).delete()
+    check_index.enqueue(repeat=True)
+    waiting, outbox = len(waiting_ids(1)), IndexOutbox.objects.exists()
+    if waiting or outbox:
+        index_work.enqueue()
+    return {"abandoned_tasks": abandoned, "scans": len(scans), "index_work": bool(waiting or outbox)}

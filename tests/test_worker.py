@@ -1,0 +1,112 @@
+"""The background worker: uploads and scans are queued, the worker finishes them, and survives kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
+
+from gallery.models import Image
+from search import tasks
+from search.api import find_similar
+from search.models import DuplicateScan
+from tests.conftest import ROOT
+from tests.photos import photo_bytes, write_library
+from tests.test_cross_process import manage, project_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def worker_mode(settings):
+    settings.IMGSIM_WORKER = True
+    settings.IMGSIM_EMBED_ON_COMMIT = False
+
+
+def _upload(client, count: int, start: int = 0):
+    files = [SimpleUploadedFile(f"u{i}.jpg", photo_bytes(i), content_type="image/jpeg")
+             for i in range(start, start + count)]
+    return client.post(reverse("gallery:upload"), {"files": files}, headers={"HX-Request": "true"})
+
+
+def test_upload_queues_the_model_work_and_the_task_does_it(worker_mode, editor_client):
+    response = _upload(editor_client, 3)
+    html = response.content.decode()
+    assert response.status_code == 200 and html.count("added") >= 3
+    assert 'hx-get="/queue/"' in html  # the page polls the worker's progress
+    assert set(Image.objects.values_list("embedding_state", flat=True)) == {"pending"}
+    queued = DBTaskResult.objects.ready().filter(task_path=tasks.index_work.module_path)
+    assert queued.count() == 1  # one task for the whole upload, not one per photo
+    assert "3 photos still wait" in editor_client.get(reverse("search:queue")).content.decode()
+
+    summary = tasks.index_work.call()
+    assert summary["embedded"] == 3 and summary["error"] == ""
+    assert set(Image.objects.values_list("embedding_state", flat=True)) == {"done"}
+    assert len(find_similar(query_text="photo", top_k=10)) == 3
+    assert "All photos are indexed" in editor_client.get(reverse("search:queue")).content.decode()
+
+
+def test_missing_model_means_a_retry_with_back_off(worker_mode, editor_client, settings):
+    _upload(editor_client, 1)
+    settings.IMGSIM_EMBEDDER = {**settings.IMGSIM_EMBEDDER, "OPTIONS": {
+        **settings.IMGSIM_EMBEDDER["OPTIONS"], "model": str(settings.MEDIA_ROOT / "no-such-model")}}
+    from search.embeddings import get_embedder
+
+    get_embedder.cache_clear()
+    DBTaskResult.objects.all().delete()
+    summary = tasks.index_work.call(attempt=2)
+    assert summary["error"]
+    retry = DBTaskResult.objects.get(task_path=tasks.index_work.module_path)
+    assert retry.args_kwargs["kwargs"] == {"attempt": 3}
+    delay = (retry.run_after - retry.enqueued_at).total_seconds()
+    assert tasks.backoff(3) - 2 <= delay <= tasks.backoff(3) + 2  # 20 s
+    assert Image.objects.get().embedding_state == "pending"  # nothing lost meanwhile
+
+
+def test_scan_now_is_queued_for_the_worker(worker_mode, editor_client, ingest, tmp_path):
+    write_library(tmp_path / "in", 3)
+    ingest(tmp_path / "in")
+    response = editor_client.post(reverse("search:duplicates_scan"), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    scan = DuplicateScan.objects.get()
+    assert scan.status == "running" and scan.progress == 0  # waiting for the worker, not run in the request
+    task = DBTaskResult.objects.ready().get(task_path=tasks.duplicate_scan.module_path)
+    assert task.args_kwargs["kwargs"] == {"scan_id": scan.pk}
+    tasks.duplicate_scan.call(scan_id=scan.pk)
+    scan.refresh_from_db()
+    assert scan.status == "done"
+
+
+@pytest.mark.slow
+def test_worker_process_survives_kill_9(tmp_path, tiny_model):
+    """A worker killed mid-batch: on restart every waiting photo is embedded and reconcile finds nothing."""
+    env = project_env(tmp_path, tiny_model)
+    env["IMGSIM_WORKER"] = "true"
+    manage(env, "migrate", "-v0")
+    write_library(tmp_path / "in", 40)
+    # Photos stored without embeddings and queued, as an upload does with a worker.
+    manage(env, "shell", "-c", (
+        "from pathlib import Path; from gallery.ingest import Pipeline, discover; from search.tasks import "
+        "request_index_work; from django.db import transaction\n"
+        f"s, _ = discover(Path({str(tmp_path / 'in')!r}), recursive=True)\n"
+        "Pipeline(embed=False).run(s)\n"
+        "with transaction.atomic(): request_index_work()"))
+    count = "from gallery.models import Image; print(Image.objects.filter(embedding_state='done').count())"
+    assert manage(env, "shell", "-c", count).stdout.split()[-1] == "0"
+
+    worker = subprocess.Popen([sys.executable, "manage.py", "worker", "--interval", "0.2"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    time.sleep(4)  # model load, then part of the work
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    restarted = subprocess.run([sys.executable, "manage.py", "worker", "--batch"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "Worker starting" in restarted.stdout
+    assert manage(env, "shell", "-c", count).stdout.split()[-1] == "40"
+    assert "Nothing to fix." in manage(env, "reconcile").stdout
