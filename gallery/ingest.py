@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -322,7 +323,7 @@ class Pipeline:
             sha256=item.sha256,
             file=str(source.path) if self.in_place else storage.original_relpath(item.sha256, photo.format),
             in_place=self.in_place,
-            original_name=Path(source.name).name[:255],
+            original_name=display_name(source.name),
             source_path="" if source.uploaded else str(source.path or "")[:1024],
             source_size=source.size if self.in_place else None,
             source_mtime=source.mtime if self.in_place else None,
@@ -355,6 +356,21 @@ class Pipeline:
         if self.tags:
             metadata.tags.set(tags_named(self.tags))
         return image
+
+
+def display_name(name: str) -> str:
+    """Return a file name fit to show: no folders, control or bidi characters, at most 255 characters.
+
+    Names come from uploads too, where the client chooses them: "../../x.jpg", a NUL,
+    or a right-to-left override that makes "gpj.exe" read as "exe.jpg". The name is
+    only ever shown; storage paths come from the SHA-256.
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(ch for ch in base if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp")).strip()
+    if len(cleaned) > 255:  # keep the extension, which says what the file is
+        stem, dot, extension = cleaned.rpartition(".")
+        cleaned = (stem[: 254 - len(extension)] + dot + extension) if dot and len(extension) <= 10 else cleaned[:255]
+    return cleaned or "unnamed"
 
 
 def tags_named(names: Iterable[str]) -> list[Tag]:

@@ -14,6 +14,13 @@ def _database_ok() -> tuple[bool, str]:
         return False, f"{type(error).__name__}: {error}"
 
 
+def _safely(check) -> dict:
+    try:
+        return check()
+    except Exception as error:  # e.g. a database not migrated yet: report it, do not fail the check
+        return {"ok": False, "detail": f"{type(error).__name__}: {error}"}
+
+
 @require_GET
 @never_cache
 @login_not_required
@@ -26,7 +33,7 @@ def healthz(request):
         "database": {"ok": database_ok, "detail": database_detail},
         "index": index_health(),
         "model": model_health(),
-        "queue": queue_health() if database_ok else {"ok": False},
+        "queue": _safely(queue_health) if database_ok else {"ok": False},
     }
     # Only the database decides liveness: without the index or model the app still
     # serves the gallery, and search says what is wrong.

@@ -155,8 +155,9 @@ def duplicates(request):
     ]})
 
 
-@login_not_required
+@api_view({"GET"})
 def openapi(request):
+    """The API's description, for a logged-in user or a token (nothing is public but /healthz)."""
     from search.openapi import document
 
     return JsonResponse(document(request.build_absolute_uri("/api/")))
