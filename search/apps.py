@@ -13,3 +13,8 @@ class SearchConfig(AppConfig):
 
         signals.connect()
         hooks.set_vectorizer_factory(get_embedder)
+        # Every change to photos, metadata or tags ends in an index write that bumps the
+        # generation (search.sync), so it also tells the gallery when its cache is stale.
+        from search.sync import current_generation
+
+        hooks.set_library_version(current_generation)

@@ -205,3 +205,19 @@ def test_upload_limits_and_permissions(editor_client, viewer, client, settings):
     client.force_login(viewer)
     assert client.post(reverse("gallery:upload"), {"files": [not_image]}).status_code == 403
     assert Image.objects.count() == 0
+
+
+def test_gallery_grid_is_cached_until_the_library_changes(viewer_client, tmp_path, ingest, django_assert_max_num_queries):
+    write_library(tmp_path / "cached", 3)
+    ingest(tmp_path / "cached")
+    assert viewer_client.get("/").status_code == 200  # renders and caches the grid
+    with django_assert_max_num_queries(7):  # session, user, perms, version, empty-check: no photo queries
+        html = viewer_client.get("/").content.decode()
+    assert html.count('class="card-photo"') == 3
+    image = Image.objects.order_by("pk").first()
+    image.metadata.title = "Renamed just now"
+    image.metadata.save()
+    assert "Renamed just now" in viewer_client.get("/").content.decode()  # the change is seen at once
+    image.trashed_at = image.added_at
+    image.save()
+    assert viewer_client.get("/").content.decode().count('class="card-photo"') == 2
