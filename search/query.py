@@ -15,6 +15,7 @@ import numpy as np
 
 from gallery.models import Image
 from search.embeddings import model_name
+from search.errors import IndexUnavailable
 from search.filter_cache import filter_cache
 from search.filters import to_q, validate
 from search.sync import current_generation, reading_index
@@ -45,9 +46,30 @@ def nearest(
         validate(where)
         hits = _filtered(vector, top_k + len(exclude_ids), where)
     else:
+        wanted = top_k + len(exclude_ids)
         with reading_index() as index:
-            hits = [Hit(int(pk), sim) for pk, sim in index.query(model_name(), vector, top_k + len(exclude_ids))]
+            hits = [Hit(int(pk), sim) for pk, sim in index.query(model_name(), vector, wanted)]
+            if len(hits) < wanted:  # fewer than asked: is the library that small, or is the index missing?
+                _check_complete(index)
     return [hit for hit in hits if hit.image_id not in exclude_ids and hit.similarity >= floor][:top_k]
+
+
+def _check_complete(index) -> None:
+    """Refuse to answer from an index that lost photos SQLite has (a deleted or damaged Chroma folder)."""
+    expected = _indexed(Image.objects.live()).count()
+    actual = index.count(model_name())
+    if actual >= expected:
+        return
+    from django.conf import settings
+
+    if settings.IMGSIM_WORKER:
+        from search.tasks import request_index_check
+
+        request_index_check()
+        action = "It is being rebuilt in the background; try again in a minute."
+    else:
+        action = "An administrator should run `python manage.py reindex` (about a minute per 100k photos)."
+    raise IndexUnavailable(f"The search index holds {actual} of the library's {expected} photos. {action}")
 
 
 def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:

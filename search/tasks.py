@@ -122,6 +122,15 @@ def request_index_work() -> None:
     transaction.on_commit(enqueue)
 
 
+def request_index_check() -> None:
+    """Queue a one-off index check and repair now, unless one is queued already."""
+    from django_tasks_db.models import DBTaskResult
+
+    if not DBTaskResult.objects.ready().filter(task_path=check_index.module_path,
+                                               args_kwargs__kwargs__repeat=False).exists():
+        check_index.enqueue(repeat=False)
+
+
 def catch_up() -> dict:
     """Queue whatever a stopped worker left (waiting photos, outbox rows, interrupted scans) and an index check."""
     from django_tasks_db.models import DBTaskResult

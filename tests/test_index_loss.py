@@ -1,0 +1,53 @@
+"""Losing the Chroma folder: pages keep working, search says what to do, reindex restores identical results."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from search.api import find_similar
+from search.errors import IndexUnavailable
+from search.index import get_index
+from tests.photos import write_library
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _results():
+    return [(r["id"], round(r["similarity"], 5)) for r in find_similar(query_text="a photo", top_k=5)]
+
+
+def test_deleted_index_folder_then_reindex(viewer_client, tmp_path, ingest):
+    write_library(tmp_path / "in", 8)
+    ingest(tmp_path / "in")
+    before = _results()
+    assert len(before) == 5
+    shutil.rmtree(Path(settings.IMGSIM_INDEX["OPTIONS"]["path"]))
+    get_index().refresh()  # what the next write by any process, or a restart, leads to
+    with pytest.raises(IndexUnavailable, match="manage.py reindex"):
+        find_similar(query_text="a photo", top_k=5)
+    assert viewer_client.get(reverse("gallery:index")).status_code == 200  # everything else keeps working
+    image_id = before[0][0]
+    assert viewer_client.get(reverse("gallery:detail", args=[image_id])).status_code == 200
+    page = viewer_client.get(reverse("search:page") + "?q=a+photo")
+    assert page.status_code == 503 and "manage.py reindex" in page.content.decode()
+    assert "manage.py reconcile" in viewer_client.get(reverse("search:stats")).content.decode()
+    response = viewer_client.post(reverse("search:api_search"), {"query": "a photo"}, content_type="application/json")
+    assert response.status_code == 503 and "reindex" in response.json()["error"]
+
+    from django.core.management import call_command
+
+    call_command("reindex", "--no-progress")
+    assert _results() == before  # identical results
+
+
+def test_filtered_search_still_answers_without_the_index(tmp_path, ingest):
+    """Selective filters are scored from SQLite's vectors: they need no Chroma at all."""
+    write_library(tmp_path / "in", 4)
+    ingest(tmp_path / "in")
+    expected = find_similar(query_text="a photo", top_k=3, filter_metadata={"format": "JPEG"})
+    shutil.rmtree(Path(settings.IMGSIM_INDEX["OPTIONS"]["path"]))
+    get_index().refresh()
+    assert find_similar(query_text="a photo", top_k=3, filter_metadata={"format": "JPEG"}) == expected
