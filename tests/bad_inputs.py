@@ -58,3 +58,50 @@ def gif_with_frames(frames: int) -> bytes:
     buffer = io.BytesIO()
     images[0].save(buffer, "GIF", save_all=True, append_images=images[1:])
     return buffer.getvalue()
+
+
+def png_html_polyglot() -> bytes:
+    """A real PNG with an HTML page after its end: valid as an image, dangerous if served as HTML."""
+    buffer = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "orange").save(buffer, "PNG")
+    return buffer.getvalue() + b"<html><script>alert('polyglot')</script></html>"
+
+
+def jpeg_with_looping_exif() -> bytes:
+    """A JPEG whose EXIF IFD points at itself (IFD0's Exif pointer and next-IFD both loop back)."""
+    from PIL import Image
+
+    tiff = b"II*\x00" + struct.pack("<I", 8)
+    # IFD0 at offset 8: one entry, ExifIFD (0x8769, LONG) -> 8 (itself); next IFD -> 8 (itself).
+    ifd = struct.pack("<H", 2) + struct.pack("<HHII", 0x0110, 2, 4, 0x00414141) + struct.pack("<HHII", 0x8769, 4, 1, 8)
+    ifd += struct.pack("<I", 8)
+    exif = b"Exif\x00\x00" + tiff + ifd
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 32), "teal").save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+def huge_real_jpeg(megapixels: int = 100) -> bytes:
+    """A real, fully decodable JPEG of about this many megapixels (simple content: quick to make)."""
+    from PIL import Image, ImageDraw
+
+    side = int((megapixels * 1_000_000) ** 0.5)
+    image = Image.new("RGB", (side, side), (40, 90, 160))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([side // 4, side // 4, side * 3 // 4, side * 3 // 4], fill=(230, 200, 60))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=70)
+    return buffer.getvalue()
+
+
+def hostile_extras() -> dict[str, tuple[bytes, str]]:
+    """More hostile files for the hardening suite: name -> (bytes, expected outcome words or 'added')."""
+    return {
+        "polyglot.png": (png_html_polyglot(), "added"),
+        "bomb-20k.png": (png_declaring(20000, 20000), "pixels"),
+        "frames-1000.gif": (gif_with_frames(1000), "added"),
+        "looping-exif.jpg": (jpeg_with_looping_exif(), "added"),
+        "100-megapixels.jpg": (huge_real_jpeg(100), "added"),
+    }
