@@ -1,11 +1,15 @@
 """gunicorn settings for imgsim, chosen by measurement (bench/deploy.py, 2 cores).
 
 Embedded Chroma is not process-safe, so without CHROMA_URL one worker process
-serves with threads; with a Chroma server, two workers. Gallery page with 16
-keep-alive connections (wrk): 1 x 4 threads 258 req/s, 2 x 4 247, 2 x 8 563,
-3 x 4 529, 4 x 2 269; hence 8 threads. A worker is ~80-120 MB until its first text
-or photo search loads the model (each worker loads it once, on first use).
-torch is never imported in the master (no preload_app): torch and fork do not mix.
+serves with threads; with a Chroma server, two workers. The gallery page with 16
+keep-alive connections (wrk) gives ~200-270 req/s from one process, whatever its
+threads (the GIL), and 470-620 from two, but only when the connections are spread
+over both: left alone, one worker's accept loop can take all 16 and the other
+idles (measured: 2 x 8 at 219 one run, 547 the next). Capping each worker at
+`threads` connections spreads them (2 x 8: 472 and 509 req/s in two runs).
+A worker is ~80-120 MB until its first text or photo search loads the model
+(~1 GB with ViT-B/32); each worker loads it once, on first use. torch is never
+imported in the master (no preload_app): torch and fork do not mix.
 """
 
 import os
@@ -20,3 +24,6 @@ graceful_timeout = 30
 max_requests = 0
 accesslog = os.environ.get("IMGSIM_ACCESS_LOG", "-")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Connections a worker holds at once (gthread): more wait in the listen queue for the
+# least busy worker, instead of piling onto whichever accepted first.
+worker_connections = int(os.environ.get("IMGSIM_WORKER_CONNECTIONS", threads))

@@ -133,9 +133,10 @@ def locust(url: str, users: int, seconds: int, prefix: Path, pages: str = "all")
     return rows
 
 
-def wrk(url: str, session: str, seconds: int, connections: int) -> dict:
+def wrk(url: str, session: str, seconds: int, connections: int, *, keep_alive: bool = True) -> dict:
     """Load one URL with wrk (far lighter than locust, so the server gets the CPU); return its figures."""
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+    extra = [] if keep_alive else ["-H", "Connection: close"]
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", *extra,
                           "-H", f"Cookie: sessionid={session}", url], capture_output=True, text=True).stdout
     latency = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -181,6 +182,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=120)
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--skip-configs", action="store_true", help="skip part 1")
+    parser.add_argument("--configs", default="1x4,1x8,1x16,2x4,2x8,2x16,3x4,4x2",
+                        help="workers x threads shapes for part 1 (default: %(default)s)")
+    parser.add_argument("--only-configs", action="store_true", help="run part 1 alone")
+    parser.add_argument("--close", action="store_true",
+                        help="part 1 without keep-alive: a new connection per request, as many browsers make")
     parser.add_argument("--only-restart", action="store_true", help="run part 4 alone")
     args = parser.parse_args()
     data = BENCH_DIR / "deploy"
@@ -215,10 +221,10 @@ def run(stack: Stack, args, write_library) -> None:
     if not args.skip_configs and not args.only_restart:
         session = session_for(stack, "bench")
         rows = []
-        for workers, threads in [(1, 4), (1, 8), (2, 4), (2, 8), (3, 4), (4, 2)]:
+        for workers, threads in (map(int, shape.split("x")) for shape in args.configs.split(",")):
             url = stack.start_web(workers, threads)
             wrk(url + "/", session, 3, args.users)  # warm-up: imports, caches
-            result = wrk(url + "/", session, 20, args.users)
+            result = wrk(url + "/", session, 20, args.users, keep_alive=not args.close)
             memory = stack.web_memory_mb()
             rows.append([f"{workers} x {threads}", f"{result['rps']:.0f}", result["p50"], result["p90"], result["p99"],
                          result["errors"], result["socket"], " / ".join(f"{m:.0f}" for m in memory)])
@@ -227,6 +233,8 @@ def run(stack: Stack, args, write_library) -> None:
               "(RSS per web process in MB)")
         print(table(["workers x threads", "req/s", "p50", "p90", "p99", "non-2xx", "socket errors", "RSS MB"], rows))
 
+    if args.only_configs:
+        return
     url = stack.start_web(2, 8)
     if not args.only_restart:
         consistency_and_load(stack, args, url, token, write_library)
