@@ -43,10 +43,18 @@ def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict:
         return found
     if allow_stale and (latest := cache.get(latest_key)) is not None:
         _refresh_in_background(key, latest_key, charts)
-        return {**latest, "stale": True}
+        latest_for, numbers = latest
+        return numbers if latest_for == key else {**numbers, "stale": True}
     found = _compute(charts=charts)
-    cache.set_many({key: found, latest_key: found}, CACHE_SECONDS)
+    _remember(key, latest_key, found)
     return found
+
+
+def _remember(key: str, latest_key: str, found: dict) -> None:
+    cache.set(key, found, CACHE_SECONDS)
+    # The latest numbers never expire: once a process has computed them, a page
+    # never waits for the computation again (it is refreshed in the background).
+    cache.set(latest_key, (key, found), None)
 
 
 def _refresh_in_background(key: str, latest_key: str, charts: bool) -> None:
@@ -55,8 +63,7 @@ def _refresh_in_background(key: str, latest_key: str, charts: bool) -> None:
 
     def work() -> None:
         try:
-            found = _compute(charts=charts)
-            cache.set_many({key: found, latest_key: found}, CACHE_SECONDS)
+            _remember(key, latest_key, _compute(charts=charts))
         except Exception:
             log.exception("refreshing the statistics failed")
         finally:

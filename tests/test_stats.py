@@ -97,3 +97,19 @@ def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, libra
         pass
     html = viewer_client.get(reverse("search:stats")).content.decode()
     assert "4</strong> photos" in html and "being updated" not in html
+
+
+def test_expired_numbers_of_an_unchanged_library_are_not_called_stale(viewer_client, library):
+    from django.core.cache import cache
+
+    from search.stats import _refreshing
+
+    viewer_client.get(reverse("search:stats"))
+    short_lived = [k.split(":", 2)[-1] for k in cache._cache if "imgsim-stats-" in k and "latest" not in k]
+    assert short_lived
+    cache.delete_many(short_lived)  # as if its 5 minutes had passed
+    assert all(cache.get(key) is None for key in short_lived)
+    html = viewer_client.get(reverse("search:stats")).content.decode()
+    assert "5</strong> photos" in html and "being updated" not in html  # same library: current, not stale
+    with _refreshing:
+        pass
