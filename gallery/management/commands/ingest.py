@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from gallery.ingest import IngestError, Pipeline, discover
+from imgsim_site.progress import progress_bar
 
 
 class Command(BaseCommand):
@@ -57,18 +58,9 @@ class Command(BaseCommand):
         )
         if pipeline.model_error:
             self.stderr.write(self.style.WARNING(f"Embeddings will stay pending: {pipeline.model_error}"))
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(sources), unit="file", dynamic_ncols=True, file=self.stderr._out)
-        try:
-            report = pipeline.run(sources,
-                                  on_progress=(lambda outcome: bar.update(1)) if bar is not None else None,
+        with progress_bar(self, enabled=progress, unit="file", total=len(sources)) as advance:
+            report = pipeline.run(sources, on_progress=(lambda outcome: advance()) if advance else None,
                                   limit=max_images)
-        finally:
-            if bar is not None:
-                bar.close()
         report.outcomes[:0] = skipped
         self._summary(report, dry_run=dry_run)
 

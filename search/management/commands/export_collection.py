@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from gallery.models import Image
+from imgsim_site.progress import progress_bar
 from search.collection import export_collection
 
 
@@ -24,19 +25,11 @@ class Command(BaseCommand):
             raise CommandError("--with-files writes a zip: name the output something.zip")
         if not with_files and out.suffix == ".zip":
             raise CommandError("a .zip output needs --with-files (or name it .json / .json.gz)")
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=Image.objects.count(), unit="photo", dynamic_ncols=True, file=self.stderr._out)
         try:
-            report = export_collection(out, with_files=with_files,
-                                       on_record=bar.update if bar is not None else None)
+            with progress_bar(self, enabled=progress, unit="photo", total=Image.objects.count()) as advance:
+                report = export_collection(out, with_files=with_files, on_record=advance)
         except OSError as error:
             raise CommandError(f"cannot write {out}: {error.strerror or error}") from None
-        finally:
-            if bar is not None:
-                bar.close()
         files = f" and {report.files} files" if with_files else ""
         self.stdout.write(self.style.SUCCESS(f"Exported {report.count} photos{files} to {out}."))
         for path in report.missing:

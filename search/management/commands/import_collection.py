@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from imgsim_site.progress import progress_bar
 from search.collection import ImportRefused, import_collection
 
 
@@ -21,19 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     def handle(self, *, input, collection, progress, **options):
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(unit="photo", dynamic_ncols=True, file=self.stderr._out, desc="import")
         try:
-            report = import_collection(input, collection=collection,
-                                       on_record=bar.update if bar is not None else None)
+            with progress_bar(self, enabled=progress, unit="photo") as advance:
+                report = import_collection(input, collection=collection, on_record=advance)
         except ImportRefused as error:
             raise CommandError(str(error)) from None
-        finally:
-            if bar is not None:
-                bar.close()
         self.stdout.write(self.style.SUCCESS(
             f"{report.added} added ({report.vectors_imported} with their vectors, {report.renditions_made} "
             f"renditions made), {report.known} already in the library, {len(report.failed)} failed."

@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from gallery.models import Image
+from imgsim_site.progress import progress_bar
 from search.reconcile import reindex
 
 
@@ -13,15 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     def handle(self, *, progress, **options):
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            from gallery.models import Image
-
-            total = Image.objects.live().filter(embedding_state=Image.Embedding.DONE).count()
-            bar = tqdm(total=total, unit="vec", dynamic_ncols=True, file=self.stderr._out)
-        count, seconds = reindex(on_progress=bar.update if bar is not None else None)
-        if bar is not None:
-            bar.close()
+        total = Image.objects.live().filter(embedding_state=Image.Embedding.DONE).count() if progress else None
+        with progress_bar(self, enabled=progress, unit="vec", total=total) as advance:
+            count, seconds = reindex(on_progress=advance)
         self.stdout.write(self.style.SUCCESS(f"Indexed {count} vectors in {seconds:.1f} s."))
