@@ -8,7 +8,7 @@ next ingest of the same photo reuses, or that `reconcile` removes.
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -53,14 +53,22 @@ def rendition_path(image, kind: str) -> Path:
     return media_root() / rendition_relpath(image.sha256, kind)
 
 
-def write_atomic(relpath: str, data: bytes) -> Path:
-    """Write bytes under MEDIA_ROOT/relpath via a temp file and rename; return the path."""
+def write_atomic(relpath: str, data: bytes | Iterable[bytes], *,
+                 check: Callable[[Path], None] | None = None) -> Path:
+    """Write bytes (or chunks of them) under MEDIA_ROOT/relpath via a temp file and rename; return the path.
+
+    check, if given, sees the complete temp file before the rename and may raise
+    to refuse it: nothing then appears under the real name.
+    """
     target = media_root() / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in [data] if isinstance(data, bytes) else data:
+                handle.write(chunk)
+        if check is not None:
+            check(Path(tmp))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

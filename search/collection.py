@@ -29,6 +29,7 @@ SHA-256) are left as they are, so an interrupted import simply runs again.
 
 import base64
 import binascii
+import contextlib
 import gzip
 import hashlib
 import io
@@ -147,18 +148,17 @@ def iter_records(*, bundle: bool = False) -> Iterator[tuple[Image, dict]]:
             yield image, _record(image, sorted(tags.get(image.pk, [])), vectors.get(image.pk), bundle=bundle)
 
 
-def _header() -> dict:
-    from search.embeddings import get_embedder, model_name
+def _stored_dimension(model: str) -> int | None:
+    """The length of the stored vectors of this model, if there are any."""
+    sample = ImageVector.objects.filter(image__embedding_model=model).values_list("data", flat=True).first()
+    return len(sample) // 4 if sample else None
 
-    try:
-        dimension = get_embedder().dimension if get_embedder().loaded else None
-    except Exception:  # the model is not needed to export
-        dimension = None
-    if dimension is None:
-        sample = ImageVector.objects.filter(image__embedding_model=model_name()).values_list("data", flat=True).first()
-        dimension = len(sample) // 4 if sample else None
+
+def _header() -> dict:
+    from search.embeddings import model_name
+
     return {"format": FORMAT, "version": VERSION, "exported_at": timezone.now().isoformat(),
-            "model": model_name(), "dimension": dimension}
+            "model": model_name(), "dimension": _stored_dimension(model_name())}
 
 
 def document_chunks(records: Iterator[dict] | None = None) -> Iterator[str]:
@@ -177,7 +177,6 @@ class ExportReport:
     count: int = 0
     files: int = 0
     missing: list[str] = field(default_factory=list)  # originals not found, left out of a bundle
-    path: Path | None = None
 
 
 def export_collection(path, *, with_files: bool = False, on_record: Callable[[], None] | None = None) -> ExportReport:
@@ -187,7 +186,7 @@ def export_collection(path, *, with_files: bool = False, on_record: Callable[[],
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    report = ExportReport(path=path)
+    report = ExportReport()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-export-")
     os.close(fd)
     try:
@@ -337,24 +336,39 @@ def _leaves(name: str) -> bool:
     return path.is_absolute() or ".." in path.parts or "\x00" in name or (len(name) > 1 and name[1] == ":")
 
 
-def _items(source: Source, prefix: str):
+@contextlib.contextmanager
+def _reading(source: Source) -> Iterator:
+    """Open the document for ijson; turn parse and read errors into one clear refusal."""
     import ijson
 
     with source.document() as stream:
         try:
-            yield from ijson.items(io.BufferedReader(stream) if isinstance(stream, io.RawIOBase) else stream,
-                                   prefix, use_float=True)
+            yield io.BufferedReader(stream) if isinstance(stream, io.RawIOBase) else stream
         except ijson.JSONError as error:
             raise ImportRefused(f"{source.path.name} is not valid JSON: {error}") from None
         except (EOFError, OSError, zipfile.BadZipFile) as error:
             raise ImportRefused(f"{source.path.name} is damaged: {error}") from None
 
 
-def _header_value(source: Source, key: str):
-    """Read one top-level value; it comes before the images in any document imgsim writes."""
-    for value in _items(source, key):
-        return value
-    return None
+def _items(source: Source, prefix: str) -> Iterator:
+    import ijson
+
+    with _reading(source) as reader:
+        yield from ijson.items(reader, prefix, use_float=True)
+
+
+def _read_header(source: Source) -> dict:
+    """Return the document's top-level scalars before "images" (where imgsim writes them), in one read."""
+    import ijson
+
+    header = {}
+    with _reading(source) as reader:
+        for prefix, event, value in ijson.parse(reader, use_float=True):
+            if prefix == "" and event == "map_key" and value == "images":
+                break
+            if prefix and "." not in prefix and event in ("string", "number", "boolean", "null"):
+                header[prefix] = value
+    return header
 
 
 # --- validating -------------------------------------------------------------------
@@ -362,7 +376,8 @@ def _header_value(source: Source, key: str):
 
 _TEXT = {name: Metadata._meta.get_field(name).max_length for name in
          ("title", "category", "camera_make", "camera_model", "lens", "location")}
-_IMAGE_TEXT = {"original_name": 255, "source_path": 1024, "phash": 16, "pixel_hash": 32}
+_IMAGE_TEXT = {name: Image._meta.get_field(name).max_length for name in
+               ("original_name", "source_path", "phash", "pixel_hash")}
 
 
 class _Problems:
@@ -517,7 +532,7 @@ class Plan:
     records: int = 0
     new: int = 0
     known: int = 0
-    make_renditions: int = 0
+    known_ids: set[str] = field(default_factory=set)  # photos the library already has
 
 
 def validate(source: Source) -> Plan:
@@ -525,22 +540,21 @@ def validate(source: Source) -> Plan:
     from search.embeddings import model_name
 
     name = source.path.name
-    if _header_value(source, "format") != FORMAT:
+    header = _read_header(source)
+    if header.get("format") != FORMAT:
         raise ImportRefused(f"{name} is not an imgsim collection (its \"format\" is not {FORMAT!r})")
-    version = _header_value(source, "version")
+    version = header.get("version")
     if version != VERSION:
         raise ImportRefused(f"{name} is format version {version!r}; this imgsim reads version {VERSION}")
     plan = Plan(source, model=model_name())
     problems = _Problems()
     seen: set[str] = set()
     expected_files: set[str] = set()
-    declared_model, declared_dimension = _header_value(source, "model"), _header_value(source, "dimension")
     dimensions: dict[str, int] = {}
-    if isinstance(declared_model, str) and isinstance(declared_dimension, int):
-        dimensions[declared_model] = declared_dimension
+    if isinstance(header.get("model"), str) and isinstance(header.get("dimension"), int):
+        dimensions[header["model"]] = header["dimension"]
     known = set(Image.objects.values_list("sha256", flat=True))
-    current_dimension = _current_dimension(plan.model)
-    missing = 0
+    current_dimension = CurrentDimension(plan.model)
     for number, record in enumerate(_items(source, "images.item"), start=1):
         sha, record_problems = _check_record(record)
         where = f"image {number} ({sha[:12]})"
@@ -557,8 +571,9 @@ def validate(source: Source) -> Plan:
         if embedding:
             dimension = len(embedding["vector"]) // 4
             expected = dimensions.setdefault(embedding["model"], dimension)
-            if embedding["model"] == plan.model and current_dimension and dimension != current_dimension:
-                problems.add(where, f"embedding dimension {dimension} does not match {plan.model} ({current_dimension})")
+            if embedding["model"] == plan.model and current_dimension() not in (None, dimension):
+                problems.add(where, f"embedding dimension {dimension} does not match {plan.model} "
+                                    f"({current_dimension()})")
             elif dimension != expected:
                 problems.add(where, f"embedding dimension {dimension} differs from {expected} of the same model")
         if record["in_place"] is False:
@@ -566,13 +581,11 @@ def validate(source: Source) -> Plan:
             expected_files.update(storage.rendition_relpath(sha, kind) for kind in storage.RENDITIONS)
         if sha in known:
             plan.known += 1
+            plan.known_ids.add(sha)
             continue
         plan.new += 1
         if not _original_available(source, record):
-            missing += 1
             problems.add(where, f"original not found: {record['file'][:200]}")
-        elif not _renditions_available(source, sha):
-            plan.make_renditions += 1
     if source.kind == "zip":
         for member in source.members:
             if member != DOCUMENT_NAME and member not in expected_files:
@@ -581,30 +594,34 @@ def validate(source: Source) -> Plan:
     return plan
 
 
-def _current_dimension(model: str) -> int | None:
-    sample = ImageVector.objects.filter(image__embedding_model=model).values_list("data", flat=True).first()
-    if sample:
-        return len(sample) // 4
-    from search.embeddings import get_embedder
+class CurrentDimension:
+    """The vector length of the configured model, looked up once and only if a record needs it.
 
-    try:
-        return get_embedder().dimension
-    except Exception:  # no model here: vectors of that model are still checked against each other
-        return None
+    From the stored vectors when there are any; otherwise the model must be loaded,
+    which an import of another model's vectors (or of none) never pays for.
+    """
+
+    def __init__(self, model: str):
+        self.model, self.looked_up, self.value = model, False, None
+
+    def __call__(self) -> int | None:
+        if not self.looked_up:
+            self.looked_up = True
+            self.value = _stored_dimension(self.model)
+            if self.value is None:
+                from search.embeddings import get_embedder
+
+                try:
+                    self.value = get_embedder().dimension
+                except Exception:  # no model here: vectors of that model are still checked against each other
+                    self.value = None
+        return self.value
 
 
 def _original_available(source: Source, record: dict) -> bool:
     if record["in_place"]:
         return Path(record["file"]).is_file()
     return record["file"] in source.members or (storage.media_root() / record["file"]).is_file()
-
-
-def _renditions_available(source: Source, sha: str) -> bool:
-    for kind in storage.RENDITIONS:
-        relpath = storage.rendition_relpath(sha, kind)
-        if relpath not in source.members and not (storage.media_root() / relpath).is_file():
-            return False
-    return True
 
 
 # --- importing --------------------------------------------------------------------
@@ -634,12 +651,10 @@ def import_collection(path, *, collection: str = "", on_record: Callable[[], Non
         report = ImportReport(known=plan.known)
         extra_tags = [collection.strip().lower()[:64]] if collection.strip() else []
         batch: list[dict] = []
-        known = set(Image.objects.values_list("sha256", flat=True))
         for record in _items(source, "images.item"):
-            sha, _ = _check_record(record)
-            if sha in known:
+            sha, _ = _check_record(record)  # again: it parses dates and decodes the vector
+            if sha in plan.known_ids:
                 continue
-            known.add(sha)
             batch.append(record)
             if len(batch) >= batch_size:
                 _import_batch(source, plan, batch, extra_tags, report, on_record)
@@ -714,25 +729,22 @@ def _place_files(source: Source, record: dict) -> tuple[list[Path], int] | str:
 
 
 def _extract(source: Source, relpath: str, *, sha: str | None) -> Path:
-    """Copy one zip member to storage via a temp file; an original must match its SHA-256."""
-    target = storage.media_root() / relpath
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Copy one zip member into storage; an original must match its SHA-256, a rendition must be an image."""
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out, source.zip.open(source.members[relpath]) as member:
+
+    def chunks() -> Iterator[bytes]:
+        with source.zip.open(source.members[relpath]) as member:
             while chunk := member.read(1 << 20):
                 digest.update(chunk)
-                out.write(chunk)
-        if sha is not None and digest.hexdigest() != sha:
-            raise ImportRefused(f"{relpath} does not match its SHA-256: the bundle is damaged")
+                yield chunk
+
+    def check(written: Path) -> None:
         if sha is None:
-            _check_rendition(Path(tmp), relpath)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+            _check_rendition(written, relpath)
+        elif digest.hexdigest() != sha:
+            raise ImportRefused(f"{relpath} does not match its SHA-256: the bundle is damaged")
+
+    return storage.write_atomic(relpath, chunks(), check=check)
 
 
 def _check_rendition(path: Path, relpath: str) -> None:
