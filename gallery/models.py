@@ -27,6 +27,10 @@ class ImageQuerySet(models.QuerySet):
     def trashed(self):
         return self.filter(trashed_at__isnull=False)
 
+    def waiting_for_embedding(self):
+        """Live photos whose vector is still to be computed (failed ones wait for reconcile --retry-failed)."""
+        return self.live().filter(embedding_state=Image.Embedding.PENDING)
+
 
 class Image(models.Model):
     class Embedding(models.TextChoices):

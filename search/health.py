@@ -30,7 +30,7 @@ def queue_health() -> dict:
         "ok": True,
         "worker": settings.IMGSIM_WORKER,
         "index_outbox": IndexOutbox.objects.count(),
-        "embeddings_pending": Image.objects.live().filter(embedding_state=Image.Embedding.PENDING).count(),
+        "embeddings_pending": Image.objects.waiting_for_embedding().count(),
         "tasks_queued": DBTaskResult.objects.ready().count(),
         "tasks_running": DBTaskResult.objects.running().count(),
     }

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 
 from gallery.models import Image
 from search.embeddings import model_name
@@ -60,8 +61,6 @@ def _check_complete(index) -> None:
     actual = index.count(model_name())
     if actual >= expected:
         return
-    from django.conf import settings
-
     if settings.IMGSIM_WORKER:
         from search.tasks import request_index_check
 

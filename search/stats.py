@@ -77,7 +77,7 @@ def _gallery(**params) -> str:
     return reverse("gallery:index") + "?" + urlencode(params)
 
 
-def _image_groups(current: str) -> list[dict]:
+def _image_groups() -> list[dict]:
     """One scan of the photos, grouped by format, embedding state, model and trash, with sums."""
     return list(
         Image.objects.annotate(live=ExpressionWrapper(Q(trashed_at__isnull=True), output_field=BooleanField()))
@@ -92,7 +92,7 @@ def _image_groups(current: str) -> list[dict]:
 
 def _compute(*, charts: bool) -> dict:
     current = model_name()
-    groups = _image_groups(current)
+    groups = _image_groups()
     live = [g for g in groups if g["live"]]
     trash = [g for g in groups if not g["live"]]
     total = sum(g["n"] for g in live)

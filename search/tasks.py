@@ -35,9 +35,7 @@ def backoff(attempt: int) -> int:
 
 
 def waiting_ids(limit: int) -> list[int]:
-    """Return live photos still waiting for a vector (failed ones wait for reconcile --retry-failed)."""
-    return list(Image.objects.live().filter(embedding_state=Image.Embedding.PENDING)
-                .order_by("pk").values_list("pk", flat=True)[:limit])
+    return list(Image.objects.waiting_for_embedding().order_by("pk").values_list("pk", flat=True)[:limit])
 
 
 @task()

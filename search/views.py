@@ -75,7 +75,7 @@ def stats_page(request):
 @require_GET
 def queue_status(request):
     """The worker's progress note: polled by the page every 2 s until nothing waits."""
-    waiting = Image.objects.live().filter(embedding_state=Image.Embedding.PENDING).count()
+    waiting = Image.objects.waiting_for_embedding().count()
     return render(request, "search/_queue.html", {"waiting": waiting})
 
 
