@@ -1,7 +1,6 @@
 """An image ingested by one process is found by another, long-running one within 2 s."""
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -10,24 +9,9 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.photos import write_library
+from tests.processes import manage, project_env
 
 pytestmark = pytest.mark.slow
-
-
-def manage(env, *args):
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def project_env(tmp_path, tiny_model, chroma_url=None):
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update({"IMGSIM_DATA_DIR": str(tmp_path / "data"), "IMGSIM_MODEL": tiny_model, "HF_HUB_OFFLINE": "1",
-                "IMGSIM_PRECISION": "fp32"})
-    if chroma_url:
-        env["CHROMA_URL"] = chroma_url
-    return env
 
 
 def check_visibility(tmp_path, env):

@@ -24,6 +24,7 @@ from gallery.models import Image
 from tests.bad_inputs import bad_files, hostile_extras, write_bad_folder
 from tests.conftest import ROOT
 from tests.photos import photo_bytes, write_library
+from tests.processes import library_consistency_check, manage, project_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SUBPROCESS_ONLY = pytest.mark.skipif(bool(os.environ.get("IMGSIM_TEST_DATABASE_URL")),
@@ -34,20 +35,6 @@ def stored_files() -> set[Path]:
     return {path for _, path in storage.stored_files()}
 
 
-def _env(tmp_path, tiny_model) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update({"IMGSIM_DATA_DIR": str(tmp_path / "data"), "IMGSIM_MODEL": tiny_model, "HF_HUB_OFFLINE": "1",
-                "IMGSIM_PRECISION": "fp32", "LOG_LEVEL": "ERROR"})
-    return env
-
-
-def _manage(env, *args, timeout=300) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
 @SUBPROCESS_ONLY
 @pytest.mark.slow
 def test_hostile_folder_through_ingest_with_bounded_memory(tmp_path, tiny_model):
@@ -56,8 +43,8 @@ def test_hostile_folder_through_ingest_with_bounded_memory(tmp_path, tiny_model)
     for name, (data, words) in hostile_extras().items():
         (folder / name).write_bytes(data)
         expected[name] = words
-    env = _env(tmp_path, tiny_model)
-    _manage(env, "migrate", "-v0")
+    env = project_env(tmp_path, tiny_model)
+    manage(env, "migrate", "-v0")
     result = subprocess.run(["/usr/bin/time", "-f", "peak-kb %M", sys.executable, "manage.py", "ingest", str(folder),
                              "--no-progress"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -76,7 +63,7 @@ def test_hostile_folder_through_ingest_with_bounded_memory(tmp_path, tiny_model)
     check = ("from gallery.models import Image; from gallery import storage;"
              "print(sorted(Image.objects.values_list('original_name', flat=True)));"
              "print(len({p for _, p in storage.stored_files()}))")
-    names, files = _manage(env, "shell", "-c", check).stdout.strip().splitlines()[-2:]
+    names, files = manage(env, "shell", "-c", check).stdout.strip().splitlines()[-2:]
     assert names == str(sorted(added)) and int(files) == 3 * len(added)
 
 
@@ -148,10 +135,10 @@ def test_full_disk_fails_the_file_and_leaves_nothing(tmp_path, ingest, monkeypat
 @SUBPROCESS_ONLY
 @pytest.mark.slow
 def test_kill_9_at_20_random_points_then_everything_exactly_once(tmp_path, tiny_model):
-    env = _env(tmp_path, tiny_model)
+    env = project_env(tmp_path, tiny_model)
     folder = tmp_path / "in"
     write_library(folder, 300, size=(640, 480))
-    _manage(env, "migrate", "-v0")
+    manage(env, "migrate", "-v0")
     database = tmp_path / "data" / "imgsim.sqlite3"
     rng = random.Random(20)
     kills = 0
@@ -172,15 +159,8 @@ def test_kill_9_at_20_random_points_then_everything_exactly_once(tmp_path, tiny_
             rows, distinct = db.execute("SELECT COUNT(*), COUNT(DISTINCT sha256) FROM gallery_image").fetchone()
             assert rows == distinct
     assert kills == 20, f"only {kills} kills landed before the ingest finished"
-    _manage(env, "ingest", str(folder), "--no-progress")
-    _manage(env, "reconcile")
-    check = ("from gallery.models import Image; from gallery import storage; from search.index import get_index;"
-             "from search.embeddings import model_name;"
-             "rows = list(Image.objects.values_list('pk', 'original_name'));"
-             "names = [n for _, n in rows]; assert len(names) == len(set(names)) == 300, len(names);"
-             "assert {int(i) for i in get_index().ids(model_name())} == {pk for pk, _ in rows};"
-             "assert all(p.exists() for i in Image.objects.all() for p in storage.image_files(i));"
-             "assert len({p for _, p in storage.stored_files()}) == 300 * 3; print('consistent')")
-    assert "consistent" in _manage(env, "shell", "-c", check).stdout
-    assert "Nothing to fix." in _manage(env, "reconcile").stdout
+    manage(env, "ingest", str(folder), "--no-progress")
+    manage(env, "reconcile")
+    assert "consistent" in manage(env, "shell", "-c", library_consistency_check(300)).stdout
+    assert "Nothing to fix." in manage(env, "reconcile").stdout
     print(f"{kills} kills, then every photo exactly once")

@@ -1,4 +1,3 @@
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from search.index import get_index
 from tests.bad_inputs import gif_with_frames, write_bad_folder
 from tests.conftest import ROOT
 from tests.photos import write_library, write_photo
+from tests.processes import library_consistency_check, manage, project_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -161,26 +161,11 @@ def test_storage_write_failure_leaves_nothing_behind(tmp_path, ingest, monkeypat
     assert {int(pk) for pk in get_index().ids(model_name())} == set(Image.objects.values_list("pk", flat=True))
 
 
-def _env(tmp_path, tiny_model):
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update({"IMGSIM_DATA_DIR": str(tmp_path / "data"), "IMGSIM_MODEL": tiny_model, "HF_HUB_OFFLINE": "1",
-                "IMGSIM_PRECISION": "fp32"})
-    return env
-
-
-def _manage(env, *args, check=True):
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
 @pytest.mark.slow
 def test_kill_9_mid_ingest_then_rerun_and_reconcile_ends_consistent(tmp_path, tiny_model):
-    env = _env(tmp_path, tiny_model)
+    env = project_env(tmp_path, tiny_model)
     write_library(tmp_path / "in", 48, size=(320, 240))
-    _manage(env, "migrate", "-v0")
+    manage(env, "migrate", "-v0")
     for delay in (1.5, 2.5):
         process = subprocess.Popen([sys.executable, "manage.py", "ingest", str(tmp_path / "in"), "--batch-size", "4",
                                     "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -188,22 +173,10 @@ def test_kill_9_mid_ingest_then_rerun_and_reconcile_ends_consistent(tmp_path, ti
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
-    _manage(env, "ingest", str(tmp_path / "in"), "--no-progress")
-    _manage(env, "reconcile")
-    check = ("from gallery.models import Image; from gallery import storage; from search.index import get_index;"
-             "from search.embeddings import model_name;"
-             "rows = list(Image.objects.values_list('pk', 'original_name'));"
-             "names = [n for _, n in rows];"
-             "assert len(names) == len(set(names)) == 48, len(names);"
-             "ids = {int(i) for i in get_index().ids(model_name())};"
-             "assert ids == {pk for pk, _ in rows}, (len(ids), len(rows));"
-             "files = {p for _, p in storage.stored_files()};"
-             "assert all(p.exists() for i in Image.objects.all() for p in storage.image_files(i));"
-             "assert len(files) == 48 * 3, len(files);"
-             "from django.db import connection; c = connection.cursor(); c.execute('PRAGMA integrity_check');"
-             "assert c.fetchone()[0] == 'ok'; print('consistent')")
-    assert "consistent" in _manage(env, "shell", "-c", check).stdout
-    assert "Nothing to fix." in _manage(env, "reconcile").stdout
+    manage(env, "ingest", str(tmp_path / "in"), "--no-progress")
+    manage(env, "reconcile")
+    assert "consistent" in manage(env, "shell", "-c", library_consistency_check(48)).stdout
+    assert "Nothing to fix." in manage(env, "reconcile").stdout
 
 
 @pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("WEBP", ".webp"), ("GIF", ".gif"), ("TIFF", ".tif"),

@@ -17,7 +17,7 @@ from search.api import find_similar
 from search.models import DuplicateScan
 from tests.conftest import ROOT
 from tests.photos import photo_bytes, write_library
-from tests.test_cross_process import manage, project_env
+from tests.processes import manage, project_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
