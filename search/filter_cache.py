@@ -15,7 +15,7 @@ from datetime import datetime, timezone as dt_timezone
 
 import numpy as np
 
-from gallery.models import Image, Metadata
+from gallery.models import Metadata
 from search.embeddings import model_name
 from search.errors import InvalidFilter
 from search.filters import fold
@@ -107,11 +107,11 @@ def build_columns(generation: int, previous: Columns | None = None) -> Columns:
     changes, so a rebuild after an ingest reads only the new photos' vectors.
     """
     from gallery import vectors as stored_vectors
+    from search.sync import indexable
 
     current_model = model_name()
     rows = list(
-        Image.objects.live()
-        .filter(embedding_state=Image.Embedding.DONE, embedding_model=current_model)
+        indexable()
         .order_by("pk")
         .values_list("pk", "format", "original_name", "width", "height", "metadata__category",
                      "metadata__camera_make", "metadata__camera_model", "metadata__taken_at", "metadata__latitude")

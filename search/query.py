@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
-from gallery.models import Image
 from search.embeddings import model_name
 from search.errors import IndexUnavailable
 from search.filter_cache import filter_cache
 from search.filters import to_q, validate
-from search.sync import current_generation, reading_index
+from search.sync import current_generation, indexable, reading_index
 
 # Up to this many matching photos are scored exactly from the cached vectors (~5 ms).
 EXACT_LIMIT = 12000
@@ -29,10 +28,6 @@ EXACT_LIMIT = 12000
 class Hit:
     image_id: int
     similarity: float
-
-
-def _indexed(queryset):
-    return queryset.filter(embedding_state=Image.Embedding.DONE, embedding_model=model_name())
 
 
 def nearest(
@@ -57,7 +52,7 @@ def nearest(
 
 def _check_complete(index) -> None:
     """Refuse to answer from an index that lost photos SQLite has (a deleted or damaged Chroma folder)."""
-    expected = _indexed(Image.objects.live()).count()
+    expected = indexable().count()
     actual = index.count(model_name())
     if actual >= expected:
         return
@@ -101,6 +96,6 @@ def _still_matching(hits: list[Hit], where: dict) -> list[Hit]:
     """Keep the hits that SQLite (the truth) still says pass; the column cache may lag 2 s."""
     if not hits:
         return hits
-    ok = set(_indexed(Image.objects.live()).filter(to_q(where)).filter(pk__in=[h.image_id for h in hits])
+    ok = set(indexable().filter(to_q(where)).filter(pk__in=[h.image_id for h in hits])
              .order_by().values_list("pk", flat=True))
     return [hit for hit in hits if hit.image_id in ok]

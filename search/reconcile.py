@@ -10,7 +10,7 @@ from gallery import storage
 from gallery.models import Image
 from gallery import vectors as stored_vectors
 from search.embeddings import model_name
-from search.sync import index_metadata, process_outbox, reading_index, sync_images, writing_index
+from search.sync import indexable, index_metadata, process_outbox, reading_index, sync_images, writing_index
 
 CHUNK = 2000
 
@@ -49,10 +49,6 @@ class ReconcileResult:
         return [f"{count} {label}" for count, label in rows if count]
 
 
-def _indexable():
-    return Image.objects.live().filter(embedding_state=Image.Embedding.DONE, embedding_model=model_name())
-
-
 def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_files: bool = True) -> ReconcileResult:
     """Make the index equal to what SQLite says, and storage hold only files rows own."""
     result = ReconcileResult(orphan_files_deleted=delete_orphan_files)
@@ -83,7 +79,7 @@ def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_f
 
     with reading_index() as index:
         in_index = {int(pk) for pk in index.ids(current)}
-    wanted = set(_indexable().values_list("pk", flat=True))
+    wanted = set(indexable().values_list("pk", flat=True))
     missing, orphans = wanted - in_index, in_index - wanted
     for ids in _chunks(sorted(missing) + sorted(orphans)):
         sync_images(ids, embed=False)
@@ -127,7 +123,7 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
     """Drop the collection and rebuild it from SQLite's vectors; return (count, seconds)."""
     started = time.perf_counter()
     current = model_name()
-    ids = list(_indexable().values_list("pk", flat=True).order_by("pk"))
+    ids = list(indexable().values_list("pk", flat=True).order_by("pk"))
     count = 0
     with writing_index() as index:
         index.drop(current)

@@ -61,6 +61,11 @@ def index_metadata(image: Image) -> dict:
     }
 
 
+def indexable():
+    """Live photos whose vector, from the configured model, belongs in the index."""
+    return Image.objects.live().filter(embedding_state=Image.Embedding.DONE, embedding_model=model_name())
+
+
 def current_generation() -> int:
     row = IndexGeneration.objects.filter(name=GENERATION_NAME).values_list("generation", flat=True).first()
     return row or 0

@@ -87,9 +87,9 @@ def check_index(repeat: bool = True) -> dict:
     """
     from search.embeddings import model_name
     from search.reconcile import reconcile
-    from search.sync import reading_index
+    from search.sync import indexable, reading_index
 
-    expected = Image.objects.live().filter(embedding_state=Image.Embedding.DONE, embedding_model=model_name()).count()
+    expected = indexable().count()
     try:
         with reading_index() as index:
             actual = index.count(model_name())

@@ -9,7 +9,8 @@ class Command(BaseCommand):
         "Run the background worker (with IMGSIM_WORKER=true): computes embeddings for uploaded photos in "
         "batches, keeps the index in step and runs duplicate scans queued from the pages; retries with "
         "back-off while the model or the index is unavailable. On start it queues whatever a stopped "
-        "worker left (it is safe to kill -9). Run one or more; they share the queue in the database."
+        "worker left (it is safe to kill -9). Run one per deployment, as the compose file does: a worker's start "
+        "takes whatever is marked running as abandoned."
     )
 
     def add_arguments(self, parser):
