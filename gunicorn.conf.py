@@ -3,10 +3,14 @@
 Embedded Chroma is not process-safe, so without CHROMA_URL one worker process
 serves with threads; with a Chroma server, two workers. The gallery page with 16
 keep-alive connections (wrk) gives ~200-270 req/s from one process, whatever its
-threads (the GIL), and 470-620 from two, but only when the connections are spread
-over both: left alone, one worker's accept loop can take all 16 and the other
-idles (measured: 2 x 8 at 219 one run, 547 the next). Capping each worker at
-`threads` connections spreads them (2 x 8: 472 and 509 req/s in two runs).
+threads (the GIL), and 470-620 from two, but only when the requests are spread
+over both: with keep-alive, one worker's accept loop can take all 16 connections
+for good and the other idles (2 x 8 measured 219 in one run, 547 the next).
+Closing each connection after its response, and letting a worker hold only as
+many connections as it has threads, hands every request to a free worker: 2 x 8
+gave 472 and 509 req/s in two runs (440 and 494 with clients that close). Behind
+a reverse proxy, which is how a public server runs anyway, keep-alive to
+gunicorn buys nothing.
 A worker is ~80-120 MB until its first text or photo search loads the model
 (~1 GB with ViT-B/32); each worker loads it once, on first use. torch is never
 imported in the master (no preload_app): torch and fork do not mix.
@@ -24,6 +28,7 @@ graceful_timeout = 30
 max_requests = 0
 accesslog = os.environ.get("IMGSIM_ACCESS_LOG", "-")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-# Connections a worker holds at once (gthread): more wait in the listen queue for the
-# least busy worker, instead of piling onto whichever accepted first.
+# No keep-alive, and a worker holds only the connections it can serve: waiting ones
+# stay in the listen queue for whichever worker is free (see above).
+keepalive = 0
 worker_connections = int(os.environ.get("IMGSIM_WORKER_CONNECTIONS", threads))
