@@ -200,3 +200,36 @@ def test_every_supported_format_is_ingested_whatever_its_name(tmp_path, ingest, 
     assert stored.format == fmt and (stored.width, stored.height) == (120, 90)
     assert storage.original_path(stored).suffix == {"HEIF": ".heic", "TIFF": ".tif"}.get(fmt, suffix)
     assert storage.rendition_path(stored, "thumb").exists()
+
+
+@pytest.mark.parametrize("size, edge, expected", [
+    ((2000, 1500), 1280, (1280, 960)),   # a 12 MP JPEG's half-size decode to the preview
+    ((1500, 2000), 1280, (960, 1280)),   # portrait
+    ((1280, 960), 320, (320, 240)),      # preview to thumbnail: box reduction alone
+    ((4032, 3024), 1280, (1280, 960)),   # a full decode (PNG, HEIC): box 3x, then bilinear
+    ((12000, 3), 320, (320, 1)),         # a strip keeps at least one row
+    ((800, 600), 1280, (800, 600)),      # never enlarged
+])
+def test_shrink_sizes(size, edge, expected):
+    from gallery.decoding import shrink
+
+    image = PILImage.new("RGB", size, (10, 200, 30))
+    shrunk = shrink(image, edge)
+    assert shrunk.size == expected and shrunk.mode == "RGB"
+    assert shrunk.getpixel((0, 0)) == (10, 200, 30)  # a flat colour stays that colour
+    assert image.size == size  # the input is left alone
+
+
+def test_shrink_keeps_detail_without_aliasing():
+    import numpy as np
+
+    from gallery.decoding import shrink
+
+    # Vertical stripes 4 px wide: shrunk 1.5625x they must stay stripes of about
+    # 2.56 px (no moire: column means swing from dark to light), not a flat grey.
+    stripes = np.zeros((1500, 2000, 3), dtype=np.uint8)
+    stripes[:, (np.arange(2000) // 4) % 2 == 1] = 255
+    shrunk = np.asarray(shrink(PILImage.fromarray(stripes), 1280)).astype(float)
+    columns = shrunk[:, :, 0].mean(axis=0)
+    assert columns.max() > 200 and columns.min() < 55
+    assert abs(columns.mean() - 127.5) < 10  # brightness kept
