@@ -34,6 +34,20 @@ def get_vectorizer() -> Vectorizer | None:
     return _vectorizer_factory() if _vectorizer_factory else None
 
 
+_index_opener: Callable[[str], None] | None = None
+
+
+def set_index_opener(opener: Callable[[str], None]) -> None:
+    global _index_opener
+    _index_opener = opener
+
+
+def open_index(model_name: str) -> None:
+    """Open the index that vectors of this model go to; raises if it cannot be opened."""
+    if _index_opener:
+        _index_opener(model_name)
+
+
 _library_version: Callable[[], object] | None = None
 
 

@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 
 from gallery import storage
 from gallery.decoding import DecodedPhoto, DecodeError, NotAnImage, decode
-from gallery.hooks import embedding_deferred, get_vectorizer
+from gallery.hooks import embedding_deferred, get_vectorizer, open_index
 from gallery.models import Image, Metadata, Tag
 from gallery import vectors as stored_vectors
 
@@ -182,6 +182,15 @@ class Pipeline:
         except Exception as error:  # the model is optional for ingest: photos stay pending
             self.model_error = str(error)
             return None
+        if vectorizer is not None:
+            # Opening the index costs a second of imports; done here, before the first
+            # photo, it does not hold up the first batch while the decoders wait. An
+            # index that cannot be opened is not fatal: the vectors are kept in SQLite
+            # and `reconcile` (or the worker) puts them in the index later.
+            try:
+                open_index(vectorizer.model_name)
+            except Exception as error:
+                log.warning("the index cannot be opened (%s); photos are indexed later", error)
         return vectorizer
 
     def run(self, sources: Iterable[Source], *, on_progress: Callable[[Outcome], None] | None = None,

@@ -10,9 +10,11 @@ class SearchConfig(AppConfig):
         from gallery import hooks
         from search import signals
         from search.embeddings import get_embedder
+        from search.index import get_index
 
         signals.connect()
         hooks.set_vectorizer_factory(get_embedder)
+        hooks.set_index_opener(lambda model_name: get_index().collection(model_name))
         # Every change to photos, metadata or tags ends in an index write that bumps the
         # generation (search.sync), so it also tells the gallery when its cache is stale.
         from search.sync import current_generation
