@@ -63,6 +63,7 @@ class IngestReport:
     embedded: int = 0
     model_error: str = ""
     seconds: float = 0.0
+    loading_seconds: float = 0.0  # of seconds, those spent loading the model and opening the index
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -87,6 +88,12 @@ class IngestReport:
     def rate(self) -> float:
         return self.added / self.seconds if self.seconds else 0.0
 
+    @property
+    def working_rate(self) -> float:
+        """Photos per second once the model was loaded: what a longer run approaches."""
+        working = self.seconds - self.loading_seconds
+        return self.added / working if working > 0 else 0.0
+
 
 @dataclass
 class _Prepared:
@@ -94,7 +101,6 @@ class _Prepared:
     sha256: str
     data: bytes | None
     photo: DecodedPhoto
-    pixels: np.ndarray | None
 
 
 class IngestError(Exception):
@@ -171,22 +177,35 @@ class Pipeline:
         self.dry_run = dry_run
         self.batch_size = max(1, batch_size)
         self.decode_threads = max(1, decode_threads)
+        self.embed = embed and not dry_run
         self.model_error = ""
-        self.vectorizer = self._load_vectorizer() if embed and not dry_run else None
+        self._vectorizer = None
+        self._vectorizer_loaded = False
+        self.loading_seconds = 0.0
+
+    @property
+    def vectorizer(self):
+        """The model, loaded when the first new photo needs it (a run of known photos never waits for it)."""
+        if not self._vectorizer_loaded:
+            started = time.perf_counter()
+            self._vectorizer_loaded = True
+            self._vectorizer = self._load_vectorizer() if self.embed else None
+            self.loading_seconds = time.perf_counter() - started
+        return self._vectorizer
 
     def _load_vectorizer(self):
         try:
             vectorizer = get_vectorizer()
             if vectorizer is not None:
-                self.input_size = vectorizer.input_size  # loads the model now: a missing one is reported once
+                vectorizer.input_size  # loads the model now: a missing one is reported once
         except Exception as error:  # the model is optional for ingest: photos stay pending
             self.model_error = str(error)
             return None
         if vectorizer is not None:
-            # Opening the index costs a second of imports; done here, before the first
-            # photo, it does not hold up the first batch while the decoders wait. An
-            # index that cannot be opened is not fatal: the vectors are kept in SQLite
-            # and `reconcile` (or the worker) puts them in the index later.
+            # Opening the index costs a second of imports; done with the model, the
+            # decoders meanwhile run ahead, instead of in the first batch's commit.
+            # An index that cannot be opened is not fatal: the vectors are kept in
+            # SQLite and `reconcile` (or the worker) puts them in the index later.
             try:
                 open_index(vectorizer.model_name)
             except Exception as error:
@@ -196,7 +215,8 @@ class Pipeline:
     def run(self, sources: Iterable[Source], *, on_progress: Callable[[Outcome], None] | None = None,
             limit: int | None = None) -> IngestReport:
         """Ingest sources in order; with limit, stop once that many new photos are accepted."""
-        report = IngestReport(model_error=self.model_error)
+        report = IngestReport()
+        loaded_before = self._vectorizer_loaded
         accepted = 0
         started = time.perf_counter()
         known_sha = set(Image.objects.values_list("sha256", flat=True))
@@ -229,6 +249,9 @@ class Pipeline:
         if batch:
             self._store(batch, report, record)
         report.seconds = time.perf_counter() - started
+        report.model_error = self.model_error or report.model_error
+        if not loaded_before:
+            report.loading_seconds = self.loading_seconds
         return report
 
     def _unchanged_in_place(self) -> dict[str, tuple[int, float]]:
@@ -262,9 +285,7 @@ class Pipeline:
             sha256 = hashlib.sha256(data).hexdigest()
             if sha256 in known_sha:
                 return Outcome(source.name, "known", "already in the library")
-            photo = decode(data)
-            pixels = self.vectorizer.preprocess(photo.pixels_for(self.input_size)) if self.vectorizer else None
-            return _Prepared(source, sha256, None if self.in_place else data, photo, pixels)
+            return _Prepared(source, sha256, None if self.in_place else data, decode(data))
         except NotAnImage as error:
             return Outcome(source.name, "not_image", str(error))
         except DecodeError as error:
@@ -285,9 +306,12 @@ class Pipeline:
 
     def _store_batch(self, batch: list[_Prepared], report: IngestReport, record) -> None:
         vectors = None
-        if self.vectorizer is not None:
+        vectorizer = self.vectorizer
+        if vectorizer is not None:
             try:
-                vectors = self.vectorizer.encode_pixels(np.stack([item.pixels for item in batch]))
+                size = vectorizer.input_size
+                vectors = vectorizer.encode_pixels(
+                    np.stack([vectorizer.preprocess(item.photo.pixels_for(size)) for item in batch]))
                 report.embedded += len(batch)
             except Exception as error:  # store the photos anyway; their embeddings stay pending
                 log.exception("embedding a batch failed")

@@ -49,6 +49,8 @@ def test_second_run_adds_nothing_and_does_not_decode(tmp_path, ingest, monkeypat
     import gallery.ingest
 
     monkeypatch.setattr(gallery.ingest, "decode", lambda data: pytest.fail("re-decoded a known photo"))
+    # Nor does it load the model (seconds of start-up for nothing to embed).
+    monkeypatch.setattr(gallery.ingest, "get_vectorizer", lambda: pytest.fail("loaded the model"))
     again = ingest(tmp_path / "in")
     assert again.added == 0 and again.known == 5
     (tmp_path / "in" / "copy.jpg").write_bytes((tmp_path / "in" / "photo_0001.jpg").read_bytes())
@@ -122,6 +124,20 @@ def test_command_options(tmp_path, capsys):
     assert "already known" in out and "wait for embeddings" in out
     assert Image.objects.count() == 7
     assert Image.objects.filter(embedding_state="pending").count() == 4
+
+
+def test_missing_model_stores_photos_pending_and_says_why(tmp_path, settings, capsys):
+    settings.IMGSIM_EMBEDDER = {**settings.IMGSIM_EMBEDDER, "OPTIONS": {
+        **settings.IMGSIM_EMBEDDER["OPTIONS"], "model": str(tmp_path / "no-such-model")}}
+    from search.embeddings import get_embedder
+
+    get_embedder.cache_clear()
+    write_library(tmp_path / "in", 3)
+    call_command("ingest", str(tmp_path / "in"), "--no-progress")
+    captured = capsys.readouterr()
+    assert "3 added" in captured.out and "3 photo(s) wait for embeddings" in captured.out
+    assert "Embeddings stay pending" in captured.err and "no-such-model" in captured.err
+    assert Image.objects.filter(embedding_state="pending").count() == 3
 
 
 def test_missing_or_empty_folder_aborts_before_changing_anything(tmp_path):

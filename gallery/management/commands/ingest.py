@@ -56,8 +56,6 @@ class Command(BaseCommand):
             in_place=in_place, category=category, tags=tag, user=added_by, embed=not no_embed, dry_run=dry_run,
             batch_size=batch_size,
         )
-        if pipeline.model_error:
-            self.stderr.write(self.style.WARNING(f"Embeddings will stay pending: {pipeline.model_error}"))
         with progress_bar(self, enabled=progress, unit="file", total=len(sources)) as advance:
             report = pipeline.run(sources, on_progress=(lambda outcome: advance()) if advance else None,
                                   limit=max_images)
@@ -69,10 +67,16 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Dry run: {report.count('would_add')} would be added, "
                                                  f"{report.known} already known; nothing was changed."))
         else:
+            timing = f"{report.seconds:.1f} s ({report.rate:.1f} images/s"
+            if report.added and report.loading_seconds >= 0.1:
+                timing += (f"; {report.working_rate:.1f} images/s after {report.loading_seconds:.1f} s "
+                           "loading the model")
             self.stdout.write(self.style.SUCCESS(
                 f"{report.added} added, {report.known} already known, {len(report.not_images)} not images, "
-                f"{len(report.failed)} failed in {report.seconds:.1f} s ({report.rate:.1f} images/s)"
+                f"{len(report.failed)} failed in {timing})"
             ))
+            if report.model_error:
+                self.stderr.write(self.style.WARNING(f"Embeddings stay pending: {report.model_error}"))
             pending = report.added - report.embedded
             if pending > 0:
                 self.stdout.write(f"{pending} photo(s) wait for embeddings: run `python manage.py reconcile` "
