@@ -123,10 +123,12 @@ def run_child(kind: str, count: int) -> dict:
         write_library(folder, count, size=(320, 240))
     sources, _ = discover(folder)
     first = Pipeline(in_place=True, embed=False).run(sources)
+    # The whole command, as a user runs it: Django's start-up included.
     started = time.perf_counter()
-    sources, _ = discover(folder)
-    second = Pipeline(in_place=True, embed=False).run(sources)
-    return {"first_added": first.added, "rerun_known": second.known, "seconds": time.perf_counter() - started}
+    output = subprocess.run([sys.executable, "manage.py", "ingest", "--in-place", "--no-progress", str(folder)],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - started
+    return {"first_added": first.added, "summary": output.stdout.strip().splitlines()[0], "seconds": seconds}
 
 
 def main() -> None:
@@ -161,8 +163,8 @@ def main() -> None:
     print(f"speed-up: {rate_ours / rate_naive:.1f}x")
     print(f"start-up before the first photo (model loaded and warmed, index opened): {ours['startup']:.1f} s; "
           f"with it, {ours['added'] / (ours['seconds'] + ours['startup']):.1f} images/s")
-    print(f"re-run over {rerun['first_added']} already-ingested photos with --in-place: "
-          f"{rerun['rerun_known']} skipped in {rerun['seconds']:.2f} s")
+    print(f"re-run over {rerun['first_added']} already-ingested photos: `manage.py ingest --in-place` took "
+          f"{rerun['seconds']:.2f} s in all ({rerun['summary']})")
 
 
 if __name__ == "__main__":
