@@ -147,10 +147,13 @@ def run_child(kind: str, count: int) -> dict:
 
 
 def cpu_capability() -> str:
-    """What the CPU offers torch (AVX512 or AMX run bfloat16 natively; AVX2 does not, so the model runs fp32)."""
+    """What the CPU offers torch, and whether it computes bfloat16 (if not, the model runs in fp32)."""
     import torch
 
-    return torch.backends.cpu.get_cpu_capability()
+    from search.embeddings import _cpu_supports_bf16
+
+    native = "bfloat16 instructions" if _cpu_supports_bf16() else "no bfloat16 instructions"
+    return f"{torch.backends.cpu.get_cpu_capability()}, {native}"
 
 
 def main() -> None:

@@ -42,6 +42,21 @@ def test_bf16_stays_close_to_fp32(tiny_model):
     assert cosine.min() > 0.99  # the full-size model measures > 0.999 (bench/search.py)
 
 
+@pytest.mark.parametrize("avx512_bf16, amx, expected", [
+    (False, False, "fp32"),  # AVX2, or AVX-512 without BF16: emulated bf16 is slower than fp32
+    (True, False, "bf16"),
+    (False, True, "bf16"),
+])
+def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(tiny_model, monkeypatch, avx512_bf16, amx, expected):
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert ClipEmbedder(model=tiny_model, precision="auto").precision == expected
+    assert ClipEmbedder(model=tiny_model, precision="fp32").precision == "fp32"
+
+
 def test_missing_model_explains_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable) as hub_error:
