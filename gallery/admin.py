@@ -1,9 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from gallery.models import Image, Metadata, Tag
+from gallery.services import image_delete, image_trash
 
 
 class MetadataInline(admin.StackedInline):
@@ -16,6 +21,21 @@ class MetadataInline(admin.StackedInline):
         ("Position", {"fields": ["latitude", "longitude"]}),
         ("More", {"fields": ["extra"], "classes": ["collapse"]}),
     ]
+
+
+class InTrashFilter(admin.SimpleListFilter):
+    title = "trash"
+    parameter_name = "trash"
+
+    def lookups(self, request, model_admin):
+        return [("no", "in the library"), ("yes", "in the trash")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(trashed_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(trashed_at__isnull=True)
+        return queryset
 
 
 class CategoryFilter(admin.SimpleListFilter):
@@ -72,7 +92,7 @@ class ImageAdmin(admin.ModelAdmin):
     inlines = [MetadataInline]
     list_display = ["thumbnail", "original_name", "title", "category", "format", "dimensions", "added_at", "embedding_state"]
     list_display_links = ["thumbnail", "original_name"]
-    list_filter = [CategoryFilter, CameraFilter, TagFilter, YearTakenFilter, "format", "embedding_state"]
+    list_filter = [InTrashFilter, CategoryFilter, CameraFilter, TagFilter, YearTakenFilter, "format", "embedding_state"]
     search_fields = ["metadata__title", "original_name", "metadata__tags__name", "metadata__description"]
     list_select_related = ["metadata"]
     list_per_page = 50
@@ -81,8 +101,56 @@ class ImageAdmin(admin.ModelAdmin):
                        "phash", "added_at", "added_by", "embedding_state", "embedding_model", "embedding_error", "trashed_at"]
     fieldsets = [(None, {"fields": readonly_fields})]
 
+    actions = ["trash_selected", "delete_for_good"]
+
     def has_add_permission(self, request):
         return False  # photos come in through ingest or upload, which make files and renditions
+
+    # One trash for everything: the admin's Delete moves photos to the trash, like every
+    # page does; deleting for good is a separate, confirmed action.
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request, obj):
+        image_trash(images=[obj])
+
+    def delete_queryset(self, request, queryset):
+        image_trash(images=list(queryset))
+
+    def response_delete(self, request, obj_display, obj_id):
+        self.message_user(request, f"“{obj_display}” was moved to the trash.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:gallery_image_changelist"))
+
+    def _confirm(self, request, photos, *, action: str, question: str, button: str, danger: bool = False):
+        size = filesizeformat(sum(photo.byte_size for photo in photos))
+        return TemplateResponse(request, "admin/gallery/image/confirm_action.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": button,
+            "question": question.format(count=len(photos), size=size), "photos": photos, "action": action,
+            "button": button, "danger": danger, "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        })
+
+    @admin.action(description="Move selected photos to the trash", permissions=["delete"])
+    def trash_selected(self, request, queryset):
+        photos = list(queryset.filter(trashed_at__isnull=True))
+        if request.POST.get("post") != "yes":
+            return self._confirm(request, photos, action="trash_selected", button="Move to the trash",
+                                 question="Move {count} photo(s) ({size}) to the trash? They can be restored there.")
+        moved = image_trash(images=photos)
+        self.message_user(request, f"{moved} photo(s) moved to the trash.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Delete selected photos for good (cannot be undone)", permissions=["delete"])
+    def delete_for_good(self, request, queryset):
+        photos = list(queryset)
+        if request.POST.get("post") != "yes":
+            return self._confirm(request, photos, action="delete_for_good", button="Delete for good", danger=True,
+                                 question="Delete {count} photo(s) ({size}) for good, files included? "
+                                          "This cannot be undone.")
+        deleted = image_delete(images=photos)
+        self.message_user(request, f"{deleted} photo(s) deleted for good.", messages.SUCCESS)
+        return None
 
     @admin.display(description="")
     def thumbnail(self, image):

@@ -46,3 +46,19 @@ def filter_choices() -> dict:
         "tags": list(Tag.objects.values_list("name", flat=True)[:200]),
         "cameras": list(Metadata.objects.exclude(camera_model="").values_list("camera_model", flat=True).distinct().order_by("camera_model")[:100]),
     }
+
+
+TRASH_PAGE_SIZE = 60
+
+
+def trash_page(*, page):
+    """Return a page of the trash, most recently trashed first."""
+    photos = Image.objects.trashed().select_related("metadata").order_by("-trashed_at", "-id")
+    return Paginator(photos, TRASH_PAGE_SIZE).get_page(page)
+
+
+def trash_summary() -> dict:
+    """How many photos are in the trash and how many bytes they hold."""
+    from django.db.models import Count, Sum
+
+    return Image.objects.trashed().aggregate(count=Count("pk"), bytes=Sum("byte_size"))

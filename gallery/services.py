@@ -10,20 +10,30 @@ from gallery import storage
 from gallery.models import Image
 
 
-def image_trash(*, images: list[Image]) -> None:
-    """Move photos to the trash: out of gallery and search, restorable until purged."""
-    now = timezone.now()
+def _set_trashed(images: list[Image], trashed_at) -> int:
+    """Set trashed_at on those of these photos whose state (in the database) differs; return how many."""
+    wanted_live = trashed_at is None
     with transaction.atomic():
-        for image in images:
-            image.trashed_at = now
-            image.save(update_fields=["trashed_at"])  # post_save removes the vector
+        changing = list(Image.objects.filter(pk__in=[image.pk for image in images],
+                                             trashed_at__isnull=not wanted_live))
+        for image in changing:
+            image.trashed_at = trashed_at
+            image.save(update_fields=["trashed_at"])  # post_save removes the vector or puts it back
+    changed = {image.pk for image in changing}
+    for image in images:
+        if image.pk in changed:
+            image.trashed_at = trashed_at
+    return len(changing)
 
 
-def image_restore(*, images: list[Image]) -> None:
-    with transaction.atomic():
-        for image in images:
-            image.trashed_at = None
-            image.save(update_fields=["trashed_at"])  # post_save puts the vector back
+def image_trash(*, images: list[Image]) -> int:
+    """Move photos to the trash: out of gallery and search, restorable until purged; return how many moved."""
+    return _set_trashed(images, timezone.now())
+
+
+def image_restore(*, images: list[Image]) -> int:
+    """Bring trashed photos back to the library; return how many came back."""
+    return _set_trashed(images, None)
 
 
 def image_delete(*, images: list[Image]) -> int:
@@ -44,29 +54,52 @@ def trash_purge(*, older_than_days: int | None = None) -> int:
     return image_delete(images=expired) if expired else 0
 
 
-def metadata_merge(*, keeper: Image, others: list[Image]) -> list[str]:
-    """Fill what the keeper lacks from the others: tags (union), category, description, location."""
+MERGE_LABELS = {"gps": "GPS", "taken_at": "date taken"}
+
+
+def metadata_merge(*, keeper: Image, others: list[Image]) -> dict:
+    """Fill what the keeper lacks from the others: tags (union), text fields, GPS and date taken.
+
+    Return what was filled, {field: value}, JSON-ready, for metadata_unmerge to take back.
+    """
     meta = keeper.metadata
-    merged = []
-    for field in ("category", "description", "location", "title"):
-        if not getattr(meta, field):
-            value = next((getattr(o.metadata, field) for o in others if getattr(o.metadata, field)), "")
+    merged: dict = {}
+    for name in ("category", "description", "location", "title"):
+        if not getattr(meta, name):
+            value = next((getattr(o.metadata, name) for o in others if getattr(o.metadata, name)), "")
             if value:
-                setattr(meta, field, value)
-                merged.append(field)
+                setattr(meta, name, value)
+                merged[name] = value
     if meta.latitude is None:
         donor = next((o.metadata for o in others if o.metadata.latitude is not None), None)
         if donor:
             meta.latitude, meta.longitude = donor.latitude, donor.longitude
-            merged.append("GPS")
+            merged["gps"] = [donor.latitude, donor.longitude]
     if meta.taken_at is None:
         donor = next((o.metadata for o in others if o.metadata.taken_at), None)
         if donor:
             meta.taken_at = donor.taken_at
-            merged.append("date taken")
+            merged["taken_at"] = donor.taken_at.isoformat()
     meta.save()
     tags = {tag for other in others for tag in other.metadata.tags.all()} - set(meta.tags.all())
     if tags:
         meta.tags.add(*tags)
-        merged.append("tags")
+        merged["tags"] = sorted(tag.name for tag in tags)
     return merged
+
+
+def metadata_unmerge(*, keeper: Image, merged: dict) -> None:
+    """Take back what metadata_merge filled in, where nobody has changed it since."""
+    from datetime import datetime
+
+    meta = keeper.metadata
+    for name in ("category", "description", "location", "title"):
+        if name in merged and getattr(meta, name) == merged[name]:
+            setattr(meta, name, "")
+    if "gps" in merged and [meta.latitude, meta.longitude] == merged["gps"]:
+        meta.latitude = meta.longitude = None
+    if "taken_at" in merged and meta.taken_at == datetime.fromisoformat(merged["taken_at"]):
+        meta.taken_at = None
+    meta.save()
+    if merged.get("tags"):
+        meta.tags.remove(*meta.tags.filter(name__in=merged["tags"]))

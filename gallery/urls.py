@@ -1,12 +1,16 @@
 from django.urls import path
 
-from gallery import views
+from gallery.views import browse, media, trash, upload
 
 app_name = "gallery"
 urlpatterns = [
-    path("", views.index, name="index"),
-    path("images/<int:pk>/", views.detail, name="detail"),
-    path("images/<int:pk>/original", views.original, name="original"),
-    path("images/<int:pk>/<str:kind>.img", views.rendition, name="rendition"),
-    path("upload/", views.upload, name="upload"),
+    path("", browse.index, name="index"),
+    path("images/<int:pk>/", browse.detail, name="detail"),
+    path("images/<int:pk>/original", media.original, name="original"),
+    path("images/<int:pk>/<str:kind>.img", media.rendition, name="rendition"),
+    path("images/<int:pk>/trash/", trash.image_to_trash, name="image_trash"),
+    path("upload/", upload.upload, name="upload"),
+    path("trash/", trash.trash, name="trash"),
+    path("trash/restore/", trash.trash_restore, name="trash_restore"),
+    path("trash/delete/", trash.trash_delete, name="trash_delete"),
 ]

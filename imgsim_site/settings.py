@@ -96,6 +96,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "imgsim_site.context_processors.roles",
+                "imgsim_site.context_processors.trash",
             ],
         },
     },
@@ -208,10 +209,13 @@ IMGSIM_SEARCH_TOP_K = env_int("IMGSIM_SEARCH_TOP_K", 24, minimum=1)
 IMGSIM_SEARCH_THRESHOLD = env_float("IMGSIM_SEARCH_THRESHOLD", 0.0, minimum=-1.0, maximum=1.0)
 IMGSIM_DUPLICATE_THRESHOLD = env_float("IMGSIM_DUPLICATE_THRESHOLD", 0.95, minimum=0.0, maximum=1.0)
 # Near-duplicates: pHash distance (of 64 bits) and the CLIP similarity that confirms it;
-# crops move pHash too far, so they need the stricter CROP_CONFIRM (see search/duplicates.py).
+# crops move pHash too far, so they need the stricter CROP_CONFIRM (see search/duplicates/__init__.py).
 IMGSIM_DUPLICATE_HAMMING = env_int("IMGSIM_DUPLICATE_HAMMING", 10, minimum=0)
 IMGSIM_DUPLICATE_NEAR_CONFIRM = env_float("IMGSIM_DUPLICATE_NEAR_CONFIRM", 0.90, minimum=0.0, maximum=1.0)
 IMGSIM_DUPLICATE_CROP_CONFIRM = env_float("IMGSIM_DUPLICATE_CROP_CONFIRM", 0.97, minimum=0.0, maximum=1.0)
+# On the review page exact copies are ticked for the trash; near-duplicates and similar
+# shots only from this CLIP similarity to the keeper up (search/duplicates/groups.py).
+IMGSIM_DUPLICATE_PRESELECT = env_float("IMGSIM_DUPLICATE_PRESELECT", 0.98, minimum=0.0, maximum=1.01)
 IMGSIM_TRASH_DAYS = env_int("IMGSIM_TRASH_DAYS", 30, minimum=0)
 
 LOGGING = {

@@ -202,11 +202,17 @@ def add_images_from_directory(directory, *, max_images: int | None = None, recur
     return Pipeline(user=user).run(sources, limit=max_images).added
 
 
-def find_duplicates(similarity_threshold: float = 0.95, **options) -> list[dict]:
-    """The brief's find_duplicates: tiered pairs (image1_filename, image2_filename, similarity, tier, ...)."""
+def find_duplicates(similarity_threshold: float = 0.95, *, tiers=None, hamming_threshold: int | None = None) -> list[dict]:
+    """The brief's find_duplicates: pairs with image1_filename, image2_filename, similarity, tier, hamming, rule.
+
+    similarity_threshold is the CLIP similarity of the "similar shot" tier. Exact
+    copies and near-duplicates are found by rules of their own (the `rule` of each
+    pair says which matched), so a near pair can be less similar than the
+    threshold. tiers=["exact", "near"] leaves the other tiers out.
+    """
     from search import duplicates
 
-    return duplicates.find_duplicates(similarity_threshold, **options)
+    return duplicates.find_duplicates(similarity_threshold, tiers=tiers, hamming_threshold=hamming_threshold)
 
 
 def get_stats() -> dict:

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from gallery.models import Image
 from gallery.roles import can_edit
+from gallery.services import image_trash
 from gallery.uploads import receive_uploads
 from search import api
 from search.errors import ModelUnavailable, SearchError
@@ -115,9 +116,15 @@ def upload(request):
     return JsonResponse({"results": result.outcomes}, status=result.status)
 
 
-@api_view({"GET", "PATCH"})
+@api_view({"GET", "PATCH", "DELETE"})
 def image(request, pk: int):
     photo = get_object_or_404(Image.objects.live().select_related("metadata"), pk=pk)
+    if request.method == "DELETE":
+        if not can_edit(request.user):
+            return error(403, "Moving photos to the trash needs the editor role.")
+        image_trash(images=[photo])
+        return JsonResponse({"id": photo.pk, "trashed": True,
+                             "detail": "Moved to the trash; an editor can restore it on /trash/."})
     if request.method == "PATCH":
         if not can_edit(request.user):
             return error(403, "Editing metadata needs the editor role.")

@@ -1,34 +1,50 @@
-"""The duplicate-review pages (editor role): queue, scan with progress, decisions, trash."""
+"""The duplicate-review pages (editor role): queue, scan with progress, decisions and their undo."""
 
+from django import forms
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
 
+from gallery.forms import PhotoIdsField
 from gallery.models import Image
 from gallery.roles import EDIT_PERMISSION
-from gallery.services import image_delete, image_restore, image_trash, metadata_merge
+from gallery.views.confirm import confirmation_page
 from search.duplicates import duplicate_groups, start_scan, tier_counts
-from search.models import DuplicateScan, NotDuplicate, Tier
+from search.duplicates.review import ReviewError, decision_keep, decision_not_duplicates, decision_undo
+from search.models import DuplicateScan, Tier
 
 editor_required = permission_required(EDIT_PERMISSION, raise_exception=True)
+UNDO_SESSION_KEY = "imgsim-duplicates-undo"
+SHOWN = 50
 
 
-def _ids(request) -> list[int]:
-    return sorted({int(value) for value in request.POST.getlist("ids") if value.isdigit()})
+class DecisionForm(forms.Form):
+    group = forms.IntegerField(min_value=1)  # the keeper the page suggested: the centre of the star
+    ids = PhotoIdsField()
+    keeper = forms.IntegerField(required=False, min_value=1)
+    trash = PhotoIdsField(required=False)
+    action = forms.ChoiceField(choices=[("keep", "keep one"), ("not_duplicates", "keep all")])
+    confirmed = forms.BooleanField(required=False)
+
+
+def _summary(groups=None) -> dict:
+    groups = duplicate_groups() if groups is None else groups
+    return {"group_count": len(groups), "bytes_to_free": sum(g.bytes_to_free for g in groups)}
 
 
 @require_GET
 @editor_required
 def review(request):
     tier = request.GET.get("tier") if request.GET.get("tier") in Tier.values else None
-    all_groups = duplicate_groups()
-    groups = [g for g in all_groups if g.tier == tier] if tier else all_groups
+    groups = duplicate_groups(tier=tier)
     context = {
-        "groups": groups[:50], "more": max(0, len(groups) - 50), "counts": tier_counts(all_groups),
-        "tiers": Tier, "tier": tier, "scan": DuplicateScan.objects.first(),
-        "trash_count": Image.objects.trashed().count(),
-        "bytes_to_free": sum(g.bytes_to_free for g in groups),
+        "groups": groups[:SHOWN], "more": max(0, len(groups) - SHOWN), "counts": tier_counts(), "tiers": Tier,
+        "tier": tier, "scan": DuplicateScan.objects.first(), **_summary(groups),
+        "undo_token": request.session.pop(UNDO_SESSION_KEY, None), "preselect": settings.IMGSIM_DUPLICATE_PRESELECT,
     }
     return render(request, "search/duplicates.html", context)
 
@@ -49,55 +65,47 @@ def scan_status(request, pk: int):
     return render(request, "search/duplicates.html#scan_status", {"scan": scan})
 
 
+def _refused(request, message: str, group: str):
+    if not request.htmx:
+        messages.error(request, message)
+        return redirect("search:duplicates")
+    response = render(request, "search/duplicates.html#review_error", {"message": message}, status=400)
+    return reswap(retarget(response, f"#group-{group} .review-error"), "innerHTML")
+
+
 @require_POST
 @editor_required
 def resolve(request):
-    ids = _ids(request)
-    images = list(Image.objects.live().filter(pk__in=ids).select_related("metadata"))
-    if len(images) < 2:
-        return HttpResponse("This group needs at least two photos still in the library.", status=400)
-    action = request.POST.get("action")
-    if action == "keep":
-        keeper = next((i for i in images if str(i.pk) == request.POST.get("keeper")), None)
-        if keeper is None:
-            return HttpResponse("Choose the photo to keep.", status=400)
-        others = [i for i in images if i.pk != keeper.pk]
-        merged = metadata_merge(keeper=keeper, others=others)
-        image_trash(images=others)
-        message = f"Kept {keeper.original_name}; {len(others)} moved to the trash" + (
-            f"; merged {', '.join(merged)}" if merged else "") + "."
-    elif action == "not_duplicates":
-        for position, first in enumerate(ids):
-            for second in ids[position + 1 :]:
-                NotDuplicate.objects.get_or_create(image_a_id=first, image_b_id=second,
-                                                   defaults={"decided_by": request.user})
-        message = "Marked as not duplicates; they will not be suggested again."
-    else:
-        return HttpResponse("Unknown action.", status=400)
-    return render(request, "search/duplicates.html#resolved", {"message": message})
-
-
-@require_GET
-@editor_required
-def trash(request):
-    from django.conf import settings
-
-    photos = Image.objects.trashed().select_related("metadata").order_by("-trashed_at")[:200]
-    return render(request, "search/trash.html", {"photos": photos, "days": settings.IMGSIM_TRASH_DAYS})
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, "This decision is incomplete; reload the page.", request.POST.get("group", ""))
+    data = form.cleaned_data
+    members = [pk for pk in data["ids"] if pk != data["group"]]
+    try:
+        if data["action"] == "not_duplicates":
+            decision = decision_not_duplicates(center_id=data["group"], member_ids=members, user=request.user)
+        elif data["trash"] and not data["confirmed"]:
+            return confirmation_page(
+                request, question="Move {count} photos ({size}) to the trash? Undo brings them back.",
+                photos=list(Image.objects.filter(pk__in=data["trash"])), action=reverse("search:duplicates_resolve"),
+                cancel_url=reverse("search:duplicates"), button="Move to the trash")
+        else:
+            decision = decision_keep(center_id=data["group"], member_ids=members, keeper_id=data["keeper"] or 0,
+                                     trash_ids=data["trash"], user=request.user)
+    except ReviewError as error:
+        return _refused(request, str(error), str(data["group"]))
+    if not request.htmx:
+        messages.success(request, decision.message)
+        request.session[UNDO_SESSION_KEY] = decision.undo_token
+        return redirect("search:duplicates")
+    return render(request, "search/duplicates.html#resolved", {"decision": decision, **_summary(), "oob": True})
 
 
 @require_POST
 @editor_required
-def trash_action(request):
-    ids = _ids(request)
-    photos = list(Image.objects.trashed().filter(pk__in=ids))
-    if request.POST.get("action") == "restore":
-        image_restore(images=photos)
-        message = f"Restored {len(photos)} photo(s) to the library."
-    elif request.POST.get("action") == "delete":
-        message = f"Deleted {image_delete(images=photos)} photo(s) for good."
-    else:
-        return HttpResponse("Unknown action.", status=400)
-    if request.htmx:
-        return render(request, "search/duplicates.html#resolved", {"message": message})
-    return trash(request)
+def undo(request):
+    try:
+        messages.success(request, decision_undo(token=request.POST.get("token", "")))
+    except ReviewError as error:
+        messages.error(request, str(error))
+    return redirect("search:duplicates")

@@ -20,6 +20,5 @@ urlpatterns = [
     path("duplicates/scan/", duplicate_views.scan_start, name="duplicates_scan"),
     path("duplicates/scan/<int:pk>/", duplicate_views.scan_status, name="duplicates_scan_status"),
     path("duplicates/resolve/", duplicate_views.resolve, name="duplicates_resolve"),
-    path("trash/", duplicate_views.trash, name="trash"),
-    path("trash/action/", duplicate_views.trash_action, name="trash_action"),
+    path("duplicates/undo/", duplicate_views.undo, name="duplicates_undo"),
 ]

@@ -62,8 +62,20 @@ def library(tmp_path, ingest):
     return families
 
 
+def names_in(group) -> set[str]:
+    return {group.keeper.original_name} | {member.image.original_name for member in group.members}
+
+
 def group_names(groups) -> list[set[str]]:
-    return [{member.image.original_name for member in group.members} for group in groups]
+    return [names_in(group) for group in groups]
+
+
+def decide(client, group, *, action="keep", trash=None, keeper=None, **extra):
+    """Post a review decision the way the page's form does (HTMX, confirmed)."""
+    ids = [group.keeper.pk] + [m.image.pk for m in group.members]
+    data = {"action": action, "group": group.keeper.pk, "ids": ids, "keeper": keeper or group.keeper.pk,
+            "trash": [m.image.pk for m in group.members] if trash is None else trash, "confirmed": "1", **extra}
+    return client.post(reverse("search:duplicates_resolve"), data, HTTP_HX_REQUEST="true")
 
 
 def test_families_exact_copies_and_strangers(library):
@@ -74,11 +86,11 @@ def test_families_exact_copies_and_strangers(library):
     for members in library:
         assert set(members.values()) in names, f"family {members['original']} not grouped as one"
     assert {"exact_a.jpg", "exact_b.jpg"} in names
-    exact = next(g for g in groups if {m.image.original_name for m in g.members} == {"exact_a.jpg", "exact_b.jpg"})
+    exact = next(g for g in groups if names_in(g) == {"exact_a.jpg", "exact_b.jpg"})
     assert exact.tier == "exact"
     for group in groups:
-        assert not any(m.image.original_name.startswith("other_") for m in group.members)
-    family_group = next(g for g in groups if "f1_original.jpg" in {m.image.original_name for m in g.members})
+        assert not any(name.startswith("other_") for name in names_in(group))
+    family_group = next(g for g in groups if "f1_original.jpg" in names_in(g))
     assert family_group.tier == "near"
     assert family_group.keeper.original_name in {"f1_original.jpg", "f1_q90.jpg", "f1_crop.jpg", "f1_bright.jpg"}
     assert family_group.keeper.width == 800 or family_group.keeper.original_name == "f1_crop.jpg"
@@ -98,28 +110,26 @@ def test_keeper_rules():
 
 def test_decisions_persist_across_rescans_and_keep_merges_metadata(library, editor_client):
     start_scan()
-    group = next(g for g in duplicate_groups() if "f2_original.jpg" in {m.image.original_name for m in g.members})
+    group = next(g for g in duplicate_groups() if "f2_original.jpg" in names_in(g))
     keeper = group.keeper
-    donor = next(m.image for m in group.members if m.image.pk != keeper.pk)
+    donor = group.members[0].image
     donor.metadata.category = "harbour"
     donor.metadata.location = "Bergen"
     donor.metadata.save()
     donor.metadata.tags.add(Tag.objects.create(name="boats"))
-    response = editor_client.post(reverse("search:duplicates_resolve"), {
-        "action": "keep", "keeper": keeper.pk, "ids": [m.image.pk for m in group.members]}, HTTP_HX_REQUEST="true")
-    assert response.status_code == 200 and "moved to the trash" in response.content.decode()
+    response = decide(editor_client, group)
+    assert response.status_code == 200 and "moved 6 photos to the trash" in response.content.decode()
     keeper.metadata.refresh_from_db()
     assert keeper.metadata.category == "harbour" and keeper.metadata.location == "Bergen"
     assert list(keeper.metadata.tags.values_list("name", flat=True)) == ["boats"]
     trashed = Image.objects.trashed()
-    assert trashed.count() == len(group.members) - 1
+    assert trashed.count() == len(group.members)
     in_index = {int(pk) for pk in get_index().ids(model_name())}
     assert not in_index & set(trashed.values_list("pk", flat=True))  # trashed photos leave search
 
-    other = next(g for g in duplicate_groups() if "f3_original.jpg" in {m.image.original_name for m in g.members})
-    editor_client.post(reverse("search:duplicates_resolve"), {
-        "action": "not_duplicates", "ids": [m.image.pk for m in other.members]})
-    assert NotDuplicate.objects.count() == len(other.members) * (len(other.members) - 1) // 2
+    other = next(g for g in duplicate_groups() if "f3_original.jpg" in names_in(g))
+    decide(editor_client, other, action="not_duplicates")
+    assert NotDuplicate.objects.count() == len(other.members)  # keeper ~ each member: linear, not all pairs
     start_scan()  # a full rescan: the decisions hold
     names = group_names(duplicate_groups())
     assert not any("f2_original.jpg" in n or "f3_original.jpg" in n for n in names)
@@ -133,11 +143,11 @@ def test_trash_restore_and_purge_keep_everything_consistent(library, editor_clie
     files = storage.image_files(victim)
     image_trash(images=[victim])
     assert victim.pk not in {int(pk) for pk in get_index().ids(model_name())}
-    editor_client.post(reverse("search:trash_action"), {"action": "restore", "ids": [victim.pk]})
+    editor_client.post(reverse("gallery:trash_restore"), {"ids": [victim.pk]})
     assert victim.pk in {int(pk) for pk in get_index().ids(model_name())}
     image_trash(images=[victim])
     assert trash_purge(older_than_days=1) == 0  # not expired yet
-    page = editor_client.get(reverse("search:trash"))
+    page = editor_client.get(reverse("gallery:trash"))
     assert "other_100.jpg" in page.content.decode()
     call_command("empty_trash", "--days", "0")
     assert not Image.objects.filter(pk=victim.pk).exists()
@@ -196,9 +206,11 @@ def test_pages_and_permissions(library, editor, viewer):
         assert polled.status_code == 200
         time.sleep(0.2)
     assert DuplicateScan.objects.first().status == "done"
-    for url in (reverse("search:duplicates"), reverse("search:trash")):
+    for url in (reverse("search:duplicates"), reverse("gallery:trash")):
         assert viewer_client.get(url).status_code == 403
-    for url in (reverse("search:duplicates_resolve"), reverse("search:duplicates_scan"), reverse("search:trash_action")):
+    for url in (reverse("search:duplicates_resolve"), reverse("search:duplicates_scan"), reverse("gallery:trash_restore"),
+                reverse("gallery:trash_delete"), reverse("search:duplicates_undo")):
         assert viewer_client.post(url).status_code == 403
-    bad = editor_client.post(reverse("search:duplicates_resolve"), {"action": "keep", "ids": ["1"]})
+    bad = editor_client.post(reverse("search:duplicates_resolve"), {"action": "keep", "ids": ["1"]},
+                             HTTP_HX_REQUEST="true")
     assert bad.status_code == 400

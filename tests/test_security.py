@@ -62,8 +62,8 @@ def test_every_url_needs_a_login(client, photos):
                     assert "/login/" in response["Location"], (method, name)
 
 
-WRITES = ["gallery:upload", "search:duplicates_scan", "search:duplicates_resolve", "search:trash_action",
-          "search:api_upload"]
+WRITES = ["gallery:upload", "search:duplicates_scan", "search:duplicates_resolve", "search:duplicates_undo",
+          "gallery:trash_restore", "gallery:trash_delete", "search:api_upload"]
 
 
 def test_viewer_cannot_change_anything(viewer_client, photos):

@@ -1,19 +1,7 @@
-"""Duplicate detection: exact copies, near-duplicates and similar shots in one queue.
+"""The duplicate scan: compare every photo with every other one and record tiered pairs.
 
-Tiers, strongest first:
-- exact: the same decoded pixels in different files (an EXIF edit, a re-saved PNG);
-  found by the pixel hash, with or without embeddings.
-- near-duplicate: the same picture resized, re-encoded, brightened or slightly
-  cropped. Measured on generated families: resize, JPEG quality 30-90 and
-  brightness/contrast changes move the 64-bit pHash by at most 8 bits, unrelated
-  photos by at least 16; so pHash distance <= IMGSIM_DUPLICATE_HAMMING (10)
-  confirmed by CLIP >= IMGSIM_DUPLICATE_NEAR_CONFIRM (0.90). A 5% crop moves pHash
-  by up to 22-32 bits, into the range of unrelated photos, so a crop (distance <=
-  26) counts only with CLIP >= IMGSIM_DUPLICATE_CROP_CONFIRM (0.97) as well.
-- similar shot: CLIP similarity >= the threshold (0.95, the brief's default) but
-  neither of the above: bursts, the same scene a moment later.
-
-A scan never compares all pairs in Python: it multiplies blocks of the vector
+How a pair's tier is decided is documented in search/duplicates/__init__.py. A
+scan never compares all pairs in Python: it multiplies blocks of the vector
 matrix (bfloat16 where the CPU has it, candidates re-scored in float32), upper
 triangle only; an incremental scan compares only photos added since the last one.
 """
@@ -21,8 +9,8 @@ triangle only; an incremental scan compares only photos added since the last one
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
@@ -31,7 +19,7 @@ from django.utils import timezone
 
 from gallery.models import Image
 from search.filter_cache import filter_cache
-from search.models import DuplicatePair, DuplicateScan, NotDuplicate, Tier
+from search.models import DuplicatePair, DuplicateScan, Tier
 from search.sync import current_generation
 
 log = logging.getLogger(__name__)
@@ -48,6 +36,7 @@ class Pair:
     tier: str
     similarity: float
     hamming: int | None
+    rule: str = ""
 
 
 def _popcount(values: np.ndarray) -> np.ndarray:
@@ -57,15 +46,34 @@ def _popcount(values: np.ndarray) -> np.ndarray:
 def classify(similarity: float, hamming: int | None, same_pixels: bool, *, similarity_threshold: float,
              hamming_threshold: int) -> str | None:
     """Return the tier of a pair, or None when it is not a duplicate of any kind."""
+    found = classify_with_rule(similarity, hamming, same_pixels, similarity_threshold=similarity_threshold,
+                               hamming_threshold=hamming_threshold)
+    return found[0] if found else None
+
+
+def classify_with_rule(similarity: float, hamming: int | None, same_pixels: bool, *, similarity_threshold: float,
+                       hamming_threshold: int) -> tuple[str, str] | None:
+    """Return (tier, the rule that matched, in words), or None when the pair is not a duplicate."""
     if same_pixels:
-        return Tier.EXACT
-    if hamming is not None and hamming <= hamming_threshold and similarity >= settings.IMGSIM_DUPLICATE_NEAR_CONFIRM:
-        return Tier.NEAR
-    if hamming is not None and hamming <= CROP_HAMMING and similarity >= settings.IMGSIM_DUPLICATE_CROP_CONFIRM:
-        return Tier.NEAR
+        return Tier.EXACT, "same decoded pixels"
+    near_confirm, crop_confirm = settings.IMGSIM_DUPLICATE_NEAR_CONFIRM, settings.IMGSIM_DUPLICATE_CROP_CONFIRM
+    if hamming is not None and hamming <= hamming_threshold and similarity >= near_confirm:
+        return Tier.NEAR, f"perceptual hash within {hamming_threshold} bits, CLIP similarity >= {near_confirm:g}"
+    if hamming is not None and hamming <= CROP_HAMMING and similarity >= crop_confirm:
+        return Tier.NEAR, f"crop: perceptual hash within {CROP_HAMMING} bits, CLIP similarity >= {crop_confirm:g}"
     if similarity >= similarity_threshold:
-        return Tier.SIMILAR
+        return Tier.SIMILAR, f"CLIP similarity >= {similarity_threshold:g}"
     return None
+
+
+def pair_reason(tier: str, similarity: float, hamming: int | None) -> str:
+    """Say in words why a stored pair is a duplicate, for the review page."""
+    if tier == Tier.EXACT:
+        return "the same pixels"
+    if tier == Tier.NEAR:
+        bits = f"perceptual hash {hamming} bits apart, " if hamming is not None else ""
+        return f"{bits}CLIP similarity {similarity:.3f}"
+    return f"CLIP similarity {similarity:.3f}"
 
 
 def similar_pairs(vectors: np.ndarray, rows: np.ndarray, floor: float,
@@ -133,10 +141,10 @@ def find_pairs(*, similarity_threshold: float | None = None, hamming_threshold: 
         for a, b, sim, bits, known in zip(ids[i], ids[j], similarity, hamming, has_phash[i] & has_phash[j]):
             a, b = (int(a), int(b)) if a < b else (int(b), int(a))
             same = facts[a][1] != "" and facts[a][1] == facts[b][1]
-            tier = classify(float(sim), int(bits) if known else None, same,
-                            similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold)
-            if tier:
-                pairs[(a, b)] = Pair(a, b, tier, float(sim), int(bits) if known else None)
+            found = classify_with_rule(float(sim), int(bits) if known else None, same,
+                                       similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold)
+            if found:
+                pairs[(a, b)] = Pair(a, b, found[0], float(sim), int(bits) if known else None, found[1])
     # Exact copies by pixel hash, also among photos that have no embedding yet.
     by_pixels: dict[str, list[int]] = {}
     for pk, (_, pixel_hash) in facts.items():
@@ -147,7 +155,7 @@ def find_pairs(*, similarity_threshold: float | None = None, hamming_threshold: 
         for x, a in enumerate(members):
             for b in members[x + 1 :]:
                 if b > since_id or a > since_id:
-                    pairs[(a, b)] = Pair(a, b, Tier.EXACT, 1.0, 0)
+                    pairs[(a, b)] = Pair(a, b, Tier.EXACT, 1.0, 0, "same decoded pixels")
     return sorted(pairs.values(), key=lambda p: (TIER_ORDER[p.tier], -p.similarity))
 
 
@@ -213,122 +221,25 @@ def start_scan(*, incremental: bool = False, similarity_threshold: float | None 
     return scan
 
 
-# --- groups for review ----------------------------------------------------------
+def find_duplicates(similarity_threshold: float = 0.95, *, hamming_threshold: int | None = None,
+                    tiers: Iterable[str] | None = None) -> list[dict]:
+    """The brief's find_duplicates: tiered pairs, strongest tier and most alike first, with file names.
 
-
-@dataclass
-class Member:
-    image: Image
-    tier: str | None = None  # relation to the keeper
-    similarity: float | None = None
-
-    @property
-    def tier_label(self) -> str:
-        return Tier(self.tier).label if self.tier else ""
-
-
-@dataclass
-class Group:
-    members: list[Member]
-    keeper: Image
-    keeper_reason: str
-    tier: str
-    bytes_to_free: int = 0
-    pair_ids: list[tuple[int, int]] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return "-".join(str(m.image.pk) for m in self.members)
-
-    @property
-    def tier_label(self) -> str:
-        return Tier(self.tier).label
-
-
-def _richness(image: Image) -> int:
-    meta = getattr(image, "metadata", None)
-    if meta is None:
-        return 0
-    filled = [meta.title, meta.description, meta.category, meta.camera_model, meta.lens, meta.location]
-    return sum(1 for value in filled if value) + (meta.taken_at is not None) + (meta.latitude is not None) \
-        + len(meta.tags.all())
-
-
-def choose_keeper(images: list[Image]) -> tuple[Image, str]:
-    """Most pixels, then largest file, then most metadata; return the photo and why."""
-    ranked = sorted(images, key=lambda i: (i.pixels, i.byte_size, _richness(i), -i.pk), reverse=True)
-    best, runner_up = ranked[0], ranked[1]
-    if best.pixels > runner_up.pixels:
-        return best, f"most pixels ({best.width}×{best.height})"
-    if best.byte_size > runner_up.byte_size:
-        return best, "same size in pixels, largest file"
-    if _richness(best) > _richness(runner_up):
-        return best, "same pixels and file size, most metadata"
-    return best, "identical by every measure; the oldest is suggested"
-
-
-def duplicate_groups(*, tier: str | None = None) -> list[Group]:
-    """Return unresolved groups, biggest saving first."""
-    pairs = list(
-        DuplicatePair.objects.filter(image_a__trashed_at__isnull=True, image_b__trashed_at__isnull=True)
-        .values_list("image_a_id", "image_b_id", "tier", "similarity")
-    )
-    refused = set(NotDuplicate.objects.values_list("image_a_id", "image_b_id"))
-    pairs = [p for p in pairs if (p[0], p[1]) not in refused]
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b, _, _ in pairs:
-        parent[find(a)] = find(b)
-    members_of: dict[int, list[int]] = {}
-    for node in list(parent):
-        members_of.setdefault(find(node), []).append(node)
-    images = Image.objects.select_related("metadata").prefetch_related("metadata__tags").in_bulk(list(parent))
-    pairs_of: dict[int, list[tuple]] = {}
-    for pair in pairs:
-        pairs_of.setdefault(find(pair[0]), []).append(pair)
-    groups = []
-    for root, member_ids in members_of.items():
-        group_images = [images[pk] for pk in sorted(member_ids) if pk in images]
-        if len(group_images) < 2:
-            continue
-        group_pairs = pairs_of.get(root, [])
-        keeper, reason = choose_keeper(group_images)
-        best_tier = min((p[2] for p in group_pairs), key=lambda t: TIER_ORDER[Tier(t)])
-        if tier and best_tier != tier:
-            continue
-        relation = {}
-        for a, b, pair_tier, similarity in group_pairs:
-            if keeper.pk in (a, b):
-                other = b if a == keeper.pk else a
-                relation[other] = (pair_tier, similarity)
-        members = [Member(image=img, tier=relation.get(img.pk, (None, None))[0],
-                          similarity=relation.get(img.pk, (None, None))[1]) for img in group_images]
-        members.sort(key=lambda m: m.image.pk != keeper.pk)
-        groups.append(Group(members=members, keeper=keeper, keeper_reason=reason, tier=best_tier,
-                            bytes_to_free=sum(i.byte_size for i in group_images if i.pk != keeper.pk),
-                            pair_ids=[(a, b) for a, b, _, _ in group_pairs]))
-    return sorted(groups, key=lambda g: (-g.bytes_to_free, g.keeper.pk))
-
-
-def tier_counts(groups: list[Group]) -> dict[str, int]:
-    counts = {choice.value: 0 for choice in Tier}
-    for group in groups:
-        counts[group.tier] += 1
-    return counts
-
-
-def find_duplicates(similarity_threshold: float = 0.95, *, hamming_threshold: int | None = None) -> list[dict]:
-    """The brief's find_duplicates: tiered pairs, most alike first, with file names."""
-    pairs = find_pairs(similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold)
+    similarity_threshold is the CLIP similarity of the "similar shot" tier only.
+    Exact copies (same pixels) and near-duplicates (perceptual hash confirmed by
+    CLIP, IMGSIM_DUPLICATE_NEAR_CONFIRM / _CROP_CONFIRM) have rules of their own,
+    so a near pair may be less similar than the threshold: each pair says which
+    rule matched (`tier`, `rule`, `similarity`, `hamming`). tiers selects tiers,
+    e.g. tiers=["exact"].
+    """
+    wanted = set(Tier.values if tiers is None else tiers)
+    unknown = wanted - set(Tier.values)
+    if unknown:
+        raise ValueError(f"unknown tier(s) {', '.join(sorted(unknown))}; tiers are {', '.join(Tier.values)}")
+    pairs = [p for p in find_pairs(similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold)
+             if p.tier in wanted]
     names = dict(Image.objects.filter(pk__in={p.a for p in pairs} | {p.b for p in pairs})
                  .values_list("pk", "original_name"))
     return [{"image1_id": p.a, "image2_id": p.b, "image1_filename": names.get(p.a, ""),
              "image2_filename": names.get(p.b, ""), "similarity": p.similarity, "tier": p.tier,
-             "hamming": p.hamming} for p in pairs]
+             "hamming": p.hamming, "rule": p.rule} for p in pairs]

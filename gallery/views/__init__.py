@@ -1,0 +1,1 @@
+"""Pages of the gallery app, one module per feature."""
