@@ -119,8 +119,11 @@ class ImageAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         image_trash(images=list(queryset))
 
+    def _moved_message(self, text: str):
+        return format_html('{} <a href="{}">Open the trash</a> to restore.', text, reverse("gallery:trash"))
+
     def response_delete(self, request, obj_display, obj_id):
-        self.message_user(request, f"“{obj_display}” was moved to the trash.", messages.SUCCESS)
+        self.message_user(request, self._moved_message(f"“{obj_display}” was moved to the trash."), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:gallery_image_changelist"))
 
     def _confirm(self, request, photos, *, action: str, question: str, button: str, danger: bool = False):
@@ -138,7 +141,7 @@ class ImageAdmin(admin.ModelAdmin):
             return self._confirm(request, photos, action="trash_selected", button="Move to the trash",
                                  question="Move {count} photo(s) ({size}) to the trash? They can be restored there.")
         moved = image_trash(images=photos)
-        self.message_user(request, f"{moved} photo(s) moved to the trash.", messages.SUCCESS)
+        self.message_user(request, self._moved_message(f"{moved} photo(s) moved to the trash."), messages.SUCCESS)
         return None
 
     @admin.action(description="Delete selected photos for good (cannot be undone)", permissions=["delete"])

@@ -188,7 +188,8 @@ def test_resolve_a_duplicate_group(browser, live_server, editor, tmp_path, inges
     assert page.locator(".member.keeper").count() == 1
     assert "big.jpg" in page.locator(".member.keeper").inner_text()
     shot(page, "duplicates")
-    page.click("button:has-text('Keep selected')")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Keep the chosen photo')")
     page.wait_for_selector(".resolved")
     assert page.locator(".group").count() == 0
     assert Image.objects.trashed().get().original_name == "small.jpg"

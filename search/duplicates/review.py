@@ -72,7 +72,8 @@ def decision_keep(*, center_id: int, member_ids: list[int], keeper_id: int, tras
     if trashed:
         parts.append(f"moved {len(trashed)} photo{'s' if len(trashed) != 1 else ''} to the trash")
     if kept:
-        parts.append(f"{len(kept)} unticked stay{'s' if len(kept) == 1 else ''} as not duplicates")
+        parts.append(f"{len(kept)} unticked photo{'s' if len(kept) != 1 else ''} stay{'s' if len(kept) == 1 else ''} "
+                     "and will not be suggested with it again")
     if merged:
         parts.append(f"merged {', '.join(MERGE_LABELS.get(name, name) for name in merged)} into the keeper")
     undo = {"trashed": [p.pk for p in trashed], "keeper": keeper_id, "merged": merged, "refused": refused}
