@@ -25,7 +25,7 @@ def measure_size(size: int, queries: int) -> dict:
     import numpy as np
 
     from gallery.models import Image
-    from search.filters import to_chroma, to_q
+    from gallery.filters import to_chroma, to_q
     from search.index import get_index
     from search.query import nearest
     from search.reconcile import reindex

@@ -1,9 +1,220 @@
-"""The gallery's filter sidebar: one form, read from the URL, shared by gallery and search."""
+"""The one filter language: which photos a filter selects, for every page, the API and Python.
 
-from datetime import datetime, time, timezone as dt_timezone
+A filter is a dict in Chroma's `where` syntax, {"category": "landscape"} or
+{"$and": [{"year": 2023}, {"tags": {"$in": ["sea", "snow"]}}]}. It is defined here
+once and translated from here: `to_q` for the database (the truth), `to_chroma`
+for Chroma's own `where`, and `fold` for search's in-memory columns. The gallery
+sidebar (`FilterForm`) only builds such a dict, so the gallery, the search page,
+the JSON API and the Python API select the same photos.
+
+Semantics, decided once: text fields match whole values, case-insensitively
+("landscape" finds "Landscape"; on SQLite only ASCII letters fold case); numbers
+compare; `tags` holds any of the names given with $in; `camera` in the sidebar is
+the make or the model.
+"""
+
+import functools
+import operator
+from datetime import datetime, time, timedelta, timezone as dt_timezone
 
 from django import forms
 from django.db.models import Q
+
+COMPARISON = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
+SETS = {"$in", "$nin"}
+ARRAY = {"$contains", "$not_contains"}
+LOGICAL = {"$and", "$or"}
+
+TEXT, NUMBER, BOOLEAN = "text", "number", "true/false"
+# filter key -> (ORM path from Image, kind). year, has_gps and tags have rules of their own.
+FIELDS = {
+    "category": ("metadata__category", TEXT),
+    "camera_make": ("metadata__camera_make", TEXT),
+    "camera_model": ("metadata__camera_model", TEXT),
+    "format": ("format", TEXT),
+    "filename": ("original_name", TEXT),
+    "width": ("width", NUMBER),
+    "height": ("height", NUMBER),
+    "taken_ts": ("metadata__taken_at", NUMBER),
+    "year": ("metadata__taken_at", NUMBER),
+    "has_gps": ("metadata__latitude", BOOLEAN),
+    "tags": ("metadata__tags__name", TEXT),
+}
+TEXT_FIELDS = {key for key, (_, kind) in FIELDS.items() if kind == TEXT}
+_ORM_LOOKUP = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
+
+
+class InvalidFilter(ValueError):
+    """A filter that is not valid; the message names what is wrong."""
+
+    status = 400
+
+
+def fold_text(value: str) -> str:
+    """The form every text value is compared in."""
+    return value.lower()
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def _check_value(key: str, value, kind: str | None) -> None:
+    if kind is None:  # free-form metadata: any scalar Chroma can store
+        ok = isinstance(value, str | int | float | bool)
+    elif kind == BOOLEAN:
+        ok = isinstance(value, bool)
+    elif kind == NUMBER:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise InvalidFilter(f"filter on '{key}' needs a {kind or 'text, number or true/false'} value, not {value!r}")
+
+
+def validate(where, *, free_form: bool = False) -> dict:
+    """Check a filter; raise InvalidFilter naming what is wrong. Returns the filter.
+
+    free_form accepts any metadata key (the standalone ChromaDBBackend); otherwise
+    only the fields imgsim indexes.
+    """
+    if not isinstance(where, dict) or not where:
+        raise InvalidFilter('a filter is a non-empty object such as {"category": "landscape"}')
+    if len(where) > 1:  # {"a": 1, "b": 2} means both, as in Chroma's shorthand
+        for key, value in where.items():
+            validate({key: value}, free_form=free_form)
+        return where
+    ((key, condition),) = where.items()
+    if key in LOGICAL:
+        if not isinstance(condition, list) or not condition:
+            raise InvalidFilter(f"'{key}' needs a non-empty list of filters")
+        for part in condition:
+            validate(part, free_form=free_form)
+        return where
+    if key.startswith("$"):
+        raise InvalidFilter(f"unknown operator '{key}'; use one of {', '.join(sorted(LOGICAL))} at the top level")
+    if key not in FIELDS and not free_form:
+        raise InvalidFilter(f"unknown filter field '{key}'; filterable: {', '.join(sorted(FIELDS))}")
+    kind = FIELDS[key][1] if key in FIELDS else None
+    if not isinstance(condition, dict):
+        condition = {"$eq": condition}
+    if len(condition) != 1:
+        raise InvalidFilter(f"filter on '{key}' needs exactly one operator")
+    ((op, value),) = condition.items()
+    allowed = COMPARISON | SETS | (ARRAY if key == "tags" or kind is None else set())
+    if op not in allowed:
+        raise InvalidFilter(f"operator '{op}' cannot filter '{key}'; use one of {', '.join(sorted(allowed))}")
+    if op in _ORM_LOOKUP and kind != NUMBER:
+        if kind is not None or not isinstance(value, int | float) or isinstance(value, bool):
+            raise InvalidFilter(f"'{op}' compares numbers; '{key}' is not a number")
+    if op in SETS:
+        if not isinstance(value, list) or not value:
+            raise InvalidFilter(f"'{op}' on '{key}' needs a non-empty list")
+        for item in value:
+            _check_value(key, item, kind)
+    else:
+        _check_value(key, value, kind)
+    return where
+
+
+def fold(where: dict, *, leaf, both, either):
+    """Evaluate a validated filter tree bottom-up.
+
+    leaf(key, operator, value) answers one condition; both / either combine the
+    answers of $and / $or parts (sibling keys are combined with both).
+    """
+    result = None
+    for key, condition in where.items():
+        if key in LOGICAL:
+            answer = functools.reduce(both if key == "$and" else either,
+                                      [fold(part, leaf=leaf, both=both, either=either) for part in condition])
+        else:
+            if not isinstance(condition, dict):
+                condition = {"$eq": condition}
+            ((op, value),) = condition.items()
+            answer = leaf(key, op, value)
+        result = answer if result is None else both(result, answer)
+    return result
+
+
+def year_bounds(year) -> tuple[datetime, datetime]:
+    """The first instant of the year and of the next one, in UTC."""
+    year = int(year)
+    if not 1 <= year < 9999:
+        raise InvalidFilter(f"year {year} is out of range")
+    return datetime(year, 1, 1, tzinfo=dt_timezone.utc), datetime(year + 1, 1, 1, tzinfo=dt_timezone.utc)
+
+
+# --- to the database ----------------------------------------------------------------
+
+
+def _field_q(key: str, op: str, value) -> Q:
+    path = FIELDS[key][0]
+    negations = {"$ne": "$eq", "$nin": "$in", "$not_contains": "$contains"}
+    if op in negations:
+        return ~_field_q(key, negations[op], value)
+    if op == "$in":
+        return functools.reduce(operator.or_, (_field_q(key, "$eq", item) for item in value), Q(pk__in=[]))
+    if key == "tags":
+        return Q(pk__in=_tag_subquery(value))
+    if key == "has_gps":
+        return Q(**{f"{path}__isnull": not value})
+    if key == "year":
+        start, end = year_bounds(value)
+        bounds = {"$eq": Q(**{f"{path}__gte": start, f"{path}__lt": end}), "$gt": Q(**{f"{path}__gte": end}),
+                  "$gte": Q(**{f"{path}__gte": start}), "$lt": Q(**{f"{path}__lt": start}),
+                  "$lte": Q(**{f"{path}__lt": end})}
+        return bounds[op]
+    if key == "taken_ts":
+        try:
+            value = datetime.fromtimestamp(value, tz=dt_timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidFilter(f"taken_ts {value} is not a valid timestamp") from None
+    if op == "$eq":
+        return Q(**{f"{path}__iexact" if key in TEXT_FIELDS else path: value})
+    return Q(**{f"{path}__{_ORM_LOOKUP[op]}": value})
+
+
+def _tag_subquery(name: str):
+    from gallery.models import Metadata
+
+    return Metadata.objects.filter(tags__name=fold_text(name)).values("image_id")
+
+
+def to_q(where: dict) -> Q:
+    """Translate a validated filter into a Q over gallery.Image."""
+    return fold(where, leaf=_field_q, both=operator.and_, either=operator.or_)
+
+
+# --- to Chroma ----------------------------------------------------------------------
+
+
+def _chroma_leaf(key: str, op: str, value) -> dict:
+    # Chroma compares exactly: the index stores text fields folded (search.sync), so values are folded too.
+    if key in TEXT_FIELDS:
+        value = [fold_text(v) for v in value] if isinstance(value, list) else fold_text(value)
+    if key != "tags":
+        return {key: {op: value}}
+    if op in ("$eq", "$contains"):
+        return {"tags": {"$contains": value}}
+    if op in ("$ne", "$not_contains"):
+        return {"tags": {"$not_contains": value}}
+    items = [{"tags": {"$contains" if op == "$in" else "$not_contains": item}} for item in value]
+    return items[0] if len(items) == 1 else {"$or" if op == "$in" else "$and": items}
+
+
+def _chroma_join(glue: str):
+    def join(left: dict, right: dict) -> dict:
+        parts = [p for side in (left, right) for p in (side[glue] if list(side) == [glue] else [side])]
+        return {glue: parts}
+    return join
+
+
+def to_chroma(where: dict) -> dict:
+    """Translate a validated filter into Chroma's own where syntax (tags become $contains)."""
+    return fold(where, leaf=_chroma_leaf, both=_chroma_join("$and"), either=_chroma_join("$or"))
+
+
+# --- the sidebar --------------------------------------------------------------------
 
 FORMATS = [("", "any format"), ("JPEG", "JPEG"), ("PNG", "PNG"), ("WEBP", "WebP"), ("GIF", "GIF"),
            ("TIFF", "TIFF"), ("BMP", "BMP"), ("HEIF", "HEIC")]
@@ -11,13 +222,16 @@ SORTS = [("newest", "newest added"), ("taken", "date taken")]
 
 
 class FilterForm(forms.Form):
+    """The filter sidebar, read from the URL; it builds a filter in the language above and nothing else."""
+
     category = forms.CharField(required=False, max_length=64)
     tag = forms.CharField(required=False, max_length=200, help_text="comma-separated; any of them")
-    camera = forms.CharField(required=False, max_length=64)
+    camera = forms.CharField(required=False, max_length=64, help_text="make or model")
     year = forms.IntegerField(required=False, min_value=1900, max_value=2100)
     taken_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     taken_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    has_gps = forms.NullBooleanField(required=False, widget=forms.Select(choices=[("", "any"), ("true", "with GPS"), ("false", "without GPS")]))
+    has_gps = forms.NullBooleanField(required=False, widget=forms.Select(
+        choices=[("", "any"), ("true", "with GPS"), ("false", "without GPS")]))
     format = forms.ChoiceField(required=False, choices=FORMATS)
     min_width = forms.IntegerField(required=False, min_value=1, max_value=100_000)
     sort = forms.ChoiceField(required=False, choices=SORTS)
@@ -26,7 +240,7 @@ class FilterForm(forms.Form):
 
     def tags(self) -> list[str]:
         raw = self.cleaned_data.get("tag") or ""
-        return sorted({t.strip().lower() for t in raw.split(",") if t.strip()})
+        return sorted({fold_text(t.strip()) for t in raw.split(",") if t.strip()})
 
     def active(self) -> list[tuple[str, str, str]]:
         """Return (field, label, value) for each filter in use, for the removable chips."""
@@ -38,32 +252,8 @@ class FilterForm(forms.Form):
                 chips.append((name, self.fields[name].label or name.replace("_", " "), label))
         return chips
 
-    def to_q(self) -> Q:
-        data = self.cleaned_data
-        q = Q()
-        if data.get("category"):
-            q &= Q(metadata__category__iexact=data["category"])
-        if self.tags():
-            q &= Q(metadata__tags__name__in=self.tags())
-        if data.get("camera"):
-            q &= Q(metadata__camera_model__icontains=data["camera"]) | Q(metadata__camera_make__iexact=data["camera"])
-        if data.get("year"):
-            q &= Q(metadata__taken_at__gte=datetime(data["year"], 1, 1, tzinfo=dt_timezone.utc),
-                   metadata__taken_at__lt=datetime(data["year"] + 1, 1, 1, tzinfo=dt_timezone.utc))
-        if data.get("taken_from"):
-            q &= Q(metadata__taken_at__gte=datetime.combine(data["taken_from"], time.min, dt_timezone.utc))
-        if data.get("taken_to"):
-            q &= Q(metadata__taken_at__lte=datetime.combine(data["taken_to"], time.max, dt_timezone.utc))
-        if data.get("has_gps") is not None:
-            q &= Q(metadata__latitude__isnull=not data["has_gps"])
-        if data.get("format"):
-            q &= Q(format=data["format"])
-        if data.get("min_width"):
-            q &= Q(width__gte=data["min_width"])
-        return q
-
     def to_where(self) -> dict | None:
-        """The same filter in the search API's `where` syntax, for combining with a query."""
+        """The sidebar's filter in the filter language (None when no filter is set)."""
         data = self.cleaned_data
         parts = []
         if data.get("category"):
@@ -71,13 +261,15 @@ class FilterForm(forms.Form):
         if self.tags():
             parts.append({"tags": {"$in": self.tags()}})
         if data.get("camera"):
-            parts.append({"$or": [{"camera_model": data["camera"]}, {"camera_make": data["camera"]}]})
+            parts.append({"$or": [{"camera_make": data["camera"]}, {"camera_model": data["camera"]}]})
         if data.get("year"):
             parts.append({"year": data["year"]})
         if data.get("taken_from"):
-            parts.append({"taken_ts": {"$gte": int(datetime.combine(data["taken_from"], time.min, dt_timezone.utc).timestamp())}})
-        if data.get("taken_to"):
-            parts.append({"taken_ts": {"$lte": int(datetime.combine(data["taken_to"], time.max, dt_timezone.utc).timestamp())}})
+            start = datetime.combine(data["taken_from"], time.min, dt_timezone.utc)
+            parts.append({"taken_ts": {"$gte": int(start.timestamp())}})
+        if data.get("taken_to"):  # up to the end of that day: before the next one starts
+            end = datetime.combine(data["taken_to"] + timedelta(days=1), time.min, dt_timezone.utc)
+            parts.append({"taken_ts": {"$lt": int(end.timestamp())}})
         if data.get("has_gps") is not None:
             parts.append({"has_gps": data["has_gps"]})
         if data.get("format"):
@@ -87,3 +279,8 @@ class FilterForm(forms.Form):
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else {"$and": parts}
+
+    def to_q(self) -> Q:
+        """The sidebar's filter as a Q (everything when no filter is set)."""
+        where = self.to_where()
+        return to_q(where) if where else Q()

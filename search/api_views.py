@@ -18,7 +18,7 @@ from gallery.roles import can_edit
 from gallery.services import image_trash
 from gallery.uploads import receive_uploads
 from search import api
-from search.errors import ModelUnavailable, SearchError
+from search.errors import USER_ERRORS, ModelUnavailable, SearchError
 from search.tokens import token_user
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -62,7 +62,7 @@ def api_view(methods: set[str], *, editor: bool = False):
                 return error(404, "Not found: no photo with that id is in the library.")
             except ModelUnavailable as exc:
                 return error(503, str(exc))
-            except SearchError as exc:
+            except USER_ERRORS as exc:
                 return error(exc.status, str(exc))
         return wrapper
     return decorate

@@ -23,7 +23,7 @@ import numpy as np
 
 from search.embeddings import ClipEmbedder, Embedder, get_embedder
 from search.errors import InvalidQuery
-from search.filters import to_chroma, validate
+from gallery.filters import to_chroma, validate
 from search.index import ChromaIndex
 
 EXPORT_FORMAT = "imgsim.chromadb-backend"

@@ -1,4 +1,10 @@
-"""Errors the search layer raises; each message names the problem and the fix."""
+"""Errors the search layer raises; each message names the problem and the fix.
+
+A bad filter raises gallery.filters.InvalidFilter (the filter language is gallery's);
+USER_ERRORS lists everything a page or the API answers with the error's own status.
+"""
+
+from gallery.filters import InvalidFilter
 
 
 class SearchError(Exception):
@@ -15,10 +21,6 @@ class IndexUnavailable(SearchError):
     status = 503
 
 
-class InvalidFilter(SearchError, ValueError):
-    status = 400
-
-
 class InvalidQuery(SearchError, ValueError):
     status = 400
 
@@ -31,3 +33,6 @@ class UnsupportedImage(InvalidQuery):
 
 class QueryTooLarge(InvalidQuery):
     status = 413
+
+
+USER_ERRORS = (SearchError, InvalidFilter)

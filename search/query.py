@@ -1,7 +1,7 @@
 """Nearest-neighbour search with metadata filters that stay fast at any selectivity.
 
 Unfiltered: one ANN query to Chroma (~2 ms at 100k). Filtered: the column cache
-(search.filter_cache) finds the photos that pass in under a millisecond. A
+(search.columns) finds the photos that pass in under a millisecond. A
 selective filter (a few thousand photos) is answered exactly by scoring their
 stored vectors; a broad one over-fetches from the ANN index in proportion to the
 share the filter keeps. Either way SQLite confirms the final hits. Chroma's own
@@ -16,8 +16,8 @@ from django.conf import settings
 
 from search.embeddings import model_name
 from search.errors import IndexUnavailable
-from search.filter_cache import filter_cache
-from search.filters import to_q, validate
+from search.columns import column_cache
+from gallery.filters import to_q, validate
 from search.sync import current_generation, indexable, reading_index
 
 # Up to this many matching photos are scored exactly from the cached vectors (~5 ms).
@@ -67,7 +67,7 @@ def _check_complete(index) -> None:
 
 
 def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
-    columns = filter_cache.columns(current_generation())
+    columns = column_cache.columns(current_generation())
     mask = columns.mask(where)
     candidate_ids = columns.ids[mask]  # sorted
     if len(candidate_ids) == 0:

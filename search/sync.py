@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from gallery.filters import fold_text
 from gallery.hooks import is_embedding_deferred
 from gallery.models import Image
 from search.embeddings import get_embedder, model_name
@@ -42,22 +43,22 @@ class SyncReport:
 
 
 def index_metadata(image: Image) -> dict:
-    """Return the filterable fields that Chroma mirrors for one image."""
-    meta = getattr(image, "metadata", None)
-    taken_at = meta.taken_at if meta else None
+    """Return the filterable fields that Chroma mirrors for one image (text folded, as filters compare it)."""
+    meta = image.metadata
+    taken_at = meta.taken_at
     return {
-        "filename": image.original_name,
+        "filename": fold_text(image.original_name),
         "sha256": image.sha256,
-        "format": image.format,
+        "format": fold_text(image.format),
         "width": image.width,
         "height": image.height,
-        "category": meta.category if meta else "",
-        "tags": sorted(tag.name for tag in meta.tags.all()) if meta else [],
-        "camera_make": meta.camera_make if meta else "",
-        "camera_model": meta.camera_model if meta else "",
+        "category": fold_text(meta.category),
+        "tags": sorted(tag.name for tag in meta.tags.all()),
+        "camera_make": fold_text(meta.camera_make),
+        "camera_model": fold_text(meta.camera_model),
         "year": taken_at.year if taken_at else None,
         "taken_ts": int(taken_at.timestamp()) if taken_at else None,
-        "has_gps": bool(meta and meta.latitude is not None),
+        "has_gps": meta.latitude is not None,
     }
 
 

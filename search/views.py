@@ -4,7 +4,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from gallery.models import Image
 from search.api import find_similar
-from search.errors import ModelUnavailable, SearchError
+from search.errors import USER_ERRORS, ModelUnavailable, SearchError
 from search.forms import SearchForm
 
 
@@ -38,7 +38,7 @@ def search_page(request):
                 )
             except ModelUnavailable as exc:
                 error, model_missing, status = str(exc), True, 503
-            except SearchError as exc:
+            except USER_ERRORS as exc:
                 error, status = str(exc), exc.status
     else:
         error = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
@@ -57,7 +57,7 @@ def similar_strip(request, pk: int):
     results, error = [], ""
     try:
         results = find_similar(query_image_id=image.pk, top_k=12)
-    except SearchError as exc:
+    except USER_ERRORS as exc:
         error = str(exc)
     template = "search/similar.html#strip" if request.htmx else "search/similar.html"
     return render(request, template, {"image": image, "results": results, "error": error})

@@ -21,10 +21,10 @@ def tiny_model(tmp_path_factory) -> str:
 
 def _reset_backends():
     from search.embeddings import get_embedder
-    from search.filter_cache import filter_cache
+    from search.columns import column_cache
     from search.index import get_index
 
-    filter_cache.clear()
+    column_cache.clear()
     from django.core.cache import cache
 
     cache.clear()  # cached stats are keyed by index generation, which restarts with each test database

@@ -6,8 +6,8 @@ import pytest
 from gallery.models import Image, Metadata, Tag
 from search import query
 from search.embeddings import get_embedder, model_name
-from search.errors import InvalidFilter
-from search.filters import to_chroma, validate
+from gallery.filters import InvalidFilter
+from gallery.filters import to_chroma, validate
 from search.index import get_index
 from search.query import nearest
 from tests.photos import write_library

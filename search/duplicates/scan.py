@@ -18,7 +18,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from gallery.models import Image
-from search.filter_cache import filter_cache
+from search.columns import column_cache
 from search.models import DuplicatePair, DuplicateScan, Tier
 from search.sync import current_generation
 
@@ -125,7 +125,7 @@ def find_pairs(*, similarity_threshold: float | None = None, hamming_threshold: 
     """Compare live, embedded photos (only those with id > since_id against all); return tiered pairs."""
     similarity_threshold = settings.IMGSIM_DUPLICATE_THRESHOLD if similarity_threshold is None else similarity_threshold
     hamming_threshold = settings.IMGSIM_DUPLICATE_HAMMING if hamming_threshold is None else hamming_threshold
-    columns = filter_cache.columns(current_generation(), exact=True)
+    columns = column_cache.columns(current_generation(), exact=True)
     ids, vectors = columns.ids, columns.vectors
     facts = dict(((pk, (ph, px)) for pk, ph, px in
                   Image.objects.live().values_list("pk", "phash", "pixel_hash")))
