@@ -22,7 +22,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from search.backend import ChromaDBBackend  # noqa: E402
+from search.standalone import ChromaDBBackend  # noqa: E402
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from search.api import find_similar  # noqa: E402
+from search.python_api import find_similar  # noqa: E402
 
 for line in sys.stdin:
     results = find_similar(query_text=line.strip() or "photo", top_k=1000, threshold=-1)

@@ -1,12 +1,12 @@
-"""The Python API (search.api) and the brief's standalone ChromaDBBackend."""
+"""The Python API (search.python_api) and the brief's standalone ChromaDBBackend."""
 
 import numpy as np
 import pytest
 
 from gallery.models import Image
 from gallery.vectors import load, load_one
-from search.api import add_image, add_images_from_directory, find_similar
-from search.backend import ChromaDBBackend
+from search.python_api import add_image, add_images_from_directory, find_similar
+from search.standalone import ChromaDBBackend
 from search.embeddings import get_embedder
 from search.errors import InvalidFilter, InvalidQuery
 from tests.photos import photo_bytes, write_library, write_photo

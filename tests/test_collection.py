@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from gallery.models import Image, Metadata, Tag
 from search import collection
-from search.api import find_similar
+from search.python_api import find_similar
 from search.collection import ImportRefused, export_collection, import_collection
 from search.models import IndexOutbox
 from tests.photos import write_photo

@@ -219,7 +219,7 @@ def test_resolving_with_htmx_updates_the_header_counts(star, editor_client):
 
 
 def test_find_duplicates_says_why_each_pair_is_one(tmp_path, ingest, settings, django_capture_on_commit_callbacks):
-    from search.api import find_duplicates
+    from search.python_api import find_duplicates
     from search.embeddings import get_embedder
     from tests.photos import photo_image
 

@@ -169,7 +169,7 @@ def test_incremental_scan_compares_only_new_photos(library, tmp_path, ingest):
 
 
 def test_find_duplicates_api_and_command(library, capsys):
-    from search.api import find_duplicates
+    from search.python_api import find_duplicates
 
     pairs = find_duplicates(similarity_threshold=0.95)
     assert pairs and {"image1_filename", "image2_filename", "similarity", "tier"} <= set(pairs[0])

@@ -72,7 +72,7 @@ def test_missing_model_explains_the_fix(monkeypatch, tmp_path):
 def test_web_modules_do_not_import_torch_or_chromadb(tmp_path):
     code = (
         "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE']='imgsim_site.settings'; django.setup();"
-        "import gallery.views, search.views, search.api, imgsim_site.urls;"
+        "import gallery.views, search.views, search.python_api, imgsim_site.urls;"
         "print(sorted(m for m in ('torch', 'transformers', 'chromadb') if m in sys.modules))"
     )
     env = {**os.environ, "IMGSIM_DATA_DIR": str(tmp_path)}

@@ -10,7 +10,7 @@ from django.urls import reverse
 from gallery import vectors as stored_vectors
 from gallery.filters import FilterForm
 from gallery.models import Image, Tag
-from search.api import find_similar
+from search.python_api import find_similar
 from search.embeddings import get_embedder, model_name
 from search.sync import sync_images
 from tests.factories import make_photo

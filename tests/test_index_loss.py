@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from search.api import find_similar
+from search.python_api import find_similar
 from search.errors import IndexUnavailable
 from search.index import get_index
 from tests.photos import write_library

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from gallery.models import Image
-from search.api import find_similar
+from search.python_api import find_similar
 from search.embeddings import get_embedder
 from search.openapi import ERROR, RESULT, document
 from tests.photos import photo_bytes, write_library

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from gallery.models import Image, Metadata, Tag
-from search.api import get_stats
+from search.python_api import get_stats
 from tests.photos import write_photo
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -168,7 +168,7 @@ def test_photos_stored_without_embeddings_are_embedded_by_reconcile(tmp_path, in
 
 
 def test_reindex_rebuilds_a_lost_index_with_identical_results(library, settings, capsys):
-    from search.api import find_similar
+    from search.python_api import find_similar
 
     before = [(r["id"], r["similarity"]) for r in find_similar(query_text="red car at night", top_k=6)]
     get_index().refresh()

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from gallery.models import Image, Metadata, Tag
-from search.api import find_similar
+from search.python_api import find_similar
 from tests.photos import photo_bytes, write_library
 
 pytestmark = pytest.mark.django_db(transaction=True)

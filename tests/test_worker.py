@@ -13,7 +13,7 @@ from django_tasks_db.models import DBTaskResult
 
 from gallery.models import Image
 from search import tasks
-from search.api import find_similar
+from search.python_api import find_similar
 from search.models import DuplicateScan
 from tests.conftest import ROOT
 from tests.photos import photo_bytes, write_library

@@ -1,6 +1,6 @@
 """imgsim's Python API: the brief's functions, backed by the configured library.
 
-    from search.api import find_similar
+    from search.python_api import find_similar
     for result in find_similar(query_text="cat on a sofa", top_k=5, threshold=0.2):
         print(result["filename"], f"{result['similarity']:.3f}")
 

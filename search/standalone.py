@@ -1,12 +1,12 @@
 """The product brief's `ChromaDBBackend`: a standalone toolkit over one Chroma collection.
 
-    from search.backend import ChromaDBBackend
+    from search.standalone import ChromaDBBackend
     backend = ChromaDBBackend(collection_name="my_images", persist_directory="./my_vector_db")
     backend.add_images_from_directory("./images", max_images=100)
     for result in backend.find_similar(query_text="cat photo", top_k=5, threshold=0.2):
         print(f"{result['filename']}: {result['similarity']:.3f}")
 
-Unlike `search.api` it needs no library database: files stay where they are, and
+Unlike `search.python_api` it needs no library database: files stay where they are, and
 everything (path, size, EXIF, your metadata, the vector) lives in the collection.
 Without persist_directory the collection is in memory, as the brief describes;
 handy in notebooks and tests. It shares the decoder, embedder, filter validation

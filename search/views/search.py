@@ -3,7 +3,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from gallery.models import Image
-from search.api import find_similar
+from search.python_api import find_similar
 from search.errors import USER_ERRORS, ModelUnavailable, SearchError
 from search.forms import SearchForm
 

@@ -17,7 +17,7 @@ from gallery.models import Image
 from gallery.roles import can_edit
 from gallery.services import image_trash
 from gallery.uploads import receive_uploads
-from search import api
+from search import python_api
 from search.errors import USER_ERRORS, ModelUnavailable, SearchError
 from search.tokens import token_user
 
@@ -100,7 +100,7 @@ def search(request):
         image_id = int(data["image_id"]) if data.get("image_id") not in (None, "") else None
     except (TypeError, ValueError):
         return error(400, "top_k and image_id must be whole numbers, threshold a number")
-    results = api.find_similar(
+    results = python_api.find_similar(
         query_text=data.get("query") or None, query_image_id=image_id,
         query_image=upload.read() if upload is not None else None, exclude_text=data.get("exclude") or None,
         top_k=top_k, threshold=threshold, filter_metadata=data.get("filters") or None,
@@ -139,14 +139,14 @@ def image(request, pk: int):
         if "tags" in changes and (not isinstance(changes["tags"], list)
                                   or not all(isinstance(t, str) and t.strip() for t in changes["tags"])):
             return error(400, "tags must be a list of non-empty strings")
-        api._apply_metadata(photo, changes)
+        python_api._apply_metadata(photo, changes)
         photo = Image.objects.select_related("metadata").get(pk=pk)
-    return JsonResponse(_absolute(request, api.result_dict(photo)))
+    return JsonResponse(_absolute(request, python_api.result_dict(photo)))
 
 
 @api_view({"GET"})
 def stats(request):
-    return JsonResponse(api.get_stats())
+    return JsonResponse(python_api.get_stats())
 
 
 @api_view({"GET"}, editor=True)

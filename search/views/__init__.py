@@ -1,0 +1,1 @@
+"""Pages of the search app, one module per feature."""
