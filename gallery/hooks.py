@@ -16,6 +16,7 @@ import numpy as np
 class Vectorizer(Protocol):
     model_name: str
     input_size: int
+    dimension: int
 
     def preprocess(self, image) -> np.ndarray: ...
 
@@ -32,6 +33,12 @@ def set_vectorizer_factory(factory: Callable[[], Vectorizer]) -> None:
 
 def get_vectorizer() -> Vectorizer | None:
     return _vectorizer_factory() if _vectorizer_factory else None
+
+
+def current_model_name() -> str:
+    """The configured embedding model's name ("" when no app provides one); loads nothing."""
+    vectorizer = get_vectorizer()
+    return vectorizer.model_name if vectorizer is not None else ""
 
 
 _index_opener: Callable[[str], None] | None = None

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from gallery.models import Image, Metadata, Tag
+from gallery.signals import images_changed
 from search.models import IndexOutbox
 from search.sync import embed_on_commit
 
@@ -60,14 +61,15 @@ def _current_batch() -> _PendingBatch:
     return batch
 
 
-def _record(image_id: int) -> None:
+def _record(*image_ids: int) -> None:
     batch = _current_batch()
-    if image_id in batch.ids:  # one outbox row per image and transaction is enough
+    new = [image_id for image_id in image_ids if image_id not in batch.ids]
+    if not new:  # one outbox row per image and transaction is enough
         return
-    IndexOutbox.objects.create(image_id=image_id)
-    batch.ids.add(image_id)
+    IndexOutbox.objects.bulk_create([IndexOutbox(image_id=image_id) for image_id in new])
+    batch.ids.update(new)
     batch.embed = batch.embed and embed_on_commit()
-    # Registered for every image, not once: a savepoint rollback may discard some
+    # Registered for every change, not once: a savepoint rollback may discard some
     # callbacks, and whichever survives syncs the whole batch (extra ids are harmless).
     transaction.on_commit(batch.run)
 
@@ -99,6 +101,10 @@ def tags_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs)
             _record(image_id)
 
 
+def images_bulk_changed(sender, image_ids, **kwargs) -> None:
+    _record(*image_ids)
+
+
 def tag_deleting(sender, instance: Tag, **kwargs) -> None:
     # Deleting a tag removes its links by cascade, which sends no m2m_changed.
     for image_id in list(instance.photos.values_list("image_id", flat=True)):
@@ -111,3 +117,4 @@ def connect() -> None:
     post_save.connect(metadata_saved, sender=Metadata, dispatch_uid="search.metadata_saved")
     m2m_changed.connect(tags_changed, sender=Metadata.tags.through, dispatch_uid="search.tags_changed")
     pre_delete.connect(tag_deleting, sender=Tag, dispatch_uid="search.tag_deleting")
+    images_changed.connect(images_bulk_changed, sender=Image, dispatch_uid="search.images_bulk_changed")

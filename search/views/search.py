@@ -4,7 +4,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from gallery.models import Image
 from search.python_api import find_similar
-from search.errors import USER_ERRORS, ModelUnavailable, SearchError
+from search.errors import USER_ERRORS, ModelUnavailable
 from search.forms import SearchForm
 
 
@@ -88,7 +88,7 @@ def export_download(request):
     from django.http import StreamingHttpResponse
     from django.utils import timezone
 
-    from search.collection import document_chunks
+    from gallery.collection import document_chunks
 
     if not request.user.is_staff:
         raise PermissionDenied("Only staff can download the whole collection.")

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from gallery.models import Image
 from imgsim_site.progress import progress_bar
-from search.collection import export_collection
+from gallery.collection import export_collection
 
 
 class Command(BaseCommand):

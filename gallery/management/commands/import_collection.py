@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from imgsim_site.progress import progress_bar
-from search.collection import ImportRefused, import_collection
+from gallery.collection import ImportRefused, import_collection
 
 
 class Command(BaseCommand):
