@@ -167,11 +167,11 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="title", ordering="metadata__title")
     def title(self, image):
-        return image.metadata.title if hasattr(image, "metadata") else ""
+        return image.metadata.title
 
     @admin.display(description="category", ordering="metadata__category")
     def category(self, image):
-        return image.metadata.category if hasattr(image, "metadata") else ""
+        return image.metadata.category
 
     @admin.display(description="size")
     def dimensions(self, image):

@@ -1,5 +1,6 @@
-"""Writes to the library that more than one page or command needs."""
+"""Writes to the library: creating photos, editing metadata and tags, the trash."""
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -7,7 +8,35 @@ from django.db import transaction
 from django.utils import timezone
 
 from gallery import storage
-from gallery.models import Image
+from gallery import vectors as stored_vectors
+from gallery.models import Image, Metadata, Tag
+
+
+def image_create(*, facts: dict, metadata: dict, tags: Iterable[str] = (), vector=None, model_name: str = "") -> Image:
+    """Save a new photo with its Metadata row (every Image has exactly one), its tags and its vector, if any.
+
+    Call it inside the caller's transaction: the rows appear together or not at all.
+    """
+    image = Image(**facts)
+    if vector is not None:
+        image.embedding_model, image.embedding_state = model_name, Image.Embedding.DONE
+    image.save()
+    if vector is not None:
+        stored_vectors.save({image.pk: vector})
+    meta = Metadata.objects.create(image=image, **metadata)
+    if tags:
+        meta.tags.set(tags_named(tags))
+    return image
+
+
+def tags_named(names: Iterable[str]) -> list[Tag]:
+    """Return Tag rows for these names (lowercased, trimmed, at most 64 characters), creating the missing ones."""
+    names = sorted({name.strip().lower()[:64] for name in names if name.strip()})
+    existing = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+    for name in names:
+        if name not in existing:
+            existing[name], _ = Tag.objects.get_or_create(name=name)
+    return [existing[name] for name in names]
 
 
 def _set_trashed(images: list[Image], trashed_at) -> int:
@@ -52,6 +81,24 @@ def trash_purge(*, older_than_days: int | None = None) -> int:
     days = settings.IMGSIM_TRASH_DAYS if older_than_days is None else older_than_days
     expired = list(Image.objects.filter(trashed_at__lte=timezone.now() - timedelta(days=days)))
     return image_delete(images=expired) if expired else 0
+
+
+METADATA_TEXT_FIELDS = ("title", "description", "category", "camera_make", "camera_model", "lens", "location")
+
+
+def metadata_update(*, image: Image, fields: dict, tags: list[str] | None = None, extra: dict | None = None) -> None:
+    """Change a photo's metadata text fields (each cut to its column's length), tags and free-form extra."""
+    meta = image.metadata
+    with transaction.atomic():
+        for name, value in fields.items():
+            if name not in METADATA_TEXT_FIELDS:
+                raise ValueError(f"{name} is not a metadata text field")
+            setattr(meta, name, str(value)[: meta._meta.get_field(name).max_length or None])
+        if extra:
+            meta.extra = {**meta.extra, **extra}
+        meta.save()
+        if tags is not None:
+            meta.tags.set(tags_named(tags))
 
 
 MERGE_LABELS = {"gps": "GPS", "taken_at": "date taken"}

@@ -15,7 +15,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from gallery.models import Image
 from gallery.roles import can_edit
-from gallery.services import image_trash
+from gallery.serializers import image_dict
+from gallery.services import image_trash, metadata_update
 from gallery.uploads import receive_uploads
 from search import python_api
 from search.errors import USER_ERRORS, ModelUnavailable, SearchError
@@ -139,9 +140,10 @@ def image(request, pk: int):
         if "tags" in changes and (not isinstance(changes["tags"], list)
                                   or not all(isinstance(t, str) and t.strip() for t in changes["tags"])):
             return error(400, "tags must be a list of non-empty strings")
-        python_api._apply_metadata(photo, changes)
+        metadata_update(image=photo, fields={k: v for k, v in changes.items() if k != "tags"},
+                        tags=changes.get("tags"))
         photo = Image.objects.select_related("metadata").get(pk=pk)
-    return JsonResponse(_absolute(request, python_api.result_dict(photo)))
+    return JsonResponse(_absolute(request, image_dict(photo)))
 
 
 @api_view({"GET"})

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.urls import reverse
 
 from gallery.models import Image
+from gallery.serializers import image_dict
+from gallery.services import METADATA_TEXT_FIELDS, metadata_update
 from gallery import vectors as stored_vectors
 from search.embeddings import get_embedder, model_name
 from search.errors import InvalidQuery, QueryTooLarge, UnsupportedImage
@@ -91,40 +92,8 @@ def describe(hits: list[Hit]) -> list[dict]:
     for hit in hits:
         image = images.get(hit.image_id)
         if image is not None:
-            results.append(result_dict(image, similarity=hit.similarity))
+            results.append(image_dict(image, similarity=hit.similarity))
     return results
-
-
-def result_dict(image: Image, *, similarity: float | None = None) -> dict:
-    meta = getattr(image, "metadata", None)
-    result = {
-        "id": image.pk,
-        "filename": image.original_name,
-        "path": reverse("gallery:original", args=[image.pk]),
-        "thumbnail": reverse("gallery:rendition", args=[image.pk, "thumb"]),
-        "source_path": image.source_path,
-        "width": image.width,
-        "height": image.height,
-        "format": image.format,
-        "byte_size": image.byte_size,
-        "sha256": image.sha256,
-        "metadata": {
-            "title": meta.title if meta else "",
-            "description": meta.description if meta else "",
-            "category": meta.category if meta else "",
-            "tags": sorted(t.name for t in meta.tags.all()) if meta else [],
-            "camera_make": meta.camera_make if meta else "",
-            "camera_model": meta.camera_model if meta else "",
-            "lens": meta.lens if meta else "",
-            "taken_at": meta.taken_at.isoformat() if meta and meta.taken_at else None,
-            "latitude": meta.latitude if meta else None,
-            "longitude": meta.longitude if meta else None,
-            "location": meta.location if meta else "",
-        },
-    }
-    if similarity is not None:
-        result["similarity"] = float(similarity)
-    return result
 
 
 def find_similar(
@@ -173,23 +142,14 @@ def add_image(path, *, embedding=None, metadata: dict | None = None, user=None) 
     if metadata:
         _apply_metadata(image, metadata)
     image.refresh_from_db()
-    return result_dict(image)
+    return image_dict(image)
 
 
 def _apply_metadata(image: Image, metadata: dict) -> None:
-    from gallery.ingest import tags_named
-
-    meta = image.metadata
-    for key in ("title", "description", "category", "camera_make", "camera_model", "lens", "location"):
-        if key in metadata:
-            setattr(meta, key, str(metadata[key])[: meta._meta.get_field(key).max_length or 10000])
-    extra = {k: v for k, v in metadata.items() if k not in {"title", "description", "category", "camera_make",
-                                                            "camera_model", "lens", "location", "tags"}}
-    if extra:
-        meta.extra = {**meta.extra, **extra}
-    meta.save()
-    if "tags" in metadata:
-        meta.tags.set(tags_named(metadata["tags"]))
+    """Store the brief's metadata dict: known fields in their columns, tags as tags, the rest as extra."""
+    known = {key: value for key, value in metadata.items() if key in METADATA_TEXT_FIELDS}
+    extra = {key: value for key, value in metadata.items() if key not in METADATA_TEXT_FIELDS and key != "tags"}
+    metadata_update(image=image, fields=known, tags=metadata.get("tags"), extra=extra)
 
 
 def add_images_from_directory(directory, *, max_images: int | None = None, recursive: bool = True,

@@ -46,11 +46,11 @@ def test_bad_inputs_are_reported_and_nothing_of_them_is_stored(tmp_path, ingest)
 def test_second_run_adds_nothing_and_does_not_decode(tmp_path, ingest, monkeypatch):
     write_library(tmp_path / "in", 5)
     assert ingest(tmp_path / "in").added == 5
-    import gallery.ingest
+    import gallery.ingest.pipeline
 
-    monkeypatch.setattr(gallery.ingest, "decode", lambda data: pytest.fail("re-decoded a known photo"))
+    monkeypatch.setattr(gallery.ingest.pipeline, "decode", lambda data: pytest.fail("re-decoded a known photo"))
     # Nor does it load the model (seconds of start-up for nothing to embed).
-    monkeypatch.setattr(gallery.ingest, "get_vectorizer", lambda: pytest.fail("loaded the model"))
+    monkeypatch.setattr(gallery.ingest.pipeline, "get_vectorizer", lambda: pytest.fail("loaded the model"))
     again = ingest(tmp_path / "in")
     assert again.added == 0 and again.known == 5
     (tmp_path / "in" / "copy.jpg").write_bytes((tmp_path / "in" / "photo_0001.jpg").read_bytes())

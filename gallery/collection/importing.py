@@ -15,7 +15,7 @@ from gallery.collection.export import stored_dimension
 from gallery.collection.schema import Record, parse_record
 from gallery.collection.source import DOCUMENT_NAME, FORMAT, VERSION, ImportRefused, Source, items, read_header
 from gallery.hooks import current_model_name, get_vectorizer
-from gallery.ingest import tags_named
+from gallery.services import tags_named
 from gallery.models import Image, Metadata
 from gallery.signals import images_changed
 

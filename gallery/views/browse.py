@@ -45,6 +45,6 @@ def detail(request, pk: int):
     previous_id, next_id = neighbours(image=image, form=form) if form.is_valid() else (None, None)
     query = request.GET.urlencode()
     return render(request, "gallery/detail.html", {
-        "image": image, "meta": getattr(image, "metadata", None), "previous_id": previous_id, "next_id": next_id,
-        "query": query, "tags": image.metadata.tags.all() if hasattr(image, "metadata") else [],
+        "image": image, "meta": image.metadata, "previous_id": previous_id, "next_id": next_id,
+        "query": query, "tags": image.metadata.tags.all(),
     })

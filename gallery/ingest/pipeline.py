@@ -1,14 +1,4 @@
-"""The ingest pipeline: one path for `manage.py ingest` and the upload page.
-
-Per photo: read the bytes once, hash them (known photos stop here), decode once at
-reduced size (EXIF, renditions, perceptual hash and the embedder's input all come
-from that decode), then, per batch, one model call, the files written (temp file +
-rename), and one transaction for the rows. Two decode threads run ahead of the
-model, so both cores stay busy. A photo's files are written before its row commits;
-its vector reaches Chroma after commit (search.signals). Whatever a crash
-interrupts, a re-run finishes: known photos are skipped by hash, orphan files are
-reused or removed by `reconcile`.
-"""
+"""The ingest pipeline: hash, decode once, embed in batches, store; see gallery.ingest for the whole path."""
 
 import hashlib
 import logging
@@ -20,7 +10,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from django.db import IntegrityError, transaction
@@ -28,33 +17,14 @@ from django.db import IntegrityError, transaction
 from gallery import storage
 from gallery.decoding import DecodedPhoto, DecodeError, NotAnImage, decode
 from gallery.hooks import embedding_deferred, get_vectorizer, open_index
-from gallery.models import Image, Metadata, Tag
-from gallery import vectors as stored_vectors
+from gallery.ingest.discover import Outcome, Source
+from gallery.models import Image
+from gallery.services import image_create
 
 log = logging.getLogger(__name__)
 
 # How much lower than the model's threads the decode threads run (see _yield_to_the_model).
 DECODE_NICENESS = 10
-
-
-@dataclass
-class Source:
-    """One file to ingest: on disk (path) or uploaded (data)."""
-
-    name: str
-    path: Path | None = None
-    data: bytes | None = None
-    size: int | None = None
-    mtime: float | None = None
-    uploaded: bool = False  # path is a temporary upload file, not where the photo came from
-
-
-@dataclass
-class Outcome:
-    name: str
-    status: str  # added | known | not_image | failed | would_add
-    reason: str = ""
-    image_id: int | None = None
 
 
 @dataclass
@@ -101,57 +71,6 @@ class _Prepared:
     sha256: str
     data: bytes | None
     photo: DecodedPhoto
-
-
-class IngestError(Exception):
-    """The whole run cannot start (missing folder, nothing to do)."""
-
-
-# --- discovery --------------------------------------------------------------------
-
-
-def discover(
-    root: Path, *, recursive: bool = True, extensions: set[str] | None = None
-) -> tuple[list[Source], list[Outcome]]:
-    """List the files under root to ingest, sorted; links that loop or leave root are skipped."""
-    root = Path(root)
-    if not root.exists():
-        raise IngestError(f"{root} does not exist")
-    if root.is_file():
-        stat = root.stat()
-        return [Source(name=root.name, path=root.resolve(), size=stat.st_size, mtime=stat.st_mtime)], []
-    if not root.is_dir():
-        raise IngestError(f"{root} is neither a folder nor a file")
-    resolved_root = root.resolve()
-    sources, skipped = [], []
-    walker = os.walk(root, followlinks=False, onerror=lambda error: skipped.append(
-        Outcome(str(error.filename), "failed", f"cannot list folder: {error.strerror}")))
-    for folder, dirs, files in walker:
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = Path(folder) / name
-            if extensions and path.suffix.lower() not in extensions:
-                continue
-            try:
-                real = path.resolve(strict=True)
-            except (OSError, RuntimeError):
-                skipped.append(Outcome(str(path), "not_image", "broken or looping link"))
-                continue
-            if path.is_symlink() and not real.is_relative_to(resolved_root):
-                skipped.append(Outcome(str(path), "not_image", "link points outside the folder"))
-                continue
-            try:
-                stat = real.stat()
-            except OSError as error:
-                skipped.append(Outcome(str(path), "failed", f"cannot read: {error.strerror}"))
-                continue
-            if not real.is_file():
-                skipped.append(Outcome(str(path), "not_image", "not a regular file"))
-                continue
-            sources.append(Source(name=str(path), path=real, size=stat.st_size, mtime=stat.st_mtime))
-    return sources, skipped
 
 
 # --- the pipeline -----------------------------------------------------------------
@@ -356,44 +275,28 @@ class Pipeline:
         storage.delete_files(paths)
 
     def _create_rows(self, item: _Prepared, vector: np.ndarray | None) -> Image:
-        photo, source = item.photo, item.source
-        image = Image(
-            sha256=item.sha256,
-            file=str(source.path) if self.in_place else storage.original_relpath(item.sha256, photo.format),
-            in_place=self.in_place,
-            original_name=display_name(source.name),
-            source_path="" if source.uploaded else str(source.path or "")[:1024],
-            source_size=source.size if self.in_place else None,
-            source_mtime=source.mtime if self.in_place else None,
-            format=photo.format,
-            width=photo.width,
-            height=photo.height,
-            byte_size=source.size if source.size is not None else len(item.data or b""),
-            phash=photo.phash,
-            pixel_hash=photo.pixel_hash,
-            added_by=self.user,
-        )
-        if vector is not None:
-            image.embedding_model = self.vectorizer.model_name
-            image.embedding_state = Image.Embedding.DONE
-        image.save()
-        if vector is not None:
-            stored_vectors.save({image.pk: vector})
-        exif = photo.exif
-        metadata = Metadata.objects.create(
-            image=image,
-            category=self.category,
-            camera_make=exif.camera_make,
-            camera_model=exif.camera_model,
-            lens=exif.lens,
-            taken_at=exif.taken_at,
-            latitude=exif.latitude,
-            longitude=exif.longitude,
-            extra=exif.extra,
-        )
-        if self.tags:
-            metadata.tags.set(tags_named(self.tags))
-        return image
+        photo, source, exif = item.photo, item.source, item.photo.exif
+        facts = {
+            "sha256": item.sha256,
+            "file": str(source.path) if self.in_place else storage.original_relpath(item.sha256, photo.format),
+            "in_place": self.in_place,
+            "original_name": display_name(source.name),
+            "source_path": "" if source.uploaded else str(source.path or "")[:1024],
+            "source_size": source.size if self.in_place else None,
+            "source_mtime": source.mtime if self.in_place else None,
+            "format": photo.format,
+            "width": photo.width,
+            "height": photo.height,
+            "byte_size": source.size if source.size is not None else len(item.data or b""),
+            "phash": photo.phash,
+            "pixel_hash": photo.pixel_hash,
+            "added_by": self.user,
+        }
+        metadata = {"category": self.category, "camera_make": exif.camera_make, "camera_model": exif.camera_model,
+                    "lens": exif.lens, "taken_at": exif.taken_at, "latitude": exif.latitude,
+                    "longitude": exif.longitude, "extra": exif.extra}
+        return image_create(facts=facts, metadata=metadata, tags=self.tags, vector=vector,
+                            model_name=self.vectorizer.model_name if vector is not None else "")
 
 
 def _yield_to_the_model() -> None:
@@ -424,13 +327,3 @@ def display_name(name: str) -> str:
         stem, dot, extension = cleaned.rpartition(".")
         cleaned = (stem[: 254 - len(extension)] + dot + extension) if dot and len(extension) <= 10 else cleaned[:255]
     return cleaned or "unnamed"
-
-
-def tags_named(names: Iterable[str]) -> list[Tag]:
-    """Return Tag rows for these names, creating the missing ones."""
-    names = sorted({name.strip().lower()[:64] for name in names if name.strip()})
-    existing = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
-    for name in names:
-        if name not in existing:
-            existing[name], _ = Tag.objects.get_or_create(name=name)
-    return [existing[name] for name in names]

@@ -1,0 +1,73 @@
+"""Finding the files to ingest: a folder walked in a stable order, links that loop or leave it skipped."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Source:
+    """One file to ingest: on disk (path) or uploaded (data)."""
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+    size: int | None = None
+    mtime: float | None = None
+    uploaded: bool = False  # path is a temporary upload file, not where the photo came from
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # added | known | not_image | failed | would_add
+    reason: str = ""
+    image_id: int | None = None
+
+
+class IngestError(Exception):
+    """The whole run cannot start (missing folder, nothing to do)."""
+
+
+def discover(
+    root: Path, *, recursive: bool = True, extensions: set[str] | None = None
+) -> tuple[list[Source], list[Outcome]]:
+    """List the files under root to ingest, sorted; links that loop or leave root are skipped."""
+    root = Path(root)
+    if not root.exists():
+        raise IngestError(f"{root} does not exist")
+    if root.is_file():
+        stat = root.stat()
+        return [Source(name=root.name, path=root.resolve(), size=stat.st_size, mtime=stat.st_mtime)], []
+    if not root.is_dir():
+        raise IngestError(f"{root} is neither a folder nor a file")
+    resolved_root = root.resolve()
+    sources, skipped = [], []
+    walker = os.walk(root, followlinks=False, onerror=lambda error: skipped.append(
+        Outcome(str(error.filename), "failed", f"cannot list folder: {error.strerror}")))
+    for folder, dirs, files in walker:
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            if extensions and path.suffix.lower() not in extensions:
+                continue
+            try:
+                real = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                skipped.append(Outcome(str(path), "not_image", "broken or looping link"))
+                continue
+            if path.is_symlink() and not real.is_relative_to(resolved_root):
+                skipped.append(Outcome(str(path), "not_image", "link points outside the folder"))
+                continue
+            try:
+                stat = real.stat()
+            except OSError as error:
+                skipped.append(Outcome(str(path), "failed", f"cannot read: {error.strerror}"))
+                continue
+            if not real.is_file():
+                skipped.append(Outcome(str(path), "not_image", "not a regular file"))
+                continue
+            sources.append(Source(name=str(path), path=real, size=stat.st_size, mtime=stat.st_mtime))
+    return sources, skipped
