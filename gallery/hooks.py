@@ -55,19 +55,6 @@ def open_index(model_name: str) -> None:
         _index_opener(model_name)
 
 
-_library_version: Callable[[], object] | None = None
-
-
-def set_library_version(version: Callable[[], object]) -> None:
-    global _library_version
-    _library_version = version
-
-
-def library_version() -> object | None:
-    """Return a value that changes whenever photos, metadata or tags change; None if unknown (do not cache)."""
-    return _library_version() if _library_version else None
-
-
 _local = threading.local()
 
 

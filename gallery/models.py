@@ -167,3 +167,16 @@ class Metadata(models.Model):
     @property
     def has_gps(self) -> bool:
         return self.latitude is not None
+
+
+class LibraryVersion(models.Model):
+    """A counter bumped after every committed change to photos, metadata or tags (gallery.versions).
+
+    Pages cache what they render under it, so any process knows when its cache is stale.
+    """
+
+    name = models.CharField(max_length=32, unique=True)
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"

@@ -52,22 +52,19 @@ class _PendingBatch:
 
 def _current_batch() -> _PendingBatch:
     batch = getattr(_local, "batch", None)
-    connection = transaction.get_connection()
-    # A rollback discards a batch's callbacks without telling anyone: a batch none of
-    # whose callbacks is still queued belongs to a transaction that is gone.
-    stale = batch is not None and not any(callback[1] == batch.run for callback in connection.run_on_commit)
-    if batch is None or batch.done or stale:
+    if batch is None or batch.done:
+        # A rolled-back transaction discards its callbacks and outbox rows but leaves its
+        # batch here: the next transaction reuses it, and syncing its ids too is harmless.
         batch = _local.batch = _PendingBatch()
     return batch
 
 
 def _record(*image_ids: int) -> None:
     batch = _current_batch()
-    new = [image_id for image_id in image_ids if image_id not in batch.ids]
-    if not new:  # one outbox row per image and transaction is enough
-        return
-    IndexOutbox.objects.bulk_create([IndexOutbox(image_id=image_id) for image_id in new])
-    batch.ids.update(new)
+    # One outbox row per change, even for an id the batch has: its earlier row may have
+    # been rolled back with an earlier transaction.
+    IndexOutbox.objects.bulk_create([IndexOutbox(image_id=image_id) for image_id in image_ids])
+    batch.ids.update(image_ids)
     batch.embed = batch.embed and embed_on_commit()
     # Registered for every change, not once: a savepoint rollback may discard some
     # callbacks, and whichever survives syncs the whole batch (extra ids are harmless).

@@ -221,3 +221,22 @@ def test_gallery_grid_is_cached_until_the_library_changes(viewer_client, tmp_pat
     image.trashed_at = image.added_at
     image.save()
     assert viewer_client.get("/").content.decode().count('class="card-photo"') == 2
+
+
+def test_gallery_freshness_does_not_depend_on_the_search_index(viewer_client, monkeypatch,
+                                                               django_capture_on_commit_callbacks):
+    from search import sync
+    from search.errors import IndexUnavailable
+    from tests.factories import make_photo
+
+    photo = make_photo(category="old")
+    assert "0 photos" in viewer_client.get(reverse("gallery:index"), {"category": "new"}).content.decode()
+
+    def broken_index():
+        raise IndexUnavailable("the index is down")
+
+    monkeypatch.setattr(sync, "writing_index", broken_index)
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.metadata.category = "new"
+        photo.metadata.save()
+    assert "1 photo" in viewer_client.get(reverse("gallery:index"), {"category": "new"}).content.decode()

@@ -5,14 +5,14 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
 from gallery.filters import FilterForm
-from gallery.hooks import library_version
 from gallery.models import Image
 from gallery.selectors import filter_choices, image_page, neighbours
+from gallery.versions import library_version
 
 
 # Rendered grids are cached per library version and URL: the same for every user, and
 # 80% of a gallery request's time (10 ms for 60 cards). The version moves with every
-# change; the timeout only bounds staleness if an index write (which bumps it) fails.
+# committed change; the timeout bounds staleness if a process dies before bumping it.
 GRID_CACHE_SECONDS = 60
 
 
@@ -28,7 +28,7 @@ def index(request):
         # Lazy: on a cache hit the template never asks, and the queries never run.
         "page": SimpleLazyObject(lambda: image_page(form=form, page=request.GET.get("page", 1))),
         "choices": SimpleLazyObject(filter_choices),
-        "cache_seconds": GRID_CACHE_SECONDS if version is not None else 0,
+        "cache_seconds": GRID_CACHE_SECONDS,
         "cache_key": f"{version}:{request.get_full_path()}",
     }
     if request.htmx and request.htmx.target == "grid-more":
