@@ -40,7 +40,7 @@ def main() -> None:
     # After a change (a title edited: the index generation moves on), the page answers
     # with the previous numbers while a background thread computes the new ones.
     from gallery.models import Metadata
-    from search.stats import _refreshing
+    from gallery.stats import _refreshing
 
     changed = []
     for i in range(max(3, args.requests // 5)):

@@ -55,6 +55,24 @@ def open_index(model_name: str) -> None:
         _index_opener(model_name)
 
 
+_stats_contributor: Callable[[], dict] | None = None
+_contributions_version: Callable[[], object] | None = None
+
+
+def set_stats_contributor(numbers: Callable[[], dict], version: Callable[[], object]) -> None:
+    """Add numbers to the library statistics; version() changes whenever they may have."""
+    global _stats_contributor, _contributions_version
+    _stats_contributor, _contributions_version = numbers, version
+
+
+def contributed_stats() -> dict:
+    return _stats_contributor() if _stats_contributor else {}
+
+
+def contributions_version() -> object:
+    return _contributions_version() if _contributions_version else None
+
+
 _local = threading.local()
 
 

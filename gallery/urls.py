@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gallery.views import browse, media, trash, upload
+from gallery.views import browse, media, stats, trash, upload
 
 app_name = "gallery"
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("images/<int:pk>/<str:kind>.img", media.rendition, name="rendition"),
     path("images/<int:pk>/trash/", trash.image_to_trash, name="image_trash"),
     path("upload/", upload.upload, name="upload"),
+    path("stats/", stats.stats_page, name="stats"),
+    path("stats/export.json.gz", stats.export_download, name="export"),
     path("trash/", trash.trash, name="trash"),
     path("trash/restore/", trash.trash_restore, name="trash_restore"),
     path("trash/delete/", trash.trash_delete, name="trash_delete"),

@@ -34,3 +34,27 @@ def queue_health() -> dict:
         "tasks_queued": DBTaskResult.objects.ready().count(),
         "tasks_running": DBTaskResult.objects.running().count(),
     }
+
+
+def library_stats() -> dict:
+    """What search adds to the library statistics: the index against SQLite, and the review queue."""
+    from search.duplicates import duplicate_groups
+    from search.sync import indexable, reading_index
+
+    expected = indexable().count()
+    try:
+        with reading_index() as index:
+            actual, error = index.count(model_name()), ""
+    except Exception as failure:  # the page still shows everything else
+        actual, error = None, str(failure)
+    return {"index": {"expected": expected, "actual": actual, "in_sync": actual == expected, "error": error},
+            "duplicate_groups": len(duplicate_groups())}
+
+
+def library_stats_version() -> str:
+    """Changes whenever library_stats() may: an index write, a scan, a review decision."""
+    from search.models import DuplicateScan, NotDuplicate
+    from search.sync import current_generation
+
+    latest_scan = DuplicateScan.objects.values_list("pk", flat=True).first() or 0
+    return f"{current_generation()}.{latest_scan}.{NotDuplicate.objects.count()}"

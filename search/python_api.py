@@ -177,6 +177,6 @@ def find_duplicates(similarity_threshold: float = 0.95, *, tiers=None, hamming_t
 
 def get_stats() -> dict:
     """The brief's get_stats: total_images, avg_width, avg_height, embedding_model and more."""
-    from search import stats
+    from gallery import stats
 
     return stats.get_stats(charts=False)

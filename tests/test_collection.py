@@ -188,11 +188,11 @@ def test_missing_renditions_are_made_from_the_original(library, settings):
 
 def test_staff_download_from_the_stats_page(library, client, editor, viewer):
     client.force_login(viewer)
-    assert reverse("search:export") not in client.get(reverse("search:stats")).content.decode()
-    assert client.get(reverse("search:export")).status_code == 403
+    assert reverse("gallery:export") not in client.get(reverse("gallery:stats")).content.decode()
+    assert client.get(reverse("gallery:export")).status_code == 403
     client.force_login(editor)  # staff
-    assert reverse("search:export") in client.get(reverse("search:stats")).content.decode()
-    response = client.get(reverse("search:export"))
+    assert reverse("gallery:export") in client.get(reverse("gallery:stats")).content.decode()
+    response = client.get(reverse("gallery:export"))
     assert response.status_code == 200 and "attachment" in response["Content-Disposition"]
     document = json.loads(gzip.decompress(b"".join(response.streaming_content)))
     assert document["count"] == 6 and {r["original_name"] for r in document["images"]} >= {"p0.jpg", "far.jpg"}

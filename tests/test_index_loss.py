@@ -33,7 +33,7 @@ def test_deleted_index_folder_then_reindex(viewer_client, tmp_path, ingest):
     assert viewer_client.get(reverse("gallery:detail", args=[image_id])).status_code == 200
     page = viewer_client.get(reverse("search:page") + "?q=a+photo")
     assert page.status_code == 503 and "manage.py reindex" in page.content.decode()
-    assert "manage.py reconcile" in viewer_client.get(reverse("search:stats")).content.decode()
+    assert "manage.py reconcile" in viewer_client.get(reverse("gallery:stats")).content.decode()
     response = viewer_client.post(reverse("search:api_search"), {"query": "a photo"}, content_type="application/json")
     assert response.status_code == 503 and "reindex" in response.json()["error"]
 

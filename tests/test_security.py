@@ -142,7 +142,7 @@ def test_hostile_metadata_is_escaped_everywhere(editor_client, photos):
         "search": reverse("search:page") + "?q=%3Cscript%3Ealert(%27q%27)%3C%2Fscript%3E",
         "similar": reverse("search:similar", args=[a.pk]),
         "duplicates": reverse("search:duplicates"),
-        "stats": reverse("search:stats"),
+        "stats": reverse("gallery:stats"),
         "admin list": reverse("admin:gallery_image_changelist"),
         "admin change": reverse("admin:gallery_image_change", args=[a.pk]),
         "admin tags": reverse("admin:gallery_tag_changelist"),

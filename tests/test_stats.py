@@ -52,7 +52,7 @@ def test_cache_follows_changes(library):
 
 
 def test_page_draws_well_formed_linked_charts(viewer_client, library):
-    response = viewer_client.get(reverse("search:stats"))
+    response = viewer_client.get(reverse("gallery:stats"))
     html = response.content.decode()
     assert response.status_code == 200 and "5</strong> photos" in html
     svgs = [html[start:html.index("</svg>", start) + 6] for start in
@@ -76,40 +76,40 @@ def test_index_out_of_step_shows_a_warning(viewer_client, library):
     from django.core.cache import cache
 
     cache.clear()
-    html = viewer_client.get(reverse("search:stats")).content.decode()
+    html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "manage.py reconcile" in html
 
 
 def test_stats_need_a_login(client):
-    assert client.get(reverse("search:stats")).status_code == 302
+    assert client.get(reverse("gallery:stats")).status_code == 302
 
 
 def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, library):
-    from search.stats import _refreshing, get_stats
+    from gallery.stats import _refreshing, get_stats
 
-    assert "5</strong> photos" in viewer_client.get(reverse("search:stats")).content.decode()
+    assert "5</strong> photos" in viewer_client.get(reverse("gallery:stats")).content.decode()
     library[0].trashed_at = datetime.now(timezone.utc)
     library[0].save()
-    html = viewer_client.get(reverse("search:stats")).content.decode()
+    html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "5</strong> photos" in html and "being updated" in html  # the previous numbers, marked
     assert get_stats()["total_images"] == 4  # the Python API is always current
     with _refreshing:  # the background refresh has finished
         pass
-    html = viewer_client.get(reverse("search:stats")).content.decode()
+    html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "4</strong> photos" in html and "being updated" not in html
 
 
 def test_expired_numbers_of_an_unchanged_library_are_not_called_stale(viewer_client, library):
     from django.core.cache import cache
 
-    from search.stats import _refreshing
+    from gallery.stats import _refreshing
 
-    viewer_client.get(reverse("search:stats"))
+    viewer_client.get(reverse("gallery:stats"))
     short_lived = [k.split(":", 2)[-1] for k in cache._cache if "imgsim-stats-" in k and "latest" not in k]
     assert short_lived
     cache.delete_many(short_lived)  # as if its 5 minutes had passed
     assert all(cache.get(key) is None for key in short_lived)
-    html = viewer_client.get(reverse("search:stats")).content.decode()
+    html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "5</strong> photos" in html and "being updated" not in html  # same library: current, not stale
     with _refreshing:
         pass

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,3 +170,12 @@ def _write_bundle(target: Path, report: ExportReport, on_record) -> None:
             document.seek(0)
             with bundle.open(DOCUMENT_NAME, "w", force_zip64=True) as member:
                 shutil.copyfileobj(document, member, 1 << 20)
+
+
+def gzipped_document() -> Iterator[bytes]:
+    """Yield the export document gzip-compressed, as it is made (for a streamed download)."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+    for chunk in document_chunks():
+        if data := compressor.compress(chunk.encode("utf-8")):
+            yield data
+    yield compressor.flush()

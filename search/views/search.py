@@ -64,46 +64,10 @@ def similar_strip(request, pk: int):
 
 
 @require_GET
-def stats_page(request):
-    from search.stats import bar_chart, get_stats
-
-    stats = get_stats(allow_stale=True)
-    charts = {name: bar_chart(rows) for name, rows in stats["charts"].items()}
-    return render(request, "search/stats.html", {"stats": stats, "charts": charts})
-
-
-@require_GET
 def queue_status(request):
     """The worker's progress note: polled by the page every 2 s until nothing waits."""
     waiting = Image.objects.waiting_for_embedding().count()
     return render(request, "search/_queue.html", {"waiting": waiting})
-
-
-@require_GET
-def export_download(request):
-    """Stream the whole collection as gzip-compressed JSON (staff only): the export_collection document."""
-    import zlib
-
-    from django.core.exceptions import PermissionDenied
-    from django.http import StreamingHttpResponse
-    from django.utils import timezone
-
-    from gallery.collection import document_chunks
-
-    if not request.user.is_staff:
-        raise PermissionDenied("Only staff can download the whole collection.")
-
-    def gzipped():
-        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
-        for chunk in document_chunks():
-            if data := compressor.compress(chunk.encode("utf-8")):
-                yield data
-        yield compressor.flush()
-
-    response = StreamingHttpResponse(gzipped(), content_type="application/gzip")
-    name = f"imgsim-collection-{timezone.now():%Y%m%d-%H%M}.json.gz"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,7 +1,9 @@
 """Library statistics: numbers and chart data, aggregated in SQL and cached until the library changes.
 
-The cache key holds the index generation, which every change to photos, metadata,
-tags or the trash bumps (search.sync), so a cached answer is never stale.
+The cache key holds the library version (gallery.versions), which every committed
+change to photos, metadata, tags or the trash bumps, and the version of what other
+apps contribute (search: the index and the duplicate queue, through gallery.hooks),
+so a cached answer is never stale.
 """
 
 import logging
@@ -16,9 +18,9 @@ from django.db.models.functions import Cast, Substr
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from gallery import hooks
 from gallery.models import Image, ImageVector, Metadata, Tag
-from search.embeddings import model_name
-from search.sync import current_generation, reading_index
+from gallery.versions import library_version
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict:
     previous numbers at once, marked "stale", while a background thread computes the
     new ones (~150 ms at 100k photos); without it the answer is always current.
     """
-    key = f"imgsim-stats-{current_generation()}-{Image.objects.count()}-{charts}"
+    key = f"imgsim-stats-{library_version()}-{hooks.contributions_version()}-{charts}"
     latest_key = f"imgsim-stats-latest-{charts}"
     found = cache.get(key)
     if found is not None:
@@ -91,7 +93,7 @@ def _image_groups() -> list[dict]:
 
 
 def _compute(*, charts: bool) -> dict:
-    current = model_name()
+    current = hooks.current_model_name()
     groups = _image_groups()
     live = [g for g in groups if g["live"]]
     trash = [g for g in groups if not g["live"]]
@@ -100,16 +102,7 @@ def _compute(*, charts: bool) -> dict:
     for g in live:
         states[g["embedding_state"]] = states.get(g["embedding_state"], 0) + g["n"]
         formats[g["format"]] = formats.get(g["format"], 0) + g["n"]
-    indexable = sum(g["n"] for g in live if g["embedding_state"] == Image.Embedding.DONE
-                    and g["embedding_model"] == current)
-    try:
-        with reading_index() as index:
-            in_index, index_error = index.count(current), ""
-    except Exception as error:  # the page still shows everything else
-        in_index, index_error = None, str(error)
     sample = ImageVector.objects.values_list("data", flat=True).first()
-    from search.duplicates import duplicate_groups
-
     stats = {
         "total_images": total,
         "total_bytes": sum(g["bytes"] or 0 for g in live),
@@ -121,10 +114,9 @@ def _compute(*, charts: bool) -> dict:
         "embedded": states.get(Image.Embedding.DONE, 0),
         "pending": states.get(Image.Embedding.PENDING, 0),
         "failed": states.get(Image.Embedding.FAILED, 0),
-        "index": {"expected": indexable, "actual": in_index, "in_sync": in_index == indexable, "error": index_error},
-        "duplicate_groups": len(duplicate_groups()),
         "trash_count": sum(g["n"] for g in trash),
         "trash_bytes": sum(g["bytes"] or 0 for g in trash),
+        **hooks.contributed_stats(),  # search: the index and the duplicate queue
     }
     if charts:
         widths = {f"w{low}": sum(g[f"w{low}"] for g in live) for low, _ in WIDTH_BUCKETS}
@@ -180,14 +172,3 @@ def _charts(widths: dict) -> dict:
                     _gallery(min_width=low) if low else _gallery())
                    for low, high in WIDTH_BUCKETS],
     }
-
-
-def bar_chart(rows: list[tuple[str, int, str]], *, width: int = 400, bar: int = 22, label_width: int = 130) -> dict:
-    """Lay out a horizontal bar chart for the SVG template: each bar with its geometry and link."""
-    peak = max((count for _, count, _ in rows), default=0) or 1
-    room = width - label_width - 60
-    bars = [{"label": label, "count": count, "href": href, "y": i * (bar + 6),
-             "width": max(1, round(room * count / peak)) if count else 0, "text_y": i * (bar + 6) + bar * 0.7}
-            for i, (label, count, href) in enumerate(rows)]
-    return {"bars": bars, "height": max(1, len(rows) * (bar + 6)), "width": width, "bar": bar,
-            "label_width": label_width, "value_x": label_width + room + 8}
