@@ -210,7 +210,7 @@ def run(stack: Stack, args, write_library) -> None:
     stack.manage("migrate", "-v0")
     stack.manage("collectstatic", "--noinput", "-v0")
     stack.manage("createuser", "bench", "--role", "editor", "--password", "bench-password")
-    token = stack.manage("shell", "-c", "from django.contrib.auth import get_user_model; from search.tokens import "
+    token = stack.manage("shell", "-c", "from django.contrib.auth import get_user_model; from imgsim_site.tokens import "
                          "token_create; print(token_create(user=get_user_model().objects.get(username='bench'), "
                          "name='bench')[1])").split()[-1]
     stack.start_chroma()

@@ -13,6 +13,8 @@ urlpatterns = [
     path("", include("search.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/", include("imgsim_site.api_urls")),
+    path("profile/", views.profile, name="profile"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -1,8 +1,16 @@
+"""Site-wide pages: the health check, and the user's own page with API tokens."""
+
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
+
+from imgsim_site.models import ApiToken
+from imgsim_site.tokens import token_create, token_revoke
 
 
 def _database_ok() -> tuple[bool, str]:
@@ -39,3 +47,33 @@ def healthz(request):
     # serves the gallery, and search says what is wrong.
     report["ok"] = database_ok
     return JsonResponse(report, status=200 if database_ok else 503)
+
+
+NEW_KEY_SESSION = "imgsim-new-token"
+
+
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    """The user's API tokens: create (the key is shown once, after a redirect) and revoke."""
+    if request.method == "POST":
+        form = TokenForm(request.POST)
+        if not form.is_valid():
+            return render(request, "profile.html", {"tokens": _tokens(request.user), "form": form}, status=400)
+        if form.cleaned_data["action"] == "create":
+            _, request.session[NEW_KEY_SESSION] = token_create(user=request.user, name=form.cleaned_data["name"])
+        else:
+            token_revoke(user=request.user, token_id=form.cleaned_data["token"] or 0)
+            messages.success(request, "The token was revoked.")
+        return redirect("profile")
+    context = {"tokens": _tokens(request.user), "new_key": request.session.pop(NEW_KEY_SESSION, ""), "form": TokenForm()}
+    return render(request, "profile.html", context)
+
+
+class TokenForm(forms.Form):
+    action = forms.ChoiceField(choices=[("create", "create"), ("revoke", "revoke")])
+    name = forms.CharField(required=False, max_length=100)
+    token = forms.IntegerField(required=False, min_value=1)
+
+
+def _tokens(user):
+    return ApiToken.objects.filter(user=user).order_by("-created_at")

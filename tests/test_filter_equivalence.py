@@ -89,7 +89,7 @@ def test_every_entry_point_selects_the_same_photos(case, library, viewer_client)
     gallery = card_ids(viewer_client.get(reverse("gallery:index"), params).content.decode(), "grid")
     search_page = card_ids(viewer_client.get(reverse("search:page"), {**query, **params}).content.decode(), "results")
     json_api = {result["id"] for result in viewer_client.post(
-        reverse("search:api_search"), {"query": "photo", "threshold": -1, "top_k": 200, "filters": where},
+        reverse("api:search"), {"query": "photo", "threshold": -1, "top_k": 200, "filters": where},
         content_type="application/json").json()["results"]}
     python_api = {result["id"] for result in find_similar(query_text="photo", threshold=-1, top_k=200,
                                                           filter_metadata=where)}

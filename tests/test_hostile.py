@@ -86,13 +86,13 @@ def test_hostile_uploads_with_hostile_names(editor_client):
 
 
 def test_hostile_uploads_through_the_api(editor, client):
-    from search.tokens import token_create
+    from imgsim_site.tokens import token_create
 
     _, key = token_create(user=editor, name="t")
     for name, (data, _) in bad_files().items():
         if not data:
             continue  # an empty upload is refused by Django's form parsing before us, as 400
-        response = client.post(reverse("search:api_upload"), {"files": [SimpleUploadedFile(name, data)]},
+        response = client.post(reverse("api:upload"), {"files": [SimpleUploadedFile(name, data)]},
                                headers={"Authorization": f"Bearer {key}"})
         body = response.json()
         assert response.status_code in (200, 400, 413, 415), (name, response.status_code)

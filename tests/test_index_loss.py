@@ -34,7 +34,7 @@ def test_deleted_index_folder_then_reindex(viewer_client, tmp_path, ingest):
     page = viewer_client.get(reverse("search:page") + "?q=a+photo")
     assert page.status_code == 503 and "manage.py reindex" in page.content.decode()
     assert "manage.py reconcile" in viewer_client.get(reverse("gallery:stats")).content.decode()
-    response = viewer_client.post(reverse("search:api_search"), {"query": "a photo"}, content_type="application/json")
+    response = viewer_client.post(reverse("api:search"), {"query": "a photo"}, content_type="application/json")
     assert response.status_code == 503 and "reindex" in response.json()["error"]
 
     from django.core.management import call_command

@@ -9,7 +9,7 @@ from django.test import Client
 from gallery.models import Image
 from search.python_api import find_similar
 from search.embeddings import get_embedder
-from search.openapi import ERROR, RESULT, document
+from imgsim_site.openapi import ERROR, RESULT, document
 from tests.photos import photo_bytes, write_library
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +25,7 @@ def library(tmp_path, ingest):
 def token_for(user) -> str:
     client = Client()
     client.force_login(user)
-    page = client.post("/profile/", {"action": "create", "name": "script"}).content.decode()
+    page = client.post("/profile/", {"action": "create", "name": "script"}, follow=True).content.decode()
     return page.split('<pre id="new-token">')[1].split("</pre>")[0]
 
 
@@ -53,7 +53,7 @@ def assert_error(response, status: int):
 
 
 def test_tokens_are_shown_once_stored_hashed_and_revocable(editor, editor_token, library):
-    from search.models import ApiToken
+    from imgsim_site.models import ApiToken
 
     token = ApiToken.objects.get(user=editor)
     assert editor_token.startswith("imgsim_") and editor_token not in (token.key_hash, token.prefix)

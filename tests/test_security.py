@@ -28,7 +28,7 @@ def app_urls(image_id: int) -> list[tuple[str, str]]:
     def walk(patterns, namespace=""):
         for pattern in patterns:
             if isinstance(pattern, URLResolver):
-                if pattern.namespace in ("gallery", "search"):
+                if pattern.namespace in ("gallery", "search", "api"):
                     walk(pattern.url_patterns, pattern.namespace + ":")
             elif isinstance(pattern, URLPattern) and pattern.name and pattern.name not in PUBLIC:
                 name = namespace + pattern.name
@@ -63,14 +63,14 @@ def test_every_url_needs_a_login(client, photos):
 
 
 WRITES = ["gallery:upload", "search:duplicates_scan", "search:duplicates_resolve", "search:duplicates_undo",
-          "gallery:trash_restore", "gallery:trash_delete", "search:api_upload"]
+          "gallery:trash_restore", "gallery:trash_delete", "api:upload"]
 
 
 def test_viewer_cannot_change_anything(viewer_client, photos):
     for name in WRITES:
         response = viewer_client.post(reverse(name), {"ids": [p.pk for p in photos], "action": "trash"})
         assert response.status_code == 403, name
-    response = viewer_client.patch(reverse("search:api_image", args=[photos[0].pk]),
+    response = viewer_client.patch(reverse("api:image", args=[photos[0].pk]),
                                    json.dumps({"title": "x"}), content_type="application/json")
     assert response.status_code == 403
     assert viewer_client.get(reverse("admin:gallery_image_change", args=[photos[0].pk])).status_code == 302
@@ -80,34 +80,38 @@ def test_viewer_cannot_change_anything(viewer_client, photos):
 def test_csrf_is_enforced_on_every_post_including_htmx_and_session_api(editor, photos):
     client = Client(enforce_csrf_checks=True)
     client.force_login(editor)
-    posts = [reverse(name) for name in WRITES] + [reverse("search:page"), reverse("search:profile"),
-                                                  reverse("search:api_search"), reverse("logout")]
+    posts = [reverse(name) for name in WRITES] + [reverse("search:page"), reverse("profile"),
+                                                  reverse("api:search"), reverse("logout")]
     for path in posts:
         for headers in ({}, {"HX-Request": "true"}):
             response = client.post(path, {"q": "x", "action": "create", "name": "t"}, headers=headers)
             assert response.status_code == 403, (path, headers)
-    response = client.patch(reverse("search:api_image", args=[photos[0].pk]), json.dumps({"title": "x"}),
+    response = client.patch(reverse("api:image", args=[photos[0].pk]), json.dumps({"title": "x"}),
                             content_type="application/json")
     assert response.status_code == 403
     # With the token from the page, the same request goes through: the check is CSRF, not the role.
-    page = client.get(reverse("search:profile"))
+    page = client.get(reverse("profile"))
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
-    assert client.post(reverse("search:profile"), {"action": "create", "name": "t", "csrfmiddlewaretoken": token},
-                       headers={"HX-Request": "true"}).status_code == 200
+    created = client.post(reverse("profile"), {"action": "create", "name": "t", "csrfmiddlewaretoken": token},
+                          headers={"HX-Request": "true"})
+    assert created.status_code == 302  # Post/Redirect/Get: reloading the page cannot create a second token
+    shown = client.get(created["Location"]).content.decode()
+    assert 'id="new-token">imgsim_' in shown
+    assert 'id="new-token"' not in client.get(created["Location"]).content.decode()  # shown once
 
 
 def test_api_tokens_act_only_as_their_user(client, viewer, editor, photos):
-    from search.models import ApiToken
-    from search.tokens import token_create
+    from imgsim_site.models import ApiToken
+    from imgsim_site.tokens import token_create
 
     _, viewer_key = token_create(user=viewer, name="v")
     editor_token, _ = token_create(user=editor, name="e")
     auth = {"Authorization": f"Bearer {viewer_key}"}
-    response = client.patch(reverse("search:api_image", args=[photos[0].pk]), json.dumps({"title": "x"}),
+    response = client.patch(reverse("api:image", args=[photos[0].pk]), json.dumps({"title": "x"}),
                             content_type="application/json", headers=auth)
     assert response.status_code == 403  # a viewer's token has a viewer's rights
     client.force_login(viewer)
-    client.post(reverse("search:profile"), {"action": "revoke", "token": editor_token.pk})
+    client.post(reverse("profile"), {"action": "revoke", "token": editor_token.pk})
     assert ApiToken.objects.filter(pk=editor_token.pk).exists()  # not someone else's token
 
 
@@ -154,7 +158,7 @@ def test_hostile_metadata_is_escaped_everywhere(editor_client, photos):
         _assert_escaped(html, where)
         assert '<b onmouseover="alert(3)">' not in html, where
     assert "&lt;script&gt;alert(" in editor_client.get(pages["detail"]).content.decode()  # shown, as text
-    response = editor_client.get(reverse("search:api_image", args=[a.pk]))
+    response = editor_client.get(reverse("api:image", args=[a.pk]))
     assert response["Content-Type"] == "application/json"
     assert response.json()["metadata"]["title"] == HOSTILE["title"]  # data, exactly; JSON is not HTML
 

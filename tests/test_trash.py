@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from gallery.models import Image
 from gallery.services import image_trash
-from search.tokens import token_create
+from imgsim_site.tokens import token_create
 from tests.factories import make_photo, make_photos
 from tests.photos import write_library
 
@@ -115,7 +115,7 @@ def test_api_delete_moves_to_the_trash(client, viewer, editor):
     photo = make_photo()
     _, viewer_key = token_create(user=viewer, name="v")
     _, editor_key = token_create(user=editor, name="e")
-    url = reverse("search:api_image", args=[photo.pk])
+    url = reverse("api:image", args=[photo.pk])
     refused = client.delete(url, headers={"Authorization": f"Bearer {viewer_key}"})
     assert refused.status_code == 403 and not trashed_ids()
     response = client.delete(url, headers={"Authorization": f"Bearer {editor_key}"})
@@ -171,5 +171,5 @@ def test_every_destructive_button_asks(editor_client):
 
 
 def test_openapi_describes_delete(editor_client):
-    document = json.loads(editor_client.get(reverse("search:api_openapi")).content)
+    document = json.loads(editor_client.get(reverse("api:openapi")).content)
     assert "delete" in document["paths"]["/images/{id}"]

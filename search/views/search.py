@@ -68,21 +68,3 @@ def queue_status(request):
     """The worker's progress note: polled by the page every 2 s until nothing waits."""
     waiting = Image.objects.waiting_for_embedding().count()
     return render(request, "search/_queue.html", {"waiting": waiting})
-
-
-@require_http_methods(["GET", "POST"])
-def profile(request):
-    """The user's API tokens: create (the key is shown once) and revoke."""
-    from search.models import ApiToken
-    from search.tokens import token_create, token_revoke
-
-    new_key, status = "", 200
-    if request.method == "POST":
-        if request.POST.get("action") == "create":
-            _, new_key = token_create(user=request.user, name=request.POST.get("name", ""))
-        elif request.POST.get("action") == "revoke" and request.POST.get("token", "").isdigit():
-            token_revoke(user=request.user, token_id=int(request.POST["token"]))
-        else:
-            status = 400
-    tokens = ApiToken.objects.filter(user=request.user).order_by("-created_at")
-    return render(request, "search/profile.html", {"tokens": tokens, "new_key": new_key}, status=status)

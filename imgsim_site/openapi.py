@@ -1,4 +1,8 @@
-"""The OpenAPI description of /api/ (checked against real responses in tests/test_json_api.py)."""
+"""The OpenAPI description of /api/ (checked against real responses in tests/test_json_api.py).
+
+Request bodies come from the pydantic schemas the endpoints validate with, so the
+description cannot drift from what is accepted.
+"""
 
 RESULT = {
     "type": "object",
@@ -25,6 +29,9 @@ def _ok(schema: dict) -> dict:
 
 
 def document(base_url: str) -> dict:
+    from gallery.json_api import MetadataChange
+    from search.json_api import SearchRequest
+
     results = {"type": "object", "required": ["results"], "properties": {"results": {"type": "array", "items": RESULT}}}
     return {
         "openapi": "3.1.0",
@@ -37,10 +44,7 @@ def document(base_url: str) -> dict:
             "/search": {"post": {
                 "summary": "Photos most similar to a text, a stored photo (image_id) or an uploaded image",
                 "requestBody": {"content": {
-                    "application/json": {"schema": {"type": "object", "properties": {
-                        "query": {"type": "string"}, "image_id": {"type": "integer"}, "exclude": {"type": "string"},
-                        "top_k": {"type": "integer"}, "threshold": {"type": "number"},
-                        "filters": {"type": "object", "description": "Chroma where syntax"}}}},
+                    "application/json": {"schema": SearchRequest.model_json_schema()},
                     "multipart/form-data": {"schema": {"type": "object", "properties": {
                         "image": {"type": "string", "format": "binary"}}}}}},
                 "responses": {**_ok(results), **_errors(400, 401, 403, 413, 415, 503)}}},
@@ -51,6 +55,7 @@ def document(base_url: str) -> dict:
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                 "get": {"summary": "One photo", "responses": {**_ok(RESULT), **_errors(401, 404)}},
                 "patch": {"summary": "Change title, description, category, location or tags; editor role",
+                          "requestBody": {"content": {"application/json": {"schema": MetadataChange.model_json_schema()}}},
                           "responses": {**_ok(RESULT), **_errors(400, 401, 403, 404)}},
                 "delete": {"summary": "Move the photo to the trash (restorable on /trash/); editor role",
                            "responses": {**_ok({"type": "object", "required": ["id", "trashed"]}),

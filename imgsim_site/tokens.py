@@ -5,7 +5,7 @@ import secrets
 
 from django.utils import timezone
 
-from search.models import ApiToken
+from imgsim_site.models import ApiToken
 
 
 def _digest(key: str) -> str:
