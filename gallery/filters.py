@@ -252,6 +252,16 @@ class FilterForm(forms.Form):
                 chips.append((name, self.fields[name].label or name.replace("_", " "), label))
         return chips
 
+    def chips(self, params) -> list[dict]:
+        """The active filters as removable chips: label, value, and the query string without that filter."""
+        chips = []
+        for name, label, value in self.active():
+            remaining = params.copy()
+            for key in (name, "page"):
+                remaining.pop(key, None)
+            chips.append({"name": name, "label": label, "value": value, "without": remaining.urlencode()})
+        return chips
+
     def to_where(self) -> dict | None:
         """The sidebar's filter in the filter language (None when no filter is set)."""
         data = self.cleaned_data

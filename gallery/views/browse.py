@@ -25,6 +25,7 @@ def index(request):
     version = library_version()
     context = {
         "form": form, "query": query.urlencode(), "library_empty": not Image.objects.live().exists(),
+        "chips": form.chips(request.GET) if form.is_bound and not form.errors else [],
         # Lazy: on a cache hit the template never asks, and the queries never run.
         "page": SimpleLazyObject(lambda: image_page(form=form, page=request.GET.get("page", 1))),
         "choices": SimpleLazyObject(filter_choices),

@@ -16,3 +16,9 @@ document.addEventListener("htmx:configRequest", (event) => {
     }
   }
 });
+
+// A range input shows its value in the <output> it names (data-shows-in), without inline handlers.
+document.addEventListener("input", (event) => {
+  const output = event.target.dataset && event.target.dataset.showsIn;
+  if (output) document.getElementById(output).value = event.target.value;
+});

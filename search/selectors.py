@@ -1,0 +1,63 @@
+"""Reads for the search pages: what a search form asks, answered the way the page shows it."""
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from gallery.models import Image
+from search.errors import USER_ERRORS, ModelUnavailable
+from search.forms import SearchForm
+from search.python_api import find_similar
+
+
+@dataclass
+class PageSearch:
+    """A search as the page shows it: results, or why there are none."""
+
+    results: list[dict] = field(default_factory=list)
+    ran: bool = False  # a query was given (text, photo or "more like")
+    like: Image | None = None
+    negative: str = ""
+    error: str = ""
+    model_missing: bool = False
+    status: int = 200
+
+
+def form_query(form: SearchForm) -> tuple[dict, Image | None]:
+    """The find_similar arguments a valid form asks for, and the photo of "more like this", if any."""
+    data = form.cleaned_data
+    like = Image.objects.live().filter(pk=data["like"]).first() if data.get("like") else None
+    text, negative = form.query_parts()
+    if data.get("image"):
+        query = {"query_image": data["image"].read()}
+    elif like:
+        query = {"query_image_id": like.pk}
+    elif text:
+        query = {"query_text": text}
+    else:
+        return {}, like
+    return {**query, "exclude_text": negative or None, "top_k": data.get("top_k") or settings.IMGSIM_SEARCH_TOP_K,
+            "threshold": data.get("threshold"), "filter_metadata": form.to_where()}, like
+
+
+def page_search(form: SearchForm) -> PageSearch:
+    """Run the search a form describes; a bad form, a missing model or a bad query becomes an error to show."""
+    if not form.is_valid():
+        words = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        return PageSearch(error=words, status=400)
+    query, like = form_query(form)
+    outcome = PageSearch(like=like, negative=form.query_parts()[1], ran=bool(query))
+    if not query:
+        return outcome
+    try:
+        outcome.results = find_similar(**query)
+    except ModelUnavailable as error:
+        outcome.error, outcome.model_missing, outcome.status = str(error), True, 503
+    except USER_ERRORS as error:
+        outcome.error, outcome.status = str(error), error.status
+    return outcome
+
+
+def waiting_count() -> int:
+    """Live photos that cannot be found yet: their embeddings are pending or failed."""
+    return Image.objects.live().exclude(embedding_state=Image.Embedding.DONE).count()
