@@ -149,9 +149,9 @@ def cpu_capability() -> str:
     """What the CPU offers torch, and whether it computes bfloat16 (if not, the model runs in fp32)."""
     import torch
 
-    from search.embeddings import _cpu_supports_bf16
+    from search.embeddings import cpu_supports_bf16
 
-    native = "bfloat16 instructions" if _cpu_supports_bf16() else "no bfloat16 instructions"
+    native = "bfloat16 instructions" if cpu_supports_bf16() else "no bfloat16 instructions"
     return f"{torch.backends.cpu.get_cpu_capability()}, {native}"
 
 

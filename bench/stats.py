@@ -37,10 +37,10 @@ def main() -> None:
         started = time.perf_counter()
         assert client.get("/stats/").status_code == 200
         warm.append((time.perf_counter() - started) * 1000)
-    # After a change (a title edited: the index generation moves on), the page answers
+    # After a change (a title edited: the library version moves on), the page answers
     # with the previous numbers while a background thread computes the new ones.
     from gallery.models import Metadata
-    from gallery.stats import _refreshing
+    from gallery.stats import wait_for_refresh
 
     changed = []
     for i in range(max(3, args.requests // 5)):
@@ -50,8 +50,7 @@ def main() -> None:
         started = time.perf_counter()
         assert client.get("/stats/").status_code == 200
         changed.append((time.perf_counter() - started) * 1000)
-        with _refreshing:  # let the refresh finish before the next change
-            pass
+        wait_for_refresh()  # let the refresh finish before the next change
     print(f"{args.photos:,} photos, /stats/ through Django's test client, this machine (ms)")
     print(table(["case", "p50", "p95"], [
         ["first load (computed in the request)", *percentiles(cold)],

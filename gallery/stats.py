@@ -52,6 +52,12 @@ def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict:
     return found
 
 
+def wait_for_refresh() -> None:
+    """Return once no background refresh of the numbers is running (for tests and benchmarks)."""
+    with _refreshing:
+        pass
+
+
 def _remember(key: str, latest_key: str, found: dict) -> None:
     cache.set(key, found, CACHE_SECONDS)
     # The latest numbers never expire: once a process has computed them, a page

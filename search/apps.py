@@ -7,7 +7,12 @@ class SearchConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from django.core import checks
+
         from gallery import hooks
+        from search.checks import backends
+
+        checks.register(backends, "imgsim")
         from search import signals
         from search.embeddings import get_embedder
         from search.index import get_index

@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
-from django.utils.module_loading import import_string
 
 from search.errors import ModelUnavailable
 
@@ -57,7 +55,7 @@ class Embedder:
         return False
 
 
-def _cpu_supports_bf16() -> bool:
+def cpu_supports_bf16() -> bool:
     """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX).
 
     Without them oneDNN emulates bfloat16 and is slower than fp32: a batch of 16
@@ -129,7 +127,7 @@ class ClipEmbedder(Embedder):
             except (OSError, ValueError) as error:
                 raise ModelUnavailable(self._missing_message(error)) from error
         model.eval()
-        use_bf16 = self.precision_setting == "bf16" or (self.precision_setting == "auto" and _cpu_supports_bf16())
+        use_bf16 = self.precision_setting == "bf16" or (self.precision_setting == "auto" and cpu_supports_bf16())
         preprocessing = self._preprocessing(source, model.config.vision_config.image_size)
         log.info("loaded %s (%s)", source, "bf16" if use_bf16 else "fp32")
         return model, tokenizer, preprocessing, use_bf16
@@ -236,9 +234,9 @@ class ClipEmbedder(Embedder):
 @functools.cache
 def get_embedder() -> Embedder:
     """Build the configured embedder (one per process)."""
-    conf = settings.IMGSIM_EMBEDDER
-    cls = import_string(conf["BACKEND"])
-    return cls(**conf.get("OPTIONS", {}))
+    from search.backends import build_backend
+
+    return build_backend("IMGSIM_EMBEDDER", Embedder)
 
 
 def model_name() -> str:

@@ -23,8 +23,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
-from django.utils.module_loading import import_string
 
 from search.errors import IndexUnavailable
 
@@ -39,7 +37,53 @@ def collection_name(model_name: str) -> str:
     return f"imgsim-{slug}-{digest}"
 
 
-class ChromaIndex:
+class VectorIndex:
+    """What imgsim needs from a vector index: vectors by id, one collection per model, and metadata beside them.
+
+    ids are strings of Image primary keys; similarity is 1 - cosine distance. In a
+    process-shared store, `reading()` and `writing()` hold whatever lock it needs;
+    `refresh()` makes a reader see other processes' writes.
+    """
+
+    mode: str = "memory"
+    seen_generation: int | None = None
+
+    def reading(self):
+        return contextlib.nullcontext()
+
+    def writing(self):
+        return contextlib.nullcontext()
+
+    def refresh(self) -> None:
+        pass
+
+    def collection(self, model_name: str):
+        raise NotImplementedError
+
+    def upsert(self, model_name: str, ids: list, vectors: np.ndarray, metadatas: list[dict | None]) -> None:
+        raise NotImplementedError
+
+    def delete(self, model_name: str, ids: Iterable) -> None:
+        raise NotImplementedError
+
+    def query(self, model_name: str, vector: np.ndarray, n_results: int, where: dict | None = None,
+              *, with_metadata: bool = False) -> list:
+        raise NotImplementedError
+
+    def get(self, model_name: str, ids: list | None = None, *, with_vectors: bool = False) -> dict:
+        raise NotImplementedError
+
+    def ids(self, model_name: str) -> set[str]:
+        raise NotImplementedError
+
+    def count(self, model_name: str) -> int:
+        raise NotImplementedError
+
+    def drop(self, model_name: str) -> None:
+        raise NotImplementedError
+
+
+class ChromaIndex(VectorIndex):
     """Vectors by id (any string-able key) in one Chroma collection per model.
 
     `collection` fixes the collection name (the standalone ChromaDBBackend); by
@@ -249,8 +293,8 @@ def _clean_metadata(metadata: dict | None) -> dict | None:
 
 
 @functools.cache
-def get_index() -> ChromaIndex:
+def get_index() -> VectorIndex:
     """Build the configured vector index (one per process)."""
-    conf = settings.IMGSIM_INDEX
-    cls = import_string(conf["BACKEND"])
-    return cls(**conf.get("OPTIONS", {}))
+    from search.backends import build_backend
+
+    return build_backend("IMGSIM_INDEX", VectorIndex)

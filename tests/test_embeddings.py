@@ -92,3 +92,21 @@ def test_a_missing_model_is_not_retried_on_every_request(monkeypatch, tmp_path):
     with pytest.raises(ModelUnavailable):
         embedder.encode_texts(["again"])
     assert calls == []  # the remembered failure answered at once
+
+
+def test_a_backend_path_that_does_not_resolve_fails_the_start_up_check(settings):
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    from search.embeddings import get_embedder
+
+    settings.IMGSIM_EMBEDDER = {"BACKEND": "search.embeddings.NoSuchEmbedder", "OPTIONS": {}}
+    get_embedder.cache_clear()
+    with pytest.raises(SystemCheckError, match=r"IMGSIM_EMBEDDER\['BACKEND'\] = 'search.embeddings.NoSuchEmbedder' cannot"):
+        call_command("check")
+    with pytest.raises(ImproperlyConfigured, match="cannot be imported"):
+        get_embedder()
+    settings.IMGSIM_INDEX = {"BACKEND": "search.embeddings.ClipEmbedder", "OPTIONS": {}}
+    with pytest.raises(SystemCheckError, match="is not a search.index.VectorIndex subclass"):
+        call_command("check")

@@ -85,7 +85,7 @@ def test_stats_need_a_login(client):
 
 
 def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, library):
-    from gallery.stats import _refreshing, get_stats
+    from gallery.stats import get_stats, wait_for_refresh
 
     assert "5</strong> photos" in viewer_client.get(reverse("gallery:stats")).content.decode()
     library[0].trashed_at = datetime.now(timezone.utc)
@@ -93,8 +93,7 @@ def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, libra
     html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "5</strong> photos" in html and "being updated" in html  # the previous numbers, marked
     assert get_stats()["total_images"] == 4  # the Python API is always current
-    with _refreshing:  # the background refresh has finished
-        pass
+    wait_for_refresh()
     html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "4</strong> photos" in html and "being updated" not in html
 
@@ -102,7 +101,7 @@ def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, libra
 def test_expired_numbers_of_an_unchanged_library_are_not_called_stale(viewer_client, library):
     from django.core.cache import cache
 
-    from gallery.stats import _refreshing
+    from gallery.stats import wait_for_refresh
 
     viewer_client.get(reverse("gallery:stats"))
     short_lived = [k.split(":", 2)[-1] for k in cache._cache if "imgsim-stats-" in k and "latest" not in k]
@@ -111,5 +110,4 @@ def test_expired_numbers_of_an_unchanged_library_are_not_called_stale(viewer_cli
     assert all(cache.get(key) is None for key in short_lived)
     html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "5</strong> photos" in html and "being updated" not in html  # same library: current, not stale
-    with _refreshing:
-        pass
+    wait_for_refresh()

@@ -81,9 +81,9 @@ def similar_pairs(vectors: np.ndarray, rows: np.ndarray, floor: float,
     """Return (i, j, similarity) with i in rows, i != j, each pair once, similarity >= floor."""
     import torch
 
-    from search.embeddings import _cpu_supports_bf16
+    from search.embeddings import cpu_supports_bf16
 
-    dtype = torch.bfloat16 if _cpu_supports_bf16() else torch.float32
+    dtype = torch.bfloat16 if cpu_supports_bf16() else torch.float32
     matrix = torch.from_numpy(np.ascontiguousarray(vectors)).to(dtype)
     margin = 0.01 if dtype == torch.bfloat16 else 0.0  # bf16 rounds; candidates are re-scored in fp32
     full = len(rows) == len(vectors)
