@@ -26,8 +26,12 @@ def run(*args) -> tuple[float, float]:
     inherit its peak RSS on Linux (the high-water mark survives exec).
     """
     started = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-f", "peak-kb %M", sys.executable, str(ROOT / "manage.py"), *args,
-                             "--no-progress"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", "peak-kb %M", sys.executable, str(ROOT / "manage.py"), *args, "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode:
         sys.exit(f"{args[0]} failed:\n{result.stdout}{result.stderr}")
     print("  " + result.stdout.strip().splitlines()[-1])
@@ -53,7 +57,8 @@ def main() -> None:
     sample, links = None, 0
     for sha, image_format in Image.objects.values_list("sha256", "format"):
         for relpath in [storage.original_relpath(sha, image_format)] + [
-                storage.rendition_relpath(sha, kind) for kind in storage.RENDITIONS]:
+            storage.rendition_relpath(sha, kind) for kind in storage.RENDITIONS
+        ]:
             target = os.path.join(media, relpath)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             if links % 50_000 == 0:  # a file system allows ~65k links to one file
@@ -66,10 +71,20 @@ def main() -> None:
     import_s, import_mb = run("import_collection", str(out))
     again = Image.objects.count()
     print(f"\n{args.photos:,} photos, 512-d vectors, {out.stat().st_size / 1e6:.0f} MB .json.gz; this machine")
-    print(table(["step", "seconds", "photos/s", "peak RSS MB"], [
-        ["export_collection", f"{export_s:.1f}", f"{args.photos / export_s:,.0f}", f"{export_mb:.0f}"],
-        ["import_collection (incl. index)", f"{import_s:.1f}", f"{args.photos / import_s:,.0f}", f"{import_mb:.0f}"],
-    ]))
+    print(
+        table(
+            ["step", "seconds", "photos/s", "peak RSS MB"],
+            [
+                ["export_collection", f"{export_s:.1f}", f"{args.photos / export_s:,.0f}", f"{export_mb:.0f}"],
+                [
+                    "import_collection (incl. index)",
+                    f"{import_s:.1f}",
+                    f"{args.photos / import_s:,.0f}",
+                    f"{import_mb:.0f}",
+                ],
+            ],
+        )
+    )
     print(f"rows after import: {again:,}")
 
 

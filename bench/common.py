@@ -23,8 +23,16 @@ def setup_django(name: str, **env) -> Path:
 
         shutil.rmtree(data)
     data.mkdir(parents=True)
-    os.environ.update({"IMGSIM_DATA_DIR": str(data), "DJANGO_SETTINGS_MODULE": "imgsim_site.settings",
-                       "HF_HUB_OFFLINE": "1", "IMGSIM_PLAIN_STATIC": "1", "LOG_LEVEL": "WARNING", **env})
+    os.environ.update(
+        {
+            "IMGSIM_DATA_DIR": str(data),
+            "DJANGO_SETTINGS_MODULE": "imgsim_site.settings",
+            "HF_HUB_OFFLINE": "1",
+            "IMGSIM_PLAIN_STATIC": "1",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
+    )
     sys.path.insert(0, str(ROOT))
     import django
     from django.core.management import call_command
@@ -55,9 +63,16 @@ def full_size_clip(folder: Path | None = None) -> str:
     CLIPModel(config).save_pretrained(folder)
     import json
 
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224},
-        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "size": {"shortest_edge": 224},
+                "crop_size": {"height": 224, "width": 224},
+                "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                "image_std": [0.26862954, 0.26130258, 0.27577711],
+            }
+        )
+    )
     return str(folder)
 
 
@@ -103,18 +118,39 @@ def synthetic_library(count: int, *, dimension: int = 512, model: str, seed: int
     now = timezone.now()
     for start in range(0, count, batch):
         with transaction.atomic():
-            images = Image.objects.bulk_create([
-                Image(sha256=f"{i:064x}", file=original_relpath(f"{i:064x}", "PNG" if i % 10 == 5 else "JPEG"), original_name=f"photo_{i:06d}.jpg",
-                      format="PNG" if i % 10 == 5 else "JPEG", width=4000, height=3000, byte_size=3_000_000 + i,
-                      added_at=now - timezone.timedelta(seconds=i), embedding_model=model, embedding_state="done")
-                for i in range(start, min(count, start + batch))
-            ])
-            ImageVector.objects.bulk_create([ImageVector(image=image, data=vectors[image_index].tobytes())
-                                             for image_index, image in zip(range(start, start + batch), images)])
-            Metadata.objects.bulk_create([
-                Metadata(image=image, category="one" if i % 100 == 7 else "rest",
-                         camera_make="ten" if i % 10 == 3 else "other", title=f"Photo {i}",
-                         taken_at=now - timezone.timedelta(days=i % 3650))
-                for i, image in zip(range(start, start + batch), images)
-            ])
+            images = Image.objects.bulk_create(
+                [
+                    Image(
+                        sha256=f"{i:064x}",
+                        file=original_relpath(f"{i:064x}", "PNG" if i % 10 == 5 else "JPEG"),
+                        original_name=f"photo_{i:06d}.jpg",
+                        format="PNG" if i % 10 == 5 else "JPEG",
+                        width=4000,
+                        height=3000,
+                        byte_size=3_000_000 + i,
+                        added_at=now - timezone.timedelta(seconds=i),
+                        embedding_model=model,
+                        embedding_state="done",
+                    )
+                    for i in range(start, min(count, start + batch))
+                ]
+            )
+            ImageVector.objects.bulk_create(
+                [
+                    ImageVector(image=image, data=vectors[image_index].tobytes())
+                    for image_index, image in zip(range(start, start + batch), images)
+                ]
+            )
+            Metadata.objects.bulk_create(
+                [
+                    Metadata(
+                        image=image,
+                        category="one" if i % 100 == 7 else "rest",
+                        camera_make="ten" if i % 10 == 3 else "other",
+                        title=f"Photo {i}",
+                        taken_at=now - timezone.timedelta(days=i % 3650),
+                    )
+                    for i, image in zip(range(start, start + batch), images)
+                ]
+            )
     return vectors

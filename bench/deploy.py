@@ -57,8 +57,16 @@ class Stack:
 
     def __init__(self, data: Path, model: str):
         self.data, self.env = data, {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        self.env.update({"IMGSIM_DATA_DIR": str(data), "IMGSIM_MODEL": model, "HF_HUB_OFFLINE": "1",
-                         "LOG_LEVEL": "WARNING", "IMGSIM_WORKER": "true", "ANONYMIZED_TELEMETRY": "False"})
+        self.env.update(
+            {
+                "IMGSIM_DATA_DIR": str(data),
+                "IMGSIM_MODEL": model,
+                "HF_HUB_OFFLINE": "1",
+                "LOG_LEVEL": "WARNING",
+                "IMGSIM_WORKER": "true",
+                "ANONYMIZED_TELEMETRY": "False",
+            }
+        )
         self.chroma = self.web = self.worker = None
         self.chroma_port = free_port()
         self.env["CHROMA_URL"] = f"http://127.0.0.1:{self.chroma_port}"
@@ -71,27 +79,55 @@ class Stack:
 
     def start_chroma(self) -> None:
         log = open(self.data / "chroma.log", "a")
-        self.chroma = subprocess.Popen([str(Path(PY).parent / "chroma"), "run", "--path", str(self.data / "chroma-server"),
-                                        "--host", "127.0.0.1", "--port", str(self.chroma_port)],
-                                       env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.chroma = subprocess.Popen(
+            [
+                str(Path(PY).parent / "chroma"),
+                "run",
+                "--path",
+                str(self.data / "chroma-server"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.chroma_port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_http(f"http://127.0.0.1:{self.chroma_port}/api/v2/heartbeat")
 
     def start_web(self, workers: int, threads: int) -> str:
         port = free_port()
-        env = {**self.env, "WEB_CONCURRENCY": str(workers), "IMGSIM_THREADS": str(threads),
-               "IMGSIM_BIND": f"127.0.0.1:{port}", "IMGSIM_ACCESS_LOG": str(self.data / "access.log")}
+        env = {
+            **self.env,
+            "WEB_CONCURRENCY": str(workers),
+            "IMGSIM_THREADS": str(threads),
+            "IMGSIM_BIND": f"127.0.0.1:{port}",
+            "IMGSIM_ACCESS_LOG": str(self.data / "access.log"),
+        }
         self.web_log = self.data / f"gunicorn-{workers}x{threads}.log"
-        self.web = subprocess.Popen([str(Path(PY).parent / "gunicorn"), "-c", "gunicorn.conf.py", "imgsim_site.wsgi"],
-                                    cwd=ROOT, env=env, stdout=open(self.web_log, "w"), stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        self.web = subprocess.Popen(
+            [str(Path(PY).parent / "gunicorn"), "-c", "gunicorn.conf.py", "imgsim_site.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=open(self.web_log, "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz")
         return url
 
     def start_worker(self) -> None:
-        self.worker = subprocess.Popen([PY, "manage.py", "worker", "--interval", "0.5"], cwd=ROOT, env=self.env,
-                                       stdout=open(self.data / "worker.log", "a"), stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+        self.worker = subprocess.Popen(
+            [PY, "manage.py", "worker", "--interval", "0.5"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(self.data / "worker.log", "a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     @staticmethod
     def kill(process, sig=signal.SIGTERM) -> None:
@@ -116,9 +152,29 @@ class Stack:
 def locust(url: str, users: int, seconds: int, prefix: Path, pages: str = "all") -> dict[str, dict]:
     """Run locust headless; return {name: {requests, failures, rps, p50, p95}} from its CSV."""
     env = {**os.environ, "BENCH_PAGES": pages}
-    subprocess.run([str(Path(PY).parent / "locust"), "-f", "bench/locustfile.py", "--headless", "-u", str(users),
-                    "-r", str(users), "-t", f"{seconds}s", "-H", url, "--csv", str(prefix), "--only-summary"],
-                   cwd=ROOT, env=env, capture_output=True, text=True)
+    subprocess.run(
+        [
+            str(Path(PY).parent / "locust"),
+            "-f",
+            "bench/locustfile.py",
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "-H",
+            url,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     rows = {}
     failures = Path(f"{prefix}_failures.csv").read_text().strip().splitlines()[1:]
     if any(line.split(",")[1] == "login" for line in failures):
@@ -128,42 +184,80 @@ def locust(url: str, users: int, seconds: int, prefix: Path, pages: str = "all")
         raise SystemExit("the locust users raised:\n" + "\n".join(exceptions[:5]))
     with open(f"{prefix}_stats.csv") as handle:
         for row in csv.DictReader(handle):
-            rows[row["Name"]] = {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                                 "rps": float(row["Requests/s"]), "p50": row["50%"], "p95": row["95%"]}
+            rows[row["Name"]] = {
+                "requests": int(row["Request Count"]),
+                "failures": int(row["Failure Count"]),
+                "rps": float(row["Requests/s"]),
+                "p50": row["50%"],
+                "p95": row["95%"],
+            }
     return rows
 
 
 def wrk(url: str, session: str, seconds: int, connections: int, *, keep_alive: bool = True) -> dict:
     """Load one URL with wrk (far lighter than locust, so the server gets the CPU); return its figures."""
     extra = [] if keep_alive else ["-H", "Connection: close"]
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", *extra,
-                          "-H", f"Cookie: sessionid={session}", url], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            *extra,
+            "-H",
+            f"Cookie: sessionid={session}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     latency = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": latency.get("50"),
-            "p90": latency.get("90"), "p99": latency.get("99"),
-            "errors": (int(bad.group(1)) if bad else 0), "socket": errors.group(1) if errors else "none"}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": latency.get("50"),
+        "p90": latency.get("90"),
+        "p99": latency.get("99"),
+        "errors": (int(bad.group(1)) if bad else 0),
+        "socket": errors.group(1) if errors else "none",
+    }
 
 
 def session_for(stack: Stack, username: str) -> str:
     """A logged-in session key, made the way the login view makes one."""
-    return stack.manage("shell", "-c", (
-        "from django.contrib.auth import get_user_model, SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
-        "from django.contrib.sessions.backends.db import SessionStore\n"
-        f"u = get_user_model().objects.get(username={username!r}); s = SessionStore()\n"
-        "s[SESSION_KEY] = str(u.pk); s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
-        "s[HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)")).split()[-1]
+    return stack.manage(
+        "shell",
+        "-c",
+        (
+            "from django.contrib.auth import get_user_model, SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
+            "from django.contrib.sessions.backends.db import SessionStore\n"
+            f"u = get_user_model().objects.get(username={username!r}); s = SessionStore()\n"
+            "s[SESSION_KEY] = str(u.pk); s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+            "s[HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)"
+        ),
+    ).split()[-1]
 
 
 def search_by_photo(url: str, token: str, photo: Path) -> list[int]:
     """POST the photo itself to /api/search (multipart); return the ids found, best first."""
     boundary = "imgsim-bench-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"top_k\"\r\n\r\n3\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"q.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode() + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url + "/api/search", data=body, method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="top_k"\r\n\r\n3\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + photo.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        url + "/api/search",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return [result["id"] for result in json.loads(response.read())["results"]]
 
@@ -182,11 +276,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=120)
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--skip-configs", action="store_true", help="skip part 1")
-    parser.add_argument("--configs", default="1x4,1x8,1x16,2x4,2x8,2x16,3x4,4x2",
-                        help="workers x threads shapes for part 1 (default: %(default)s)")
+    parser.add_argument(
+        "--configs",
+        default="1x4,1x8,1x16,2x4,2x8,2x16,3x4,4x2",
+        help="workers x threads shapes for part 1 (default: %(default)s)",
+    )
     parser.add_argument("--only-configs", action="store_true", help="run part 1 alone")
-    parser.add_argument("--close", action="store_true",
-                        help="part 1 without keep-alive: a new connection per request, as many browsers make")
+    parser.add_argument(
+        "--close",
+        action="store_true",
+        help="part 1 without keep-alive: a new connection per request, as many browsers make",
+    )
     parser.add_argument("--only-restart", action="store_true", help="run part 4 alone")
     args = parser.parse_args()
     data = BENCH_DIR / "deploy"
@@ -210,9 +310,13 @@ def run(stack: Stack, args, write_library) -> None:
     stack.manage("migrate", "-v0")
     stack.manage("collectstatic", "--noinput", "-v0")
     stack.manage("createuser", "bench", "--role", "editor", "--password", "bench-password")
-    token = stack.manage("shell", "-c", "from django.contrib.auth import get_user_model; from imgsim_site.tokens import "
-                         "token_create; print(token_create(user=get_user_model().objects.get(username='bench'), "
-                         "name='bench')[1])").split()[-1]
+    token = stack.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; from imgsim_site.tokens import "
+        "token_create; print(token_create(user=get_user_model().objects.get(username='bench'), "
+        "name='bench')[1])",
+    ).split()[-1]
     stack.start_chroma()
     write_library(data / "seed", 120, size=(1600, 1200))
     stack.manage("ingest", str(data / "seed"), "--no-progress")
@@ -226,11 +330,23 @@ def run(stack: Stack, args, write_library) -> None:
             wrk(url + "/", session, 3, args.users)  # warm-up: imports, caches
             result = wrk(url + "/", session, 20, args.users, keep_alive=not args.close)
             memory = stack.web_memory_mb()
-            rows.append([f"{workers} x {threads}", f"{result['rps']:.0f}", result["p50"], result["p90"], result["p99"],
-                         result["errors"], result["socket"], " / ".join(f"{m:.0f}" for m in memory)])
+            rows.append(
+                [
+                    f"{workers} x {threads}",
+                    f"{result['rps']:.0f}",
+                    result["p50"],
+                    result["p90"],
+                    result["p99"],
+                    result["errors"],
+                    result["socket"],
+                    " / ".join(f"{m:.0f}" for m in memory),
+                ]
+            )
             stack.kill(stack.web)
-        print(f"\n1. gallery page (60 photos), {args.users} connections with wrk, 20 s each, no ingest "
-              "(RSS per web process in MB)")
+        print(
+            f"\n1. gallery page (60 photos), {args.users} connections with wrk, 20 s each, no ingest "
+            "(RSS per web process in MB)"
+        )
         print(table(["workers x threads", "req/s", "p50", "p90", "p99", "non-2xx", "socket errors", "RSS MB"], rows))
 
     if args.only_configs:
@@ -246,8 +362,14 @@ def consistency_and_load(stack: Stack, args, url: str, token: str, write_library
     data = stack.data
     locust(url, 4, 5, data / "warm2")
     write_library(data / "incoming", args.photos, start=1000, size=(1600, 1200))
-    ingest = subprocess.Popen([PY, "manage.py", "ingest", str(data / "incoming"), "--no-progress"], cwd=ROOT,
-                              env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ingest = subprocess.Popen(
+        [PY, "manage.py", "ingest", str(data / "incoming"), "--no-progress"],
+        cwd=ROOT,
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     known = set(committed(stack))
     lags, misses, checked = [], 0, 0
     done_event = threading.Event()
@@ -276,24 +398,31 @@ def consistency_and_load(stack: Stack, args, url: str, token: str, write_library
     ingest_output = ingest.stdout.read()
     done_event.wait()
     restarts = stack.web_log.read_text().count("Booting worker") - 2
-    locked = sum(path.read_text(errors="replace").count("database is locked")
-                 for path in data.glob("*.log"))
+    locked = sum(path.read_text(errors="replace").count("database is locked") for path in data.glob("*.log"))
     print(f"\n2. consistency: gunicorn 2 workers x 8 threads + Chroma server, `ingest` of {args.photos} photos")
     print(f"   ingest: {ingest_output.strip().splitlines()[-1] if ingest_output.strip() else '?'}")
     lags.sort()
-    print(f"   photos checked through /api/search as soon as SQLite had their vector: {checked}; "
-          f"not found by 4 requests in a row within 5 s: {misses}")
+    print(
+        f"   photos checked through /api/search as soon as SQLite had their vector: {checked}; "
+        f"not found by 4 requests in a row within 5 s: {misses}"
+    )
     if lags:
-        print(f"   time until found by 4 requests in a row (includes those requests): "
-              f"p50 {lags[len(lags) // 2]:.0f} ms, max {lags[-1]:.0f} ms")
+        print(
+            f"   time until found by 4 requests in a row (includes those requests): "
+            f"p50 {lags[len(lags) // 2]:.0f} ms, max {lags[-1]:.0f} ms"
+        )
     print(f"   web worker restarts: {restarts}; 'database is locked' in any log: {locked}")
     print(f"\n3. load: {args.users} users browsing and searching for {args.seconds} s during that ingest (ms)")
-    print(table(["page", "requests", "errors", "req/s", "p50", "p95"],
-                [[name, r["requests"], r["failures"], f"{r['rps']:.1f}", r["p50"], r["p95"]]
-                 for name, r in load_result.items()]))
-    print("   RSS per web process after it (model loaded): "
-          + " / ".join(f"{m:.0f} MB" for m in stack.web_memory_mb()))
-
+    print(
+        table(
+            ["page", "requests", "errors", "req/s", "p50", "p95"],
+            [
+                [name, r["requests"], r["failures"], f"{r['rps']:.1f}", r["p50"], r["p95"]]
+                for name, r in load_result.items()
+            ],
+        )
+    )
+    print("   RSS per web process after it (model loaded): " + " / ".join(f"{m:.0f} MB" for m in stack.web_memory_mb()))
 
 
 def restart(stack: Stack, url: str, write_library) -> None:
@@ -301,11 +430,17 @@ def restart(stack: Stack, url: str, write_library) -> None:
     data = stack.data
     stack.start_worker()
     write_library(data / "uploads", 60, start=5000, size=(1600, 1200))
-    stack.manage("shell", "-c", (
-        "from pathlib import Path; from django.core.files.uploadedfile import SimpleUploadedFile; "
-        "from django.contrib.auth import get_user_model; from gallery.uploads import receive_uploads\n"
-        f"files = [SimpleUploadedFile(p.name, p.read_bytes()) for p in sorted(Path({str(data / 'uploads')!r}).iterdir())]\n"
-        "receive_uploads(files, user=get_user_model().objects.get(username='bench'))"))
+    stack.manage(
+        "shell",
+        "-c",
+        (
+            "from pathlib import Path; from django.core.files.uploadedfile import SimpleUploadedFile; "
+            "from django.contrib.auth import get_user_model; from gallery.uploads import receive_uploads\n"
+            f"uploads = Path({str(data / 'uploads')!r})\n"
+            "files = [SimpleUploadedFile(p.name, p.read_bytes()) for p in sorted(uploads.iterdir())]\n"
+            "receive_uploads(files, user=get_user_model().objects.get(username='bench'))"
+        ),
+    )
     import sqlite3
 
     def waiting() -> int:

@@ -45,11 +45,13 @@ def main() -> None:
         noisy = vectors[source] + 0.01 * rng.normal(size=vectors.shape[1]).astype(np.float32)
         vectors[row] = noisy / np.linalg.norm(noisy)
         hashes[row] = hashes[source]
-    ImageVector.objects.bulk_update([ImageVector(image_id=pks[row], data=vectors[row].tobytes()) for row in copies],
-                                    ["data"], batch_size=2000)
+    ImageVector.objects.bulk_update(
+        [ImageVector(image_id=pks[row], data=vectors[row].tobytes()) for row in copies], ["data"], batch_size=2000
+    )
     for start in range(0, total, 5000):
-        Image.objects.bulk_update([Image(pk=pk, phash=h) for pk, h in zip(pks[start:start + 5000],
-                                                                        hashes[start:start + 5000])], ["phash"])
+        Image.objects.bulk_update(
+            [Image(pk=pk, phash=h) for pk, h in zip(pks[start : start + 5000], hashes[start : start + 5000])], ["phash"]
+        )
     reindex()
     cutoff = pks[args.photos - 1]
 
@@ -68,12 +70,21 @@ def main() -> None:
     per_query = (time.perf_counter() - started) / len(sample)
 
     print(f"{total:,} photos, this machine (seconds)")
-    print(table(["approach", "photos compared", "seconds", "pairs"], [
-        ["blocked matrix product (ours), full scan", f"{total:,} x all", full, len(pairs)],
-        [f"incremental: {args.new} new x all", f"{args.new} x all", incremental, len(new_pairs)],
-        ["one Chroma query per photo (reference)", f"{total:,} (extrapolated from {len(sample)})",
-         per_query * total, "-"],
-    ]))
+    print(
+        table(
+            ["approach", "photos compared", "seconds", "pairs"],
+            [
+                ["blocked matrix product (ours), full scan", f"{total:,} x all", full, len(pairs)],
+                [f"incremental: {args.new} new x all", f"{args.new} x all", incremental, len(new_pairs)],
+                [
+                    "one Chroma query per photo (reference)",
+                    f"{total:,} (extrapolated from {len(sample)})",
+                    per_query * total,
+                    "-",
+                ],
+            ],
+        )
+    )
     print(f"full scan is {per_query * total / full:.1f}x faster than one query per photo")
 
 

@@ -34,14 +34,16 @@ def main() -> None:
     django.setup()
     with atheris.instrument_imports():
         import PIL.Image  # noqa: F401 - instrument Pillow's Python plugins and imgsim's decode path
+
         from tests.fuzz_targets import decode_one, seed_images
     corpus = args.corpus or Path(tempfile.mkdtemp(prefix="imgsim-fuzz-"))
     corpus.mkdir(parents=True, exist_ok=True)
     for fmt, data in seed_images().items():
         (corpus / f"seed-{fmt.lower()}").write_bytes(data)
     started = time.perf_counter()
-    atheris.Setup([sys.argv[0], f"-runs={args.runs}", "-max_len=65536", str(corpus), *rest],
-                  lambda data: decode_one(bytes(data)))
+    atheris.Setup(
+        [sys.argv[0], f"-runs={args.runs}", "-max_len=65536", str(corpus), *rest], lambda data: decode_one(bytes(data))
+    )
     try:
         atheris.Fuzz()
     finally:

@@ -39,7 +39,7 @@ def make_photos(folder: Path, count: int, size=(4000, 3000)) -> list[Path]:
     y, x = np.mgrid[0:height, 0:width]
     for i, path in enumerate(paths):
         tint = rng.uniform(0, 200, 3)
-        gradient = (tint + (x[..., None] * rng.uniform(-0.03, 0.03, 3)) + (y[..., None] * rng.uniform(-0.03, 0.03, 3)))
+        gradient = tint + (x[..., None] * rng.uniform(-0.03, 0.03, 3)) + (y[..., None] * rng.uniform(-0.03, 0.03, 3))
         pixels = np.clip(gradient + np.roll(noise, int(rng.integers(0, width)), axis=1), 0, 255).astype(np.uint8)
         image = Image.fromarray(pixels)
         draw = ImageDraw.Draw(image)
@@ -88,9 +88,16 @@ def naive_ingest(paths: list[Path], model_folder: str) -> float:
             storage.write_atomic(storage.rendition_relpath(sha256, kind), blob)
         with transaction.atomic():
             image = Image.objects.create(
-                sha256=sha256, file=storage.original_relpath(sha256, "JPEG"), original_name=path.name,
-                format="JPEG", width=full.width, height=full.height, byte_size=len(data),
-                embedding_model=embedder.model_name, embedding_state="done")
+                sha256=sha256,
+                file=storage.original_relpath(sha256, "JPEG"),
+                original_name=path.name,
+                format="JPEG",
+                width=full.width,
+                height=full.height,
+                byte_size=len(data),
+                embedding_model=embedder.model_name,
+                embedding_state="done",
+            )
             stored_vectors.save({image.pk: vector})
             Metadata.objects.create(image=image, camera_make=exif.camera_make, camera_model=exif.camera_model)
     return time.perf_counter() - started
@@ -126,9 +133,14 @@ def run_child(kind: str, count: int) -> dict:
         startup = time.perf_counter() - started
         sources, _ = discover(paths[0].parent)
         report = pipeline.run(sources[:count])
-        return {"added": report.added, "seconds": report.seconds, "embedded": report.embedded,
-                "precision": pipeline.vectorizer.precision, "startup": startup,
-                "model_alone": model_alone_rate(pipeline.vectorizer, pipeline.batch_size)}
+        return {
+            "added": report.added,
+            "seconds": report.seconds,
+            "embedded": report.embedded,
+            "precision": pipeline.vectorizer.precision,
+            "startup": startup,
+            "model_alone": model_alone_rate(pipeline.vectorizer, pipeline.batch_size),
+        }
     # rerun: an already-ingested, in-place folder of `count` photos
     from tests.photos import write_library
 
@@ -139,8 +151,13 @@ def run_child(kind: str, count: int) -> dict:
     first = Pipeline(in_place=True, embed=False).run(sources)
     # The whole command, as a user runs it: Django's start-up included.
     started = time.perf_counter()
-    output = subprocess.run([sys.executable, "manage.py", "ingest", "--in-place", "--no-progress", str(folder)],
-                            cwd=ROOT, capture_output=True, text=True, check=True)
+    output = subprocess.run(
+        [sys.executable, "manage.py", "ingest", "--in-place", "--no-progress", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     seconds = time.perf_counter() - started
     return {"first_added": first.added, "summary": output.stdout.strip().splitlines()[0], "seconds": seconds}
 
@@ -167,8 +184,12 @@ def main() -> None:
         return
 
     def child(kind: str, count: int) -> dict:
-        output = subprocess.run([sys.executable, "-m", "bench.ingest", "--child", kind, "--count", str(count)],
-                                cwd=ROOT, capture_output=True, text=True)
+        output = subprocess.run(
+            [sys.executable, "-m", "bench.ingest", "--child", kind, "--count", str(count)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         if output.returncode:
             sys.exit(f"benchmark step {kind} failed:\n{output.stderr}")
         output = output.stdout
@@ -180,17 +201,28 @@ def main() -> None:
     rerun = child("rerun", args.rerun)
     rate_ours, rate_naive = ours["added"] / ours["seconds"], naive["added"] / naive["seconds"]
     print(f"{args.photos} generated 12-megapixel JPEGs, CLIP ViT-B/32 architecture, this machine")
-    print(table(["pipeline", "photos", "seconds", "images/s"], [
-        [f"ours ({ours['precision']}, batched, draft decode)", ours["added"], ours["seconds"], rate_ours],
-        ["naive (fp32, one at a time, full decode)", naive["added"], naive["seconds"], rate_naive],
-    ]))
+    print(
+        table(
+            ["pipeline", "photos", "seconds", "images/s"],
+            [
+                [f"ours ({ours['precision']}, batched, draft decode)", ours["added"], ours["seconds"], rate_ours],
+                ["naive (fp32, one at a time, full decode)", naive["added"], naive["seconds"], rate_naive],
+            ],
+        )
+    )
     print(f"speed-up: {rate_ours / rate_naive:.1f}x")
-    print(f"the model's calls alone ({ours['precision']}, CPU with {cpu_capability()}): {ours['model_alone']:.1f} "
-          "images/s, the ceiling for the pipeline, whose decoding shares the same cores")
-    print(f"start-up before the first photo (model loaded and warmed, index opened): {ours['startup']:.1f} s; "
-          f"with it, {ours['added'] / (ours['seconds'] + ours['startup']):.1f} images/s")
-    print(f"re-run over {rerun['first_added']} already-ingested photos: `manage.py ingest --in-place` took "
-          f"{rerun['seconds']:.2f} s in all ({rerun['summary']})")
+    print(
+        f"the model's calls alone ({ours['precision']}, CPU with {cpu_capability()}): {ours['model_alone']:.1f} "
+        "images/s, the ceiling for the pipeline, whose decoding shares the same cores"
+    )
+    print(
+        f"start-up before the first photo (model loaded and warmed, index opened): {ours['startup']:.1f} s; "
+        f"with it, {ours['added'] / (ours['seconds'] + ours['startup']):.1f} images/s"
+    )
+    print(
+        f"re-run over {rerun['first_added']} already-ingested photos: `manage.py ingest --in-place` took "
+        f"{rerun['seconds']:.2f} s in all ({rerun['summary']})"
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,12 @@ class Browser(HttpUser):
     def on_start(self):
         page = self.client.get("/accounts/login/", name="login")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        self.client.post("/accounts/login/", {"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": token},
-                         headers={"Referer": self.host + "/accounts/login/"}, name="login")
+        self.client.post(
+            "/accounts/login/",
+            {"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": token},
+            headers={"Referer": self.host + "/accounts/login/"},
+            name="login",
+        )
 
     @task(3)
     def gallery(self):

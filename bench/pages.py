@@ -43,6 +43,7 @@ def main() -> None:
                 return function(*a, **k)
             finally:
                 spent[name] += (time.perf_counter() - started) * 1000
+
         return wrapper
 
     embedder = get_embedder()

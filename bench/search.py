@@ -24,8 +24,8 @@ def measure_size(size: int, queries: int) -> dict:
     setup_django(f"search-{size}", IMGSIM_MODEL=MODEL)
     import numpy as np
 
-    from gallery.models import Image
     from gallery.filters import to_chroma, to_q
+    from gallery.models import Image
     from search.index import get_index
     from search.query import nearest
     from search.reconcile import reindex
@@ -62,8 +62,12 @@ def measure_size(size: int, queries: int) -> dict:
                 ms, found = timed(index.query, MODEL, probe, 10, where=to_chroma(where))
                 chroma.append(ms)
                 recall_chroma.append(len(exact & {int(pk) for pk, _ in found}) / 10)
-        result[label] = {"ours": percentiles(ours), "chroma": percentiles(chroma),
-                         "recall_ours": float(np.mean(recall_ours)), "recall_chroma": float(np.mean(recall_chroma))}
+        result[label] = {
+            "ours": percentiles(ours),
+            "chroma": percentiles(chroma),
+            "recall_ours": float(np.mean(recall_ours)),
+            "recall_chroma": float(np.mean(recall_chroma)),
+        }
     return result
 
 
@@ -108,8 +112,9 @@ def main() -> None:
         return
 
     def child(*extra) -> dict:
-        output = subprocess.run([sys.executable, "-m", "bench.search", *extra], cwd=ROOT, capture_output=True,
-                                text=True)
+        output = subprocess.run(
+            [sys.executable, "-m", "bench.search", *extra], cwd=ROOT, capture_output=True, text=True
+        )
         if output.returncode:
             sys.exit(f"benchmark step {' '.join(extra)} failed:\n{output.stderr}")
         output = output.stdout
@@ -131,10 +136,16 @@ def main() -> None:
     if not args.no_encoders:
         enc = child("--encoders-child")
         print("\nCLIP ViT-B/32 architecture (random weights unless IMGSIM_BENCH_MODEL is set), this machine")
-        print(table(["precision", "text p50 ms", "text p95 ms", "images/s (batch 32)"],
-                    [[p, *enc[p]["text"], enc[p]["images_per_s"]] for p in ("fp32", "bf16")]))
-        print(f"bf16 vs fp32 cosine on the same 32 images: min {enc['bf16_cosine_min']:.5f}, "
-              f"mean {enc['bf16_cosine_mean']:.5f}")
+        print(
+            table(
+                ["precision", "text p50 ms", "text p95 ms", "images/s (batch 32)"],
+                [[p, *enc[p]["text"], enc[p]["images_per_s"]] for p in ("fp32", "bf16")],
+            )
+        )
+        print(
+            f"bf16 vs fp32 cosine on the same 32 images: min {enc['bf16_cosine_min']:.5f}, "
+            f"mean {enc['bf16_cosine_mean']:.5f}"
+        )
 
 
 if __name__ == "__main__":

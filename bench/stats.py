@@ -1,6 +1,6 @@
 """Statistics benchmark: the stats page at 100k photos: first load, right after a change, and cached.
 
-    .venv/bin/python -m bench.stats [--photos 100000] [--requests 50]
+.venv/bin/python -m bench.stats [--photos 100000] [--requests 50]
 """
 
 import argparse
@@ -52,11 +52,16 @@ def main() -> None:
         changed.append((time.perf_counter() - started) * 1000)
         wait_for_refresh()  # let the refresh finish before the next change
     print(f"{args.photos:,} photos, /stats/ through Django's test client, this machine (ms)")
-    print(table(["case", "p50", "p95"], [
-        ["first load (computed in the request)", *percentiles(cold)],
-        ["right after a change (background refresh)", *percentiles(changed)],
-        ["unchanged (cached)", *percentiles(warm)],
-    ]))
+    print(
+        table(
+            ["case", "p50", "p95"],
+            [
+                ["first load (computed in the request)", *percentiles(cold)],
+                ["right after a change (background refresh)", *percentiles(changed)],
+                ["unchanged (cached)", *percentiles(warm)],
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

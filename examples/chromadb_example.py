@@ -51,8 +51,10 @@ def main() -> None:
         print(f"{result['filename']}: {result['similarity']:.3f}")
 
     for duplicate in backend.find_duplicates(similarity_threshold=0.95)[:10]:
-        print(f"Duplicate: {duplicate['image1_filename']} ≈ {duplicate['image2_filename']} "
-              f"(similarity {duplicate['similarity']:.3f})")
+        print(
+            f"Duplicate: {duplicate['image1_filename']} ≈ {duplicate['image2_filename']} "
+            f"(similarity {duplicate['similarity']:.3f})"
+        )
 
     stats = backend.get_stats()
     print(f"Total images: {stats['total_images']}")

@@ -90,15 +90,40 @@ class YearTakenFilter(admin.SimpleListFilter):
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
     inlines = [MetadataInline]
-    list_display = ["thumbnail", "original_name", "title", "category", "format", "dimensions", "added_at", "embedding_state"]
+    list_display = [
+        "thumbnail",
+        "original_name",
+        "title",
+        "category",
+        "format",
+        "dimensions",
+        "added_at",
+        "embedding_state",
+    ]
     list_display_links = ["thumbnail", "original_name"]
     list_filter = [InTrashFilter, CategoryFilter, CameraFilter, TagFilter, YearTakenFilter, "format", "embedding_state"]
     search_fields = ["metadata__title", "original_name", "metadata__tags__name", "metadata__description"]
     list_select_related = ["metadata"]
     list_per_page = 50
     date_hierarchy = "added_at"
-    readonly_fields = ["preview", "sha256", "file", "in_place", "source_path", "format", "width", "height", "byte_size",
-                       "phash", "added_at", "added_by", "embedding_state", "embedding_model", "embedding_error", "trashed_at"]
+    readonly_fields = [
+        "preview",
+        "sha256",
+        "file",
+        "in_place",
+        "source_path",
+        "format",
+        "width",
+        "height",
+        "byte_size",
+        "phash",
+        "added_at",
+        "added_by",
+        "embedding_state",
+        "embedding_model",
+        "embedding_error",
+        "trashed_at",
+    ]
     fieldsets = [(None, {"fields": readonly_fields})]
 
     actions = ["trash_selected", "delete_for_good"]
@@ -128,18 +153,33 @@ class ImageAdmin(admin.ModelAdmin):
 
     def _confirm(self, request, photos, *, action: str, question: str, button: str, danger: bool = False):
         size = filesizeformat(sum(photo.byte_size for photo in photos))
-        return TemplateResponse(request, "admin/gallery/image/confirm_action.html", {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "title": button,
-            "question": question.format(count=len(photos), size=size), "photos": photos, "action": action,
-            "button": button, "danger": danger, "action_checkbox_name": ACTION_CHECKBOX_NAME,
-        })
+        return TemplateResponse(
+            request,
+            "admin/gallery/image/confirm_action.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": button,
+                "question": question.format(count=len(photos), size=size),
+                "photos": photos,
+                "action": action,
+                "button": button,
+                "danger": danger,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            },
+        )
 
     @admin.action(description="Move selected photos to the trash", permissions=["delete"])
     def trash_selected(self, request, queryset):
         photos = list(queryset.filter(trashed_at__isnull=True))
         if request.POST.get("post") != "yes":
-            return self._confirm(request, photos, action="trash_selected", button="Move to the trash",
-                                 question="Move {count} photo(s) ({size}) to the trash? They can be restored there.")
+            return self._confirm(
+                request,
+                photos,
+                action="trash_selected",
+                button="Move to the trash",
+                question="Move {count} photo(s) ({size}) to the trash? They can be restored there.",
+            )
         moved = image_trash(images=photos)
         self.message_user(request, self._moved_message(f"{moved} photo(s) moved to the trash."), messages.SUCCESS)
         return None
@@ -148,9 +188,14 @@ class ImageAdmin(admin.ModelAdmin):
     def delete_for_good(self, request, queryset):
         photos = list(queryset)
         if request.POST.get("post") != "yes":
-            return self._confirm(request, photos, action="delete_for_good", button="Delete for good", danger=True,
-                                 question="Delete {count} photo(s) ({size}) for good, files included? "
-                                          "This cannot be undone.")
+            return self._confirm(
+                request,
+                photos,
+                action="delete_for_good",
+                button="Delete for good",
+                danger=True,
+                question="Delete {count} photo(s) ({size}) for good, files included? This cannot be undone.",
+            )
         deleted = image_delete(images=photos)
         self.message_user(request, f"{deleted} photo(s) deleted for good.", messages.SUCCESS)
         return None
@@ -158,7 +203,9 @@ class ImageAdmin(admin.ModelAdmin):
     @admin.display(description="")
     def thumbnail(self, image):
         url = reverse("gallery:rendition", args=[image.pk, "thumb"])
-        return format_html('<img src="{}" alt="" width="64" height="64" style="object-fit:cover;border-radius:4px">', url)
+        return format_html(
+            '<img src="{}" alt="" width="64" height="64" style="object-fit:cover;border-radius:4px">', url
+        )
 
     @admin.display(description="preview")
     def preview(self, image):

@@ -13,10 +13,12 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import cv2
 import numpy as np
+import pillow_heif  # a dependency: HEIC/HEIF photos (iPhones) are read like any other format
 from django.conf import settings
 from django.utils import timezone
 from PIL import Image as PILImage
@@ -24,12 +26,7 @@ from PIL import UnidentifiedImageError
 
 from gallery.storage import RENDITIONS
 
-try:
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-except ImportError:  # HEIC support is optional at run time
-    pillow_heif = None
+pillow_heif.register_heif_opener()
 
 # Pillow registers most plugins lazily; `formats=` needs them all registered up front.
 PILImage.init()

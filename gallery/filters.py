@@ -15,7 +15,7 @@ the make or the model.
 
 import functools
 import operator
-from datetime import datetime, time, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 from django.db.models import Q
@@ -125,8 +125,10 @@ def fold(where: dict, *, leaf, both, either):
     result = None
     for key, condition in where.items():
         if key in LOGICAL:
-            answer = functools.reduce(both if key == "$and" else either,
-                                      [fold(part, leaf=leaf, both=both, either=either) for part in condition])
+            answer = functools.reduce(
+                both if key == "$and" else either,
+                [fold(part, leaf=leaf, both=both, either=either) for part in condition],
+            )
         else:
             if not isinstance(condition, dict):
                 condition = {"$eq": condition}
@@ -141,7 +143,7 @@ def year_bounds(year) -> tuple[datetime, datetime]:
     year = int(year)
     if not 1 <= year < 9999:
         raise InvalidFilter(f"year {year} is out of range")
-    return datetime(year, 1, 1, tzinfo=dt_timezone.utc), datetime(year + 1, 1, 1, tzinfo=dt_timezone.utc)
+    return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
 
 
 # --- to the database ----------------------------------------------------------------
@@ -160,13 +162,17 @@ def _field_q(key: str, op: str, value) -> Q:
         return Q(**{f"{path}__isnull": not value})
     if key == "year":
         start, end = year_bounds(value)
-        bounds = {"$eq": Q(**{f"{path}__gte": start, f"{path}__lt": end}), "$gt": Q(**{f"{path}__gte": end}),
-                  "$gte": Q(**{f"{path}__gte": start}), "$lt": Q(**{f"{path}__lt": start}),
-                  "$lte": Q(**{f"{path}__lt": end})}
+        bounds = {
+            "$eq": Q(**{f"{path}__gte": start, f"{path}__lt": end}),
+            "$gt": Q(**{f"{path}__gte": end}),
+            "$gte": Q(**{f"{path}__gte": start}),
+            "$lt": Q(**{f"{path}__lt": start}),
+            "$lte": Q(**{f"{path}__lt": end}),
+        }
         return bounds[op]
     if key == "taken_ts":
         try:
-            value = datetime.fromtimestamp(value, tz=dt_timezone.utc)
+            value = datetime.fromtimestamp(value, tz=UTC)
         except (OverflowError, OSError, ValueError):
             raise InvalidFilter(f"taken_ts {value} is not a valid timestamp") from None
     if op == "$eq":
@@ -206,6 +212,7 @@ def _chroma_join(glue: str):
     def join(left: dict, right: dict) -> dict:
         parts = [p for side in (left, right) for p in (side[glue] if list(side) == [glue] else [side])]
         return {glue: parts}
+
     return join
 
 
@@ -216,8 +223,16 @@ def to_chroma(where: dict) -> dict:
 
 # --- the sidebar --------------------------------------------------------------------
 
-FORMATS = [("", "any format"), ("JPEG", "JPEG"), ("PNG", "PNG"), ("WEBP", "WebP"), ("GIF", "GIF"),
-           ("TIFF", "TIFF"), ("BMP", "BMP"), ("HEIF", "HEIC")]
+FORMATS = [
+    ("", "any format"),
+    ("JPEG", "JPEG"),
+    ("PNG", "PNG"),
+    ("WEBP", "WebP"),
+    ("GIF", "GIF"),
+    ("TIFF", "TIFF"),
+    ("BMP", "BMP"),
+    ("HEIF", "HEIC"),
+]
 SORTS = [("newest", "newest added"), ("taken", "date taken")]
 
 
@@ -230,8 +245,9 @@ class FilterForm(forms.Form):
     year = forms.IntegerField(required=False, min_value=1900, max_value=2100)
     taken_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     taken_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    has_gps = forms.NullBooleanField(required=False, widget=forms.Select(
-        choices=[("", "any"), ("true", "with GPS"), ("false", "without GPS")]))
+    has_gps = forms.NullBooleanField(
+        required=False, widget=forms.Select(choices=[("", "any"), ("true", "with GPS"), ("false", "without GPS")])
+    )
     format = forms.ChoiceField(required=False, choices=FORMATS)
     min_width = forms.IntegerField(required=False, min_value=1, max_value=100_000)
     sort = forms.ChoiceField(required=False, choices=SORTS)
@@ -275,10 +291,10 @@ class FilterForm(forms.Form):
         if data.get("year"):
             parts.append({"year": data["year"]})
         if data.get("taken_from"):
-            start = datetime.combine(data["taken_from"], time.min, dt_timezone.utc)
+            start = datetime.combine(data["taken_from"], time.min, UTC)
             parts.append({"taken_ts": {"$gte": int(start.timestamp())}})
         if data.get("taken_to"):  # up to the end of that day: before the next one starts
-            end = datetime.combine(data["taken_to"] + timedelta(days=1), time.min, dt_timezone.utc)
+            end = datetime.combine(data["taken_to"] + timedelta(days=1), time.min, UTC)
             parts.append({"taken_ts": {"$lt": int(end.timestamp())}})
         if data.get("has_gps") is not None:
             parts.append({"has_gps": data["has_gps"]})

@@ -27,7 +27,9 @@ class MetadataChange(BaseModel):
     description: _text(10000) | None = None
     category: _text(64) | None = None
     location: _text(200) | None = None
-    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, strict=True)]] | None = None
+    tags: (
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, strict=True)]] | None
+    ) = None
 
 
 @api_view({"POST"}, editor=True)
@@ -44,8 +46,9 @@ def image(request, pk: int):
     if request.method == "DELETE":
         require_editor(request, "Moving photos to the trash")
         image_trash(images=[photo])
-        return JsonResponse({"id": photo.pk, "trashed": True,
-                             "detail": "Moved to the trash; an editor can restore it on /trash/."})
+        return JsonResponse(
+            {"id": photo.pk, "trashed": True, "detail": "Moved to the trash; an editor can restore it on /trash/."}
+        )
     if request.method == "PATCH":
         require_editor(request, "Editing metadata")
         change = parse(MetadataChange, json_body(request)).model_dump(exclude_unset=True)

@@ -42,9 +42,19 @@ def filter_choices() -> dict:
     from gallery.models import Metadata
 
     return {
-        "categories": list(Metadata.objects.exclude(category="").values_list("category", flat=True).distinct().order_by("category")[:100]),
+        "categories": list(
+            Metadata.objects.exclude(category="")
+            .values_list("category", flat=True)
+            .distinct()
+            .order_by("category")[:100]
+        ),
         "tags": list(Tag.objects.values_list("name", flat=True)[:200]),
-        "cameras": list(Metadata.objects.exclude(camera_model="").values_list("camera_model", flat=True).distinct().order_by("camera_model")[:100]),
+        "cameras": list(
+            Metadata.objects.exclude(camera_model="")
+            .values_list("camera_model", flat=True)
+            .distinct()
+            .order_by("camera_model")[:100]
+        ),
     }
 
 

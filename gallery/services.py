@@ -43,8 +43,7 @@ def _set_trashed(images: list[Image], trashed_at) -> int:
     """Set trashed_at on those of these photos whose state (in the database) differs; return how many."""
     wanted_live = trashed_at is None
     with transaction.atomic():
-        changing = list(Image.objects.filter(pk__in=[image.pk for image in images],
-                                             trashed_at__isnull=not wanted_live))
+        changing = list(Image.objects.filter(pk__in=[image.pk for image in images], trashed_at__isnull=not wanted_live))
         for image in changing:
             image.trashed_at = trashed_at
             image.save(update_fields=["trashed_at"])  # post_save removes the vector or puts it back

@@ -6,23 +6,19 @@ apps contribute (search: the index and the duplicate queue, through gallery.hook
 so a cached answer is never stale.
 """
 
-import logging
 import threading
 from collections import Counter
 from datetime import date, timedelta
 
 from django.core.cache import cache
-from django.db import close_old_connections
 from django.db.models import BooleanField, CharField, Count, ExpressionWrapper, Q, Sum
 from django.db.models.functions import Cast, Substr
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from gallery import hooks
+from gallery import background, hooks
 from gallery.models import Image, ImageVector, Metadata, Tag
 from gallery.versions import library_version
-
-log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 300
 WIDTH_BUCKETS = [(0, 1000), (1000, 2000), (2000, 4000), (4000, 6000), (6000, None)]
@@ -72,13 +68,10 @@ def _refresh_in_background(key: str, latest_key: str, charts: bool) -> None:
     def work() -> None:
         try:
             _remember(key, latest_key, _compute(charts=charts))
-        except Exception:
-            log.exception("refreshing the statistics failed")
         finally:
             _refreshing.release()
-            close_old_connections()
 
-    threading.Thread(target=work, name="stats-refresh", daemon=True).start()
+    background.start("stats-refresh", work)
 
 
 def _gallery(**params) -> str:
@@ -90,10 +83,16 @@ def _image_groups() -> list[dict]:
     return list(
         Image.objects.annotate(live=ExpressionWrapper(Q(trashed_at__isnull=True), output_field=BooleanField()))
         .values("format", "embedding_state", "embedding_model", "live")
-        .annotate(n=Count("pk"), bytes=Sum("byte_size"), widths=Sum("width"), heights=Sum("height"), **{
-            f"w{low}": Count("pk", filter=Q(width__gte=low) & (Q(width__lt=high) if high else Q()))
-            for low, high in WIDTH_BUCKETS
-        })
+        .annotate(
+            n=Count("pk"),
+            bytes=Sum("byte_size"),
+            widths=Sum("width"),
+            heights=Sum("height"),
+            **{
+                f"w{low}": Count("pk", filter=Q(width__gte=low) & (Q(width__lt=high) if high else Q()))
+                for low, high in WIDTH_BUCKETS
+            },
+        )
         .order_by()
     )
 
@@ -143,8 +142,13 @@ def _metadata_counts() -> tuple[Counter, Counter, Counter]:
     fields = ("category", "camera_model", "month")
     every = Metadata.objects.annotate(month=month).values_list(*fields).annotate(n=Count("pk")).order_by()
     # Driven from the trash index (a subquery, not a join SQLite would plan as a scan).
-    trashed = (Metadata.objects.filter(image_id__in=Image.objects.trashed().values("pk")).annotate(month=month)
-               .values_list(*fields).annotate(n=Count("pk")).order_by())
+    trashed = (
+        Metadata.objects.filter(image_id__in=Image.objects.trashed().values("pk"))
+        .annotate(month=month)
+        .values_list(*fields)
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
     categories, cameras, months = Counter(), Counter(), Counter()
     for rows, sign in ((every, 1), (trashed, -1)):
         for category, camera, taken, n in rows:
@@ -165,16 +169,26 @@ def _charts(widths: dict) -> dict:
     for month, count in sorted((m, n) for m, n in months.items() if m and n > 0)[-36:]:
         first = date(int(month[:4]), int(month[5:7]), 1)
         last = date(first.year + (first.month == 12), first.month % 12 + 1, 1) - timedelta(days=1)
-        per_month.append((first.strftime("%Y-%m"), count,
-                          _gallery(taken_from=first.isoformat(), taken_to=last.isoformat())))
-    tags = (Tag.objects.annotate(n=Count("photos", filter=Q(photos__image__trashed_at__isnull=True)))
-            .filter(n__gt=0).order_by("-n", "name").values_list("name", "n")[:10])
+        per_month.append(
+            (first.strftime("%Y-%m"), count, _gallery(taken_from=first.isoformat(), taken_to=last.isoformat()))
+        )
+    tags = (
+        Tag.objects.annotate(n=Count("photos", filter=Q(photos__image__trashed_at__isnull=True)))
+        .filter(n__gt=0)
+        .order_by("-n", "name")
+        .values_list("name", "n")[:10]
+    )
     return {
         "per_month": per_month,
         "categories": [(name, n, _gallery(category=name)) for name, n in _top(categories)],
         "cameras": [(name, n, _gallery(camera=name)) for name, n in _top(cameras)],
         "tags": [(name, n, _gallery(tag=name)) for name, n in tags],
-        "widths": [(f"{low}-{high - 1} px" if high else f"{low}+ px", widths[f"w{low}"],
-                    _gallery(min_width=low) if low else _gallery())
-                   for low, high in WIDTH_BUCKETS],
+        "widths": [
+            (
+                f"{low}-{high - 1} px" if high else f"{low}+ px",
+                widths[f"w{low}"],
+                _gallery(min_width=low) if low else _gallery(),
+            )
+            for low, high in WIDTH_BUCKETS
+        ],
     }

@@ -53,8 +53,7 @@ def rendition_path(image, kind: str) -> Path:
     return media_root() / rendition_relpath(image.sha256, kind)
 
 
-def write_atomic(relpath: str, data: bytes | Iterable[bytes], *,
-                 check: Callable[[Path], None] | None = None) -> Path:
+def write_atomic(relpath: str, data: bytes | Iterable[bytes], *, check: Callable[[Path], None] | None = None) -> Path:
     """Write bytes (or chunks of them) under MEDIA_ROOT/relpath via a temp file and rename; return the path.
 
     check, if given, sees the complete temp file before the rename and may raise

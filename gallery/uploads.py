@@ -19,8 +19,9 @@ def _source(upload_file) -> Source:
     # Django keeps small uploads in memory and spools large ones to a temporary file;
     # the pipeline reads those when their turn comes, not all into memory first.
     if hasattr(upload_file, "temporary_file_path"):
-        return Source(name=upload_file.name, path=Path(upload_file.temporary_file_path()), size=upload_file.size,
-                      uploaded=True)
+        return Source(
+            name=upload_file.name, path=Path(upload_file.temporary_file_path()), size=upload_file.size, uploaded=True
+        )
     return Source(name=upload_file.name, data=upload_file.read(), size=upload_file.size, uploaded=True)
 
 
@@ -33,14 +34,20 @@ def receive_uploads(files: list, *, user) -> UploadResult:
     result, accepted = UploadResult(), []
     for upload_file in files:
         if upload_file.size > settings.IMGSIM_UPLOAD_MAX_BYTES:
-            result.outcomes.append({"name": upload_file.name, "status": "failed",
-                                    "reason": f"larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB"})
+            result.outcomes.append(
+                {
+                    "name": upload_file.name,
+                    "status": "failed",
+                    "reason": f"larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB",
+                }
+            )
             continue
         accepted.append(_source(upload_file))
     # With a worker, the model runs there: the request only decodes and stores.
     report = Pipeline(user=user, embed=not settings.IMGSIM_WORKER).run(accepted)
-    result.outcomes += [{"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id}
-                        for o in report.outcomes]
+    result.outcomes += [
+        {"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id} for o in report.outcomes
+    ]
     if len(files) == 1 and result.outcomes[0]["status"] == "failed" and not accepted:
         result.status = 413
     elif len(files) == 1 and result.outcomes[0]["status"] == "not_image":

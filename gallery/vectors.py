@@ -33,5 +33,7 @@ def save(vectors: dict[int, np.ndarray]) -> None:
 
     ImageVector.objects.bulk_create(
         [ImageVector(image_id=image_id, data=to_bytes(vector)) for image_id, vector in vectors.items()],
-        update_conflicts=True, unique_fields=["image"], update_fields=["data"],
+        update_conflicts=True,
+        unique_fields=["image"],
+        update_fields=["data"],
     )

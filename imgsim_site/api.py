@@ -44,6 +44,7 @@ def _authenticate(request):
 
 def api_view(methods: set[str], *, editor: bool = False):
     """Authenticate, check CSRF for session writes, check the role, turn errors into JSON."""
+
     def decorate(view):
         @csrf_exempt  # checked below for session requests; token requests carry no cookie
         @login_not_required  # answered with 401 JSON, not a redirect to the login page
@@ -70,7 +71,9 @@ def api_view(methods: set[str], *, editor: bool = False):
                 return error(503, str(exc))
             except USER_ERRORS as exc:
                 return error(exc.status, str(exc))
+
         return wrapper
+
     return decorate
 
 
@@ -95,15 +98,19 @@ def parse(schema: type[BaseModel], data: dict) -> BaseModel:
         return schema.model_validate(data)
     except ValidationError as problem:
         details = problem.errors(include_url=False)
-        words = "; ".join(f"{'.'.join(map(str, d['loc'])) or 'body'}: {d['msg'].removeprefix('Value error, ')}"
-                          for d in details[:5])
+        words = "; ".join(
+            f"{'.'.join(map(str, d['loc'])) or 'body'}: {d['msg'].removeprefix('Value error, ')}" for d in details[:5]
+        )
         raise ApiError(400, words) from None
 
 
 def absolute(request, result: dict) -> dict:
     """An API result with its file URLs made absolute."""
-    return {**result, "path": request.build_absolute_uri(result["path"]),
-            "thumbnail": request.build_absolute_uri(result["thumbnail"])}
+    return {
+        **result,
+        "path": request.build_absolute_uri(result["path"]),
+        "thumbnail": request.build_absolute_uri(result["thumbnail"]),
+    }
 
 
 @api_view({"GET"})

@@ -117,10 +117,7 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": env_int("IMGSIM_SQLITE_TIMEOUT", 20, minimum=1),
                 "init_command": (
-                    "PRAGMA journal_mode=WAL;"
-                    "PRAGMA synchronous=NORMAL;"
-                    "PRAGMA foreign_keys=ON;"
-                    "PRAGMA cache_size=-32000;"
+                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;PRAGMA cache_size=-32000;"
                 ),
             },
         }

@@ -15,8 +15,9 @@ def _digest(key: str) -> str:
 def token_create(*, user, name: str) -> tuple[ApiToken, str]:
     """Create a token; return it and the key, which is never stored and cannot be shown again."""
     key = "imgsim_" + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name.strip()[:100] or "token", prefix=key[7:15],
-                                    key_hash=_digest(key))
+    token = ApiToken.objects.create(
+        user=user, name=name.strip()[:100] or "token", prefix=key[7:15], key_hash=_digest(key)
+    )
     return token, key
 
 

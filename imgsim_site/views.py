@@ -65,7 +65,11 @@ def profile(request):
             token_revoke(user=request.user, token_id=form.cleaned_data["token"] or 0)
             messages.success(request, "The token was revoked.")
         return redirect("profile")
-    context = {"tokens": _tokens(request.user), "new_key": request.session.pop(NEW_KEY_SESSION, ""), "form": TokenForm()}
+    context = {
+        "tokens": _tokens(request.user),
+        "new_key": request.session.pop(NEW_KEY_SESSION, ""),
+        "form": TokenForm(),
+    }
     return render(request, "profile.html", context)
 
 

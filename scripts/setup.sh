@@ -11,12 +11,13 @@ imgsim_setup() {
   fi
   local stamp=".venv/.imgsim-installed${extras:+-$extras}"
   local digest
-  digest="$(sha256sum pyproject.toml | cut -c1-16)"
+  digest="$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     echo "Installing dependencies into .venv (first run takes a few minutes)..."
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     # torch==2.13.0 is pinned in pyproject.toml: the CPU build, not a multi-GB CUDA one.
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}"
+    # requirements.lock (scripts/lock) pins every version: the same install on every machine.
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".${extras:+[$extras]}"
     echo "$digest" > "$stamp"
   fi
 }

@@ -22,7 +22,8 @@ def backend_class(setting: str, base: type) -> type:
         raise ImproperlyConfigured(f"{setting}['BACKEND'] = {conf['BACKEND']!r} cannot be imported: {error}") from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ImproperlyConfigured(
-            f"{setting}['BACKEND'] = {conf['BACKEND']!r} is not a {base.__module__}.{base.__name__} subclass")
+            f"{setting}['BACKEND'] = {conf['BACKEND']!r} is not a {base.__module__}.{base.__name__} subclass"
+        )
     return cls
 
 

@@ -10,7 +10,10 @@ def backends(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from search.index import VectorIndex
 
     problems = []
-    for setting, base, code in (("IMGSIM_EMBEDDER", Embedder, "imgsim.E001"), ("IMGSIM_INDEX", VectorIndex, "imgsim.E002")):
+    for setting, base, code in (
+        ("IMGSIM_EMBEDDER", Embedder, "imgsim.E001"),
+        ("IMGSIM_INDEX", VectorIndex, "imgsim.E002"),
+    ):
         try:
             backend_class(setting, base)
         except ImproperlyConfigured as error:

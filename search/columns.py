@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gallery.models import Metadata
 from gallery.filters import InvalidFilter, fold, fold_text, year_bounds
+from gallery.models import Metadata
 from search.embeddings import model_name
 
 REFRESH_SECONDS = 2.0
@@ -49,8 +49,9 @@ class Columns:
                 result |= self._field(key, "$eq", item)
             return result
         if key == "tags":
-            return np.isin(self.ids, self.tags.get(fold_text(str(value)), np.empty(0, dtype=np.int64)),
-                           assume_unique=True)
+            return np.isin(
+                self.ids, self.tags.get(fold_text(str(value)), np.empty(0, dtype=np.int64)), assume_unique=True
+            )
         if key == "has_gps":
             return self.numbers["has_gps"] == (1.0 if value else 0.0)
         if key in _TEXT_FIELDS:
@@ -59,13 +60,23 @@ class Columns:
             if key == "year":
                 timestamps = self.numbers["taken_ts"]
                 start, end = (bound.timestamp() for bound in year_bounds(value))
-                return {"$eq": (timestamps >= start) & (timestamps < end), "$gt": timestamps >= end,
-                        "$gte": timestamps >= start, "$lt": timestamps < start, "$lte": timestamps < end}[operator]
+                return {
+                    "$eq": (timestamps >= start) & (timestamps < end),
+                    "$gt": timestamps >= end,
+                    "$gte": timestamps >= start,
+                    "$lt": timestamps < start,
+                    "$lte": timestamps < end,
+                }[operator]
             if key not in self.numbers:
                 raise InvalidFilter(f"unknown filter field '{key}'")
             column, value = self.numbers[key], float(value)
-            return {"$eq": column == value, "$gt": column > value, "$gte": column >= value,
-                    "$lt": column < value, "$lte": column <= value}[operator]
+            return {
+                "$eq": column == value,
+                "$gt": column > value,
+                "$gte": column >= value,
+                "$lt": column < value,
+                "$lte": column <= value,
+            }[operator]
 
 
 class ColumnCache:
@@ -76,9 +87,14 @@ class ColumnCache:
     def columns(self, generation: int, *, exact: bool = False) -> Columns:
         """Return the columns; up to REFRESH_SECONDS old unless exact (as of this generation) is asked."""
         current = self._columns
-        fresh_enough = current is not None and current.model == model_name() and (
-            current.generation == generation
-            or (not exact and time.monotonic() - current.built_at < REFRESH_SECONDS))
+        fresh_enough = (
+            current is not None
+            and current.model == model_name()
+            and (
+                current.generation == generation
+                or (not exact and time.monotonic() - current.built_at < REFRESH_SECONDS)
+            )
+        )
         if fresh_enough:
             return current
         with self._lock:
@@ -110,8 +126,18 @@ def build_columns(generation: int, previous: Columns | None = None) -> Columns:
     rows = list(
         indexable()
         .order_by("pk")
-        .values_list("pk", "format", "original_name", "width", "height", "metadata__category",
-                     "metadata__camera_make", "metadata__camera_model", "metadata__taken_at", "metadata__latitude")
+        .values_list(
+            "pk",
+            "format",
+            "original_name",
+            "width",
+            "height",
+            "metadata__category",
+            "metadata__camera_make",
+            "metadata__camera_model",
+            "metadata__taken_at",
+            "metadata__latitude",
+        )
     )
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     vectors = _vectors_for(ids, previous if previous and previous.model == current_model else None, stored_vectors)

@@ -9,7 +9,9 @@ class SearchForm(FilterForm):
     exclude = forms.CharField(required=False, max_length=200, label="Not")
     like = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     top_k = forms.IntegerField(required=False, min_value=1, max_value=200, initial=settings.IMGSIM_SEARCH_TOP_K)
-    threshold = forms.FloatField(required=False, min_value=-1.0, max_value=1.0, initial=settings.IMGSIM_SEARCH_THRESHOLD)
+    threshold = forms.FloatField(
+        required=False, min_value=-1.0, max_value=1.0, initial=settings.IMGSIM_SEARCH_THRESHOLD
+    )
     image = forms.FileField(required=False)
 
     def query_parts(self) -> tuple[str, str]:

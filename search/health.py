@@ -2,6 +2,7 @@
 
 from django.conf import settings
 
+from gallery import background
 from gallery.models import Image
 from search.embeddings import get_embedder, model_name
 from search.models import IndexOutbox
@@ -33,6 +34,7 @@ def queue_health() -> dict:
         "embeddings_pending": Image.objects.waiting_for_embedding().count(),
         "tasks_queued": DBTaskResult.objects.ready().count(),
         "tasks_running": DBTaskResult.objects.running().count(),
+        "threads": background.running(),  # this process's own background work (gallery.background)
     }
 
 
@@ -47,8 +49,10 @@ def library_stats() -> dict:
             actual, error = index.count(model_name()), ""
     except Exception as failure:  # the page still shows everything else
         actual, error = None, str(failure)
-    return {"index": {"expected": expected, "actual": actual, "in_sync": actual == expected, "error": error},
-            "duplicate_groups": len(duplicate_groups())}
+    return {
+        "index": {"expected": expected, "actual": actual, "in_sync": actual == expected, "error": error},
+        "duplicate_groups": len(duplicate_groups()),
+    }
 
 
 def library_stats_version() -> str:

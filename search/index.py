@@ -66,8 +66,15 @@ class VectorIndex:
     def delete(self, model_name: str, ids: Iterable) -> None:
         raise NotImplementedError
 
-    def query(self, model_name: str, vector: np.ndarray, n_results: int, where: dict | None = None,
-              *, with_metadata: bool = False) -> list:
+    def query(
+        self,
+        model_name: str,
+        vector: np.ndarray,
+        n_results: int,
+        where: dict | None = None,
+        *,
+        with_metadata: bool = False,
+    ) -> list:
         raise NotImplementedError
 
     def get(self, model_name: str, ids: list | None = None, *, with_vectors: bool = False) -> dict:
@@ -220,8 +227,15 @@ class ChromaIndex(VectorIndex):
         for start in range(0, len(ids), step):
             collection.delete(ids=ids[start : start + step])
 
-    def query(self, model_name: str, vector: np.ndarray, n_results: int, where: dict | None = None,
-              *, with_metadata: bool = False):
+    def query(
+        self,
+        model_name: str,
+        vector: np.ndarray,
+        n_results: int,
+        where: dict | None = None,
+        *,
+        with_metadata: bool = False,
+    ):
         """Return [(id, similarity)] best first (ids as strings); similarity = 1 - cosine distance.
 
         With with_metadata, [(id, similarity, metadata)].

@@ -38,9 +38,13 @@ def search(request):
     query = parse(SearchRequest, json_body(request) if as_json else _multipart(request))
     upload = None if as_json else request.FILES.get("image")
     results = find_similar(
-        query_text=query.query or None, query_image_id=query.image_id,
-        query_image=upload.read() if upload is not None else None, exclude_text=query.exclude or None,
-        top_k=query.top_k, threshold=query.threshold, filter_metadata=query.filters or None,
+        query_text=query.query or None,
+        query_image_id=query.image_id,
+        query_image=upload.read() if upload is not None else None,
+        exclude_text=query.exclude or None,
+        top_k=query.top_k,
+        threshold=query.threshold,
+        filter_metadata=query.filters or None,
     )
     return JsonResponse({"results": [absolute(request, result) for result in results]})
 
@@ -48,10 +52,28 @@ def search(request):
 @api_view({"GET"}, editor=True)
 def duplicates(request):
     groups = duplicate_groups(tier=request.GET.get("tier") or None)
-    return JsonResponse({"groups": [
-        {"tier": g.tier, "keeper": g.keeper.pk, "keeper_filename": g.keeper.original_name,
-         "keeper_reason": g.keeper_reason, "bytes_to_free": g.bytes_to_free,
-         "members": [{"id": m.image.pk, "filename": m.image.original_name, "tier": m.tier, "similarity": m.similarity,
-                      "hamming": m.hamming, "reason": m.reason} for m in g.members]}
-        for g in groups
-    ]})
+    return JsonResponse(
+        {
+            "groups": [
+                {
+                    "tier": g.tier,
+                    "keeper": g.keeper.pk,
+                    "keeper_filename": g.keeper.original_name,
+                    "keeper_reason": g.keeper_reason,
+                    "bytes_to_free": g.bytes_to_free,
+                    "members": [
+                        {
+                            "id": m.image.pk,
+                            "filename": m.image.original_name,
+                            "tier": m.tier,
+                            "similarity": m.similarity,
+                            "hamming": m.hamming,
+                            "reason": m.reason,
+                        }
+                        for m in g.members
+                    ],
+                }
+                for g in groups
+            ]
+        }
+    )

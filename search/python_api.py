@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from gallery import vectors as stored_vectors
 from gallery.models import Image
 from gallery.serializers import image_dict
 from gallery.services import METADATA_TEXT_FIELDS, metadata_update
-from gallery import vectors as stored_vectors
 from search.embeddings import get_embedder, model_name
 from search.errors import InvalidQuery, QueryTooLarge, UnsupportedImage
 from search.query import Hit, nearest
@@ -40,13 +40,20 @@ def image_vector(image) -> np.ndarray:
 
 
 def query_vector(
-    *, query_text: str | None = None, query_image_path=None, query_image=None, query_image_id: int | None = None,
-    query_embedding=None, exclude_text: str | None = None,
+    *,
+    query_text: str | None = None,
+    query_image_path=None,
+    query_image=None,
+    query_image_id: int | None = None,
+    query_embedding=None,
+    exclude_text: str | None = None,
 ) -> tuple[np.ndarray, frozenset[int]]:
     """Build the unit query vector from exactly one kind of query; return it and ids to leave out."""
     given = [query_text or None, query_image_path, query_image, query_image_id, query_embedding]
     if sum(value is not None for value in given) != 1:
-        raise InvalidQuery("give exactly one of query_text, query_image_path, query_image, query_image_id, query_embedding")
+        raise InvalidQuery(
+            "give exactly one of query_text, query_image_path, query_image, query_image_id, query_embedding"
+        )
     exclude_ids: frozenset[int] = frozenset()
     if query_text:
         vector = get_embedder().encode_texts([query_text.strip()[:500]])[0]
@@ -87,7 +94,9 @@ def query_vector(
 
 def describe(hits: list[Hit]) -> list[dict]:
     """Turn hits into the brief's result dicts, in the same order."""
-    images = Image.objects.select_related("metadata").prefetch_related("metadata__tags").in_bulk([h.image_id for h in hits])
+    images = (
+        Image.objects.select_related("metadata").prefetch_related("metadata__tags").in_bulk([h.image_id for h in hits])
+    )
     results = []
     for hit in hits:
         image = images.get(hit.image_id)
@@ -97,14 +106,25 @@ def describe(hits: list[Hit]) -> list[dict]:
 
 
 def find_similar(
-    *, query_text: str | None = None, query_image_path=None, query_image: bytes | None = None,
-    query_image_id: int | None = None, query_embedding=None, exclude_text: str | None = None,
-    top_k: int | None = None, threshold: float | None = None, filter_metadata: dict | None = None,
+    *,
+    query_text: str | None = None,
+    query_image_path=None,
+    query_image: bytes | None = None,
+    query_image_id: int | None = None,
+    query_embedding=None,
+    exclude_text: str | None = None,
+    top_k: int | None = None,
+    threshold: float | None = None,
+    filter_metadata: dict | None = None,
 ) -> list[dict]:
     """Return the photos most similar to the query, best first, each with its similarity."""
     vector, exclude_ids = query_vector(
-        query_text=query_text, query_image_path=query_image_path, query_image=query_image,
-        query_image_id=query_image_id, query_embedding=query_embedding, exclude_text=exclude_text,
+        query_text=query_text,
+        query_image_path=query_image_path,
+        query_image=query_image,
+        query_image_id=query_image_id,
+        query_embedding=query_embedding,
+        exclude_text=exclude_text,
     )
     top_k = settings.IMGSIM_SEARCH_TOP_K if top_k is None else int(top_k)
     if not 1 <= top_k <= 1000:
@@ -125,8 +145,12 @@ def add_image(path, *, embedding=None, metadata: dict | None = None, user=None) 
         raise InvalidQuery(str(error)) from None
     if len(sources) != 1:
         raise InvalidQuery(f"{path} is not a single file")
-    pipeline = Pipeline(user=user, embed=embedding is None, category=(metadata or {}).get("category", ""),
-                        tags=(metadata or {}).get("tags", []))
+    pipeline = Pipeline(
+        user=user,
+        embed=embedding is None,
+        category=(metadata or {}).get("category", ""),
+        tags=(metadata or {}).get("tags", []),
+    )
     report = pipeline.run(sources)
     outcome = report.outcomes[0]
     if outcome.status not in ("added", "known"):
@@ -152,8 +176,9 @@ def _apply_metadata(image: Image, metadata: dict) -> None:
     metadata_update(image=image, fields=known, tags=metadata.get("tags"), extra=extra)
 
 
-def add_images_from_directory(directory, *, max_images: int | None = None, recursive: bool = True,
-                              extensions: list[str] | None = None, user=None) -> int:
+def add_images_from_directory(
+    directory, *, max_images: int | None = None, recursive: bool = True, extensions: list[str] | None = None, user=None
+) -> int:
     """Ingest a folder (the brief's add_images_from_directory); return how many photos were added."""
     from gallery.ingest import Pipeline, discover
 
@@ -162,7 +187,9 @@ def add_images_from_directory(directory, *, max_images: int | None = None, recur
     return Pipeline(user=user).run(sources, limit=max_images).added
 
 
-def find_duplicates(similarity_threshold: float = 0.95, *, tiers=None, hamming_threshold: int | None = None) -> list[dict]:
+def find_duplicates(
+    similarity_threshold: float = 0.95, *, tiers=None, hamming_threshold: int | None = None
+) -> list[dict]:
     """The brief's find_duplicates: pairs with image1_filename, image2_filename, similarity, tier, hamming, rule.
 
     similarity_threshold is the CLIP similarity of the "similar shot" tier. Exact

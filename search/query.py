@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
+from gallery.filters import to_q, validate
+from search.columns import column_cache
 from search.embeddings import model_name
 from search.errors import IndexUnavailable
-from search.columns import column_cache
-from gallery.filters import to_q, validate
 from search.sync import current_generation, indexable, reading_index
 
 # Up to this many matching photos are scored exactly from the cached vectors (~5 ms).
@@ -31,7 +31,11 @@ class Hit:
 
 
 def nearest(
-    vector: np.ndarray, *, top_k: int, threshold: float | None = None, where: dict | None = None,
+    vector: np.ndarray,
+    *,
+    top_k: int,
+    threshold: float | None = None,
+    where: dict | None = None,
     exclude_ids: frozenset[int] = frozenset(),
 ) -> list[Hit]:
     """Return up to top_k live photos most similar to a unit vector, best first."""
@@ -96,6 +100,11 @@ def _still_matching(hits: list[Hit], where: dict) -> list[Hit]:
     """Keep the hits that SQLite (the truth) still says pass; the column cache may lag 2 s."""
     if not hits:
         return hits
-    ok = set(indexable().filter(to_q(where)).filter(pk__in=[h.image_id for h in hits])
-             .order_by().values_list("pk", flat=True))
+    ok = set(
+        indexable()
+        .filter(to_q(where))
+        .filter(pk__in=[h.image_id for h in hits])
+        .order_by()
+        .values_list("pk", flat=True)
+    )
     return [hit for hit in hits if hit.image_id in ok]

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gallery import storage
-from gallery.models import Image
 from gallery import vectors as stored_vectors
+from gallery.models import Image
 from search.embeddings import model_name
-from search.sync import indexable, index_metadata, process_outbox, reading_index, sync_images, writing_index
+from search.sync import index_metadata, indexable, process_outbox, reading_index, sync_images, writing_index
 
 CHUNK = 2000
 
@@ -31,8 +31,15 @@ class ReconcileResult:
     @property
     def clean(self) -> bool:
         return not any(
-            (self.outbox_synced, self.embedded, self.embed_failed, self.missing_added, self.orphans_removed,
-             self.metadata_fixed, self.orphan_files)
+            (
+                self.outbox_synced,
+                self.embedded,
+                self.embed_failed,
+                self.missing_added,
+                self.orphans_removed,
+                self.metadata_fixed,
+                self.orphan_files,
+            )
         )
 
     def lines(self) -> list[str]:
@@ -63,8 +70,10 @@ def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_f
         Image.objects.filter(embedding_state=Image.Embedding.FAILED).update(
             embedding_state=Image.Embedding.PENDING, embedding_error=""
         )
-    needing = Image.objects.live().exclude(embedding_state=Image.Embedding.FAILED).exclude(
-        embedding_state=Image.Embedding.DONE, embedding_model=current
+    needing = (
+        Image.objects.live()
+        .exclude(embedding_state=Image.Embedding.FAILED)
+        .exclude(embedding_state=Image.Embedding.DONE, embedding_model=current)
     )
     if embed and not result.model_error:
         pending_ids = list(needing.values_list("pk", flat=True))

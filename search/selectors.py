@@ -36,8 +36,13 @@ def form_query(form: SearchForm) -> tuple[dict, Image | None]:
         query = {"query_text": text}
     else:
         return {}, like
-    return {**query, "exclude_text": negative or None, "top_k": data.get("top_k") or settings.IMGSIM_SEARCH_TOP_K,
-            "threshold": data.get("threshold"), "filter_metadata": form.to_where()}, like
+    return {
+        **query,
+        "exclude_text": negative or None,
+        "top_k": data.get("top_k") or settings.IMGSIM_SEARCH_TOP_K,
+        "threshold": data.get("threshold"),
+        "filter_metadata": form.to_where(),
+    }, like
 
 
 def page_search(form: SearchForm) -> PageSearch:

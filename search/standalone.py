@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gallery.filters import to_chroma, validate
 from search.embeddings import ClipEmbedder, Embedder, get_embedder
 from search.errors import InvalidQuery
-from gallery.filters import to_chroma, validate
 from search.index import ChromaIndex
 
 EXPORT_FORMAT = "imgsim.chromadb-backend"
@@ -32,8 +32,14 @@ DEFAULT_EXTENSIONS = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff",
 
 
 class ChromaDBBackend:
-    def __init__(self, collection_name: str = "images", persist_directory: str | Path | None = None,
-                 embedding_model: str | None = None, *, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        collection_name: str = "images",
+        persist_directory: str | Path | None = None,
+        embedding_model: str | None = None,
+        *,
+        embedder: Embedder | None = None,
+    ):
         self.collection_name = collection_name
         self.persist_directory = str(persist_directory) if persist_directory else None
         self.index = ChromaIndex(path=self.persist_directory, collection=collection_name)
@@ -52,9 +58,15 @@ class ChromaDBBackend:
         photo = decode(data)
         exif = photo.exif
         metadata = {
-            "filename": path.name, "path": str(path.resolve()), "width": photo.width, "height": photo.height,
-            "format": photo.format, "byte_size": len(data), "camera_make": exif.camera_make,
-            "camera_model": exif.camera_model, "date_taken": exif.taken_at.isoformat() if exif.taken_at else None,
+            "filename": path.name,
+            "path": str(path.resolve()),
+            "width": photo.width,
+            "height": photo.height,
+            "format": photo.format,
+            "byte_size": len(data),
+            "camera_make": exif.camera_make,
+            "camera_model": exif.camera_model,
+            "date_taken": exif.taken_at.isoformat() if exif.taken_at else None,
         }
         return hashlib.sha256(data).hexdigest(), photo, metadata
 
@@ -71,8 +83,14 @@ class ChromaDBBackend:
         self.index.upsert(self._model, [image_id], vector[None], [stored])
         return image_id
 
-    def add_images_from_directory(self, directory_path, max_images: int | None = None, recursive: bool = True,
-                                  extensions: list[str] | None = None, batch_size: int = 32) -> int:
+    def add_images_from_directory(
+        self,
+        directory_path,
+        max_images: int | None = None,
+        recursive: bool = True,
+        extensions: list[str] | None = None,
+        batch_size: int = 32,
+    ) -> int:
         """Add the images in a folder, in batches; return how many were added. Unreadable files are skipped."""
         from gallery.decoding import DecodeError, NotAnImage
 
@@ -80,8 +98,11 @@ class ChromaDBBackend:
         if not folder.is_dir():
             raise InvalidQuery(f"{folder} is not a directory")
         wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in (extensions or DEFAULT_EXTENSIONS)}
-        paths = sorted(p for p in (folder.rglob("*") if recursive else folder.glob("*"))
-                       if p.is_file() and p.suffix.lower() in wanted)
+        paths = sorted(
+            p
+            for p in (folder.rglob("*") if recursive else folder.glob("*"))
+            if p.is_file() and p.suffix.lower() in wanted
+        )
         if max_images is not None:
             paths = paths[:max_images]
         added = 0
@@ -121,18 +142,31 @@ class ChromaDBBackend:
             raise InvalidQuery("the query embedding is empty or not finite")
         return vector / norm
 
-    def find_similar(self, query_text: str | None = None, query_image_path=None, query_embedding=None,
-                     top_k: int = 10, threshold: float | None = None, filter_metadata: dict | None = None,
-                     exclude_text: str | None = None) -> list[dict]:
+    def find_similar(
+        self,
+        query_text: str | None = None,
+        query_image_path=None,
+        query_embedding=None,
+        top_k: int = 10,
+        threshold: float | None = None,
+        filter_metadata: dict | None = None,
+        exclude_text: str | None = None,
+    ) -> list[dict]:
         """Return the most similar images, best first: id, filename, path, similarity, metadata."""
         where = to_chroma(validate(filter_metadata, free_form=True)) if filter_metadata else None
         vector = self._query_vector(query_text, query_image_path, query_embedding, exclude_text)
         hits = self.index.query(self._model, vector, top_k, where=where, with_metadata=True)
         floor = -1.0 if threshold is None else threshold
         return [
-            {"id": pk, "filename": meta.get("filename", ""), "path": meta.get("path", ""),
-             "similarity": sim, "metadata": meta}
-            for pk, sim, meta in hits if sim >= floor
+            {
+                "id": pk,
+                "filename": meta.get("filename", ""),
+                "path": meta.get("path", ""),
+                "similarity": sim,
+                "metadata": meta,
+            }
+            for pk, sim, meta in hits
+            if sim >= floor
         ]
 
     def _all(self) -> tuple[list[str], np.ndarray, list[dict]]:
@@ -150,10 +184,18 @@ class ChromaDBBackend:
         if not ids:
             return []
         rows, cols, similarity = similar_pairs(vectors, np.arange(len(ids)), similarity_threshold, None)
-        pairs = [{"image1_id": ids[i], "image2_id": ids[j],
-                  "image1_filename": metadatas[i].get("filename", ""), "image2_filename": metadatas[j].get("filename", ""),
-                  "image1_path": metadatas[i].get("path", ""), "image2_path": metadatas[j].get("path", ""),
-                  "similarity": float(sim)} for i, j, sim in zip(rows, cols, similarity)]
+        pairs = [
+            {
+                "image1_id": ids[i],
+                "image2_id": ids[j],
+                "image1_filename": metadatas[i].get("filename", ""),
+                "image2_filename": metadatas[j].get("filename", ""),
+                "image1_path": metadatas[i].get("path", ""),
+                "image2_path": metadatas[j].get("path", ""),
+                "similarity": float(sim),
+            }
+            for i, j, sim in zip(rows, cols, similarity)
+        ]
         return sorted(pairs, key=lambda pair: -pair["similarity"])
 
     def get_stats(self) -> dict:
@@ -182,8 +224,11 @@ class ChromaDBBackend:
         """Write every id, metadata and vector to JSON (gzip when the name ends in .gz); return the count."""
         ids, vectors, metadatas = self._all()
         document = {
-            "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "collection": self.collection_name,
-            "model": self._model, "dimension": int(vectors.shape[1]) if len(ids) else self.embedder.dimension,
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "collection": self.collection_name,
+            "model": self._model,
+            "dimension": int(vectors.shape[1]) if len(ids) else self.embedder.dimension,
             "items": [
                 {"id": pk, "metadata": meta, "embedding": base64.b64encode(vec.astype("<f4").tobytes()).decode()}
                 for pk, vec, meta in zip(ids, vectors, metadatas)
@@ -208,6 +253,7 @@ class ChromaDBBackend:
         if document["model"] != self._model:
             raise InvalidQuery(f"the export was made with {document['model']}; this backend uses {self._model}")
         if items:
-            self.index.upsert(self._model, [item["id"] for item in items], np.stack(vectors),
-                              [item["metadata"] for item in items])
+            self.index.upsert(
+                self._model, [item["id"] for item in items], np.stack(vectors), [item["metadata"] for item in items]
+            )
         return len(items)

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from gallery import vectors as stored_vectors
 from gallery.filters import fold_text
 from gallery.hooks import is_embedding_deferred
 from gallery.models import Image
@@ -25,7 +26,6 @@ from search.embeddings import get_embedder, model_name
 from search.errors import ModelUnavailable
 from search.index import get_index
 from search.models import IndexGeneration, IndexOutbox
-from gallery import vectors as stored_vectors
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +149,7 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
         return report
     last_outbox = IndexOutbox.objects.filter(image_id__in=ids).order_by("-pk").values_list("pk", flat=True).first()
     current_model = model_name()
-    images = list(
-        Image.objects.filter(pk__in=ids).select_related("metadata").prefetch_related("metadata__tags")
-    )
+    images = list(Image.objects.filter(pk__in=ids).select_related("metadata").prefetch_related("metadata__tags"))
     live = [image for image in images if image.trashed_at is None]
     needs_vector = [
         image

@@ -52,15 +52,21 @@ def index_work(attempt: int = 0) -> dict:
         merge_into(total, report)
         if not report.embedded and not report.failed:
             break  # nothing moved: do not spin
-    summary = {"embedded": total.embedded, "failed": len(total.failed), "upserted": total.upserted,
-               "deleted": total.deleted, "error": total.model_error}
+    summary = {
+        "embedded": total.embedded,
+        "failed": len(total.failed),
+        "upserted": total.upserted,
+        "deleted": total.deleted,
+        "error": total.model_error,
+    }
     if total.model_error or waiting_ids(1):
         if attempt + 1 >= MAX_ATTEMPTS:
             log.error("index work still stuck after %d attempts (%s); run reconcile", attempt + 1, total.model_error)
         else:
             delay = backoff(attempt + 1)
-            log.warning("index work incomplete (%s); retry %d in %d s", total.model_error or "photos left",
-                        attempt + 1, delay)
+            log.warning(
+                "index work incomplete (%s); retry %d in %d s", total.model_error or "photos left", attempt + 1, delay
+            )
             index_work.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue(attempt=attempt + 1)
     return summary
 
@@ -124,21 +130,25 @@ def request_index_check() -> None:
     """Queue a one-off index check and repair now, unless one is queued already."""
     from django_tasks_db.models import DBTaskResult
 
-    if not DBTaskResult.objects.ready().filter(task_path=check_index.module_path,
-                                               args_kwargs__kwargs__repeat=False).exists():
+    if (
+        not DBTaskResult.objects.ready()
+        .filter(task_path=check_index.module_path, args_kwargs__kwargs__repeat=False)
+        .exists()
+    ):
         check_index.enqueue(repeat=False)
 
 
 def catch_up() -> dict:
     """Queue whatever a stopped worker left (waiting photos, outbox rows, interrupted scans) and an index check."""
-    from django_tasks_db.models import DBTaskResult
     from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
 
     from search.models import DuplicateScan
 
     # A worker killed mid-task leaves its row RUNNING for ever; the work itself is found again below.
     abandoned = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).update(
-        status=TaskResultStatus.FAILED, finished_at=timezone.now())
+        status=TaskResultStatus.FAILED, finished_at=timezone.now()
+    )
     scans = list(DuplicateScan.objects.filter(status=DuplicateScan.Status.RUNNING).values_list("pk", flat=True))
     for scan_id in scans:
         duplicate_scan.enqueue(scan_id=scan_id)

@@ -1,4 +1,5 @@
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,8 +21,8 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 def _reset_backends():
-    from search.embeddings import get_embedder
     from search.columns import column_cache
+    from search.embeddings import get_embedder
     from search.index import get_index
 
     column_cache.clear()
@@ -39,8 +40,10 @@ def isolated(settings, tmp_path, tiny_model):
     """Every test gets its own media folder, Chroma folder and the tiny model."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.IMGSIM_MODEL = tiny_model
-    settings.IMGSIM_EMBEDDER = {**settings.IMGSIM_EMBEDDER, "OPTIONS": {
-        **settings.IMGSIM_EMBEDDER["OPTIONS"], "model": tiny_model, "precision": "fp32"}}
+    settings.IMGSIM_EMBEDDER = {
+        **settings.IMGSIM_EMBEDDER,
+        "OPTIONS": {**settings.IMGSIM_EMBEDDER["OPTIONS"], "model": tiny_model, "precision": "fp32"},
+    }
     settings.IMGSIM_INDEX = {**settings.IMGSIM_INDEX, "OPTIONS": {"path": str(tmp_path / "chroma"), "url": None}}
     _reset_backends()
     yield tmp_path
@@ -109,7 +112,9 @@ def chroma_server(tmp_path):
     log = open(tmp_path / "chroma.log", "w")
     process = subprocess.Popen(
         [str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -125,3 +130,46 @@ def chroma_server(tmp_path):
     process.terminate()
     process.wait(timeout=10)
     log.close()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Playwright's sync API runs an event loop in this thread; the ORM calls that
+    # fixtures make meanwhile are still plain synchronous calls. Set only here: the
+    # variable must not leak into other tests (check --deploy refuses it).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield from _launch()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _launch():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: the test command installs it (scripts/run-tests)")
+        pytest.skip("chromium is not installed; run scripts/run-tests to install it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()

@@ -27,8 +27,15 @@ def photo_image(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
     return image
 
 
-def exif_bytes(*, make="", model="", lens="", taken: datetime | None = None, gps: tuple[float, float] | None = None,
-               orientation: int | None = None) -> bytes:
+def exif_bytes(
+    *,
+    make="",
+    model="",
+    lens="",
+    taken: datetime | None = None,
+    gps: tuple[float, float] | None = None,
+    orientation: int | None = None,
+) -> bytes:
     exif = Image.Exif()
     if make:
         exif[0x010F] = make
@@ -44,12 +51,14 @@ def exif_bytes(*, make="", model="", lens="", taken: datetime | None = None, gps
     if details:
         exif[0x8769] = details
     if gps:
+
         def dms(value):
             value = abs(value)
             d = int(value)
             m = int((value - d) * 60)
             s = Fraction(round(((value - d) * 60 - m) * 60 * 100), 100)
             return (Fraction(d), Fraction(m), s)
+
         exif[0x8825] = {1: "N" if gps[0] >= 0 else "S", 2: dms(gps[0]), 3: "E" if gps[1] >= 0 else "W", 4: dms(gps[1])}
     return exif.tobytes()
 

@@ -5,10 +5,10 @@ import pytest
 
 from gallery.models import Image
 from gallery.vectors import load, load_one
-from search.python_api import add_image, add_images_from_directory, find_similar
-from search.standalone import ChromaDBBackend
 from search.embeddings import get_embedder
 from search.errors import InvalidFilter, InvalidQuery
+from search.python_api import add_image, add_images_from_directory, find_similar
+from search.standalone import ChromaDBBackend
 from tests.photos import photo_bytes, write_library, write_photo
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,20 +61,24 @@ def test_negative_text_moves_results_away_from_it(library):
 def test_threshold_drops_weak_results(library):
     everything = find_similar(query_text="snow", top_k=8)
     threshold = everything[3]["similarity"]
-    assert [r["id"] for r in find_similar(query_text="snow", top_k=8, threshold=threshold)] == \
-        [r["id"] for r in everything[:4]]
+    assert [r["id"] for r in find_similar(query_text="snow", top_k=8, threshold=threshold)] == [
+        r["id"] for r in everything[:4]
+    ]
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({}, "exactly one"),
-    ({"query_text": "a", "query_image_id": 1}, "exactly one"),
-    ({"query_image_id": 999999}, "no photo with id"),
-    ({"query_embedding": [1.0, 2.0]}, "dimensions"),
-    ({"query_embedding": [0.0] * 32}, "empty or not finite"),
-    ({"query_text": "x", "top_k": 0}, "top_k"),
-    ({"query_text": "x", "threshold": 2}, "threshold"),
-    ({"query_image": b"not an image"}, "cannot be used"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({}, "exactly one"),
+        ({"query_text": "a", "query_image_id": 1}, "exactly one"),
+        ({"query_image_id": 999999}, "no photo with id"),
+        ({"query_embedding": [1.0, 2.0]}, "dimensions"),
+        ({"query_embedding": [0.0] * 32}, "empty or not finite"),
+        ({"query_text": "x", "top_k": 0}, "top_k"),
+        ({"query_text": "x", "threshold": 2}, "threshold"),
+        ({"query_image": b"not an image"}, "cannot be used"),
+    ],
+)
 def test_bad_queries_get_clear_errors(library, kwargs, words):
     with pytest.raises(InvalidQuery) as error:
         find_similar(**kwargs)
@@ -90,8 +94,11 @@ def test_add_image_with_metadata_and_precomputed_embedding(tmp_path, library):
     path = write_photo(tmp_path / "new" / "harbour.png", 77, fmt="PNG")
     vector = np.zeros(32, dtype=np.float32)
     vector[3] = 2.0
-    result = add_image(path, embedding=vector, metadata={"category": "travel", "tags": ["Boats", "sea"],
-                                                         "location": "Bergen", "rating": 5})
+    result = add_image(
+        path,
+        embedding=vector,
+        metadata={"category": "travel", "tags": ["Boats", "sea"], "location": "Bergen", "rating": 5},
+    )
     assert result["metadata"]["category"] == "travel"
     assert result["metadata"]["tags"] == ["boats", "sea"]
     image = Image.objects.get(pk=result["id"])
@@ -138,8 +145,9 @@ def test_standalone_backend_follows_the_brief(tmp_path):
     assert backend.export_collection(exported) == 8
     persisted = ChromaDBBackend(collection_name="restored", persist_directory=tmp_path / "db")
     assert persisted.import_collection(exported) == 8
-    assert [r["id"] for r in persisted.find_similar(query_text="cat photo", top_k=5, threshold=-1)] == \
-        [r["id"] for r in results]
+    assert [r["id"] for r in persisted.find_similar(query_text="cat photo", top_k=5, threshold=-1)] == [
+        r["id"] for r in results
+    ]
 
 
 @pytest.mark.slow
@@ -153,9 +161,21 @@ def test_the_briefs_example_script_runs(tmp_path, tiny_model):
     write_library(tmp_path / "photos", 4)
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update({"IMGSIM_DATA_DIR": str(tmp_path / "data"), "IMGSIM_MODEL": tiny_model, "HF_HUB_OFFLINE": "1"})
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "chromadb_example.py"), str(tmp_path / "photos"),
-                             "cat photo", "--top-k", "3"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "chromadb_example.py"),
+            str(tmp_path / "photos"),
+            "cat photo",
+            "--top-k",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "Added 4 images" in result.stdout and "Total images: 4" in result.stdout
     import re

@@ -3,53 +3,15 @@
 Screenshots of every page land in test-artifacts/ (ignored by git) for review.
 """
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 from gallery.models import Image, Metadata
-from tests.conftest import ROOT
+from tests.browser import login, shot
 from tests.photos import write_library
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # Playwright's sync API runs an event loop in this thread; the ORM calls that
-    # fixtures make meanwhile are still plain synchronous calls. Set only here: the
-    # variable must not leak into other tests (check --deploy refuses it).
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        yield from _launch()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-def _launch():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: the test command installs it (scripts/run-tests)")
-        pytest.skip("chromium is not installed; run scripts/run-tests to install it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--disable-quic", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -67,25 +29,6 @@ def page(browser, live_server, viewer, library):
     page = login(browser, live_server, "vera")
     yield page
     page.context.close()
-
-
-def login(browser, live_server, username: str):
-    """A new browser context logged in through the real login form; return its page."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    page.goto("/")
-    assert "/accounts/login/" in page.url  # every page needs a login
-    page.fill("#id_username", username)
-    page.fill("#id_password", f"pw-{username}")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/$"))
-    return page
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def cards(page) -> int:
@@ -159,8 +102,10 @@ def test_upload_in_the_browser(browser, live_server, editor, tmp_path):
     page.set_input_files("#id_files", [*map(str, files), str(tmp_path / "up" / "notes.jpg")])
     page.click("button:has-text('Upload')")
     # One request per file, each with its own progress bar, then its own result line.
-    page.wait_for_function("document.querySelectorAll('#upload-results .outcome').length === 3"
-                           " && !document.querySelector('.outcome.uploading')")
+    page.wait_for_function(
+        "document.querySelectorAll('#upload-results .outcome').length === 3"
+        " && !document.querySelector('.outcome.uploading')"
+    )
     assert page.locator(".outcome.added").count() == 2
     assert page.locator(".outcome.not_image").count() == 1
     shot(page, "upload")

@@ -8,8 +8,8 @@ from gallery import storage
 from gallery.models import Image
 from gallery.services import image_trash
 from search.models import DuplicatePair, NotDuplicate
+from tests.browser import login, shot
 from tests.photos import write_library, write_photo
-from tests.test_browser import browser, login, shot  # noqa: F401 - the module-wide browser fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -29,8 +29,10 @@ def pair(first: Image, second: Image, tier: str, similarity: float, hamming: int
 def posts_to(page, fragment: str) -> list[str]:
     """Record the POST requests the page sends to URLs containing fragment."""
     seen: list[str] = []
-    page.on("request", lambda request: seen.append(request.url)
-            if request.method == "POST" and fragment in request.url else None)
+    page.on(
+        "request",
+        lambda request: seen.append(request.url) if request.method == "POST" and fragment in request.url else None,
+    )
     return seen
 
 
@@ -40,7 +42,7 @@ def fits(page, width: int) -> None:
     assert scroll <= width, f"{page.url} is {scroll}px wide on a {width}px screen"
 
 
-def test_a_chain_never_shows_its_ends_in_one_group(browser, live_server, editor, tmp_path, ingest):  # noqa: F811
+def test_a_chain_never_shows_its_ends_in_one_group(browser, live_server, editor, tmp_path, ingest):
     photos = photos_named(ingest, tmp_path / "in", {"a.jpg": (900, 700), "b.jpg": (700, 500), "c.jpg": (500, 400)})
     pair(photos["a.jpg"], photos["b.jpg"], "near", 0.97, 18)
     pair(photos["b.jpg"], photos["c.jpg"], "near", 0.97, 18)
@@ -57,9 +59,13 @@ def test_a_chain_never_shows_its_ends_in_one_group(browser, live_server, editor,
 
 
 def test_a_review_click_trashes_exactly_the_ticked_members_and_undo_brings_them_back(
-        browser, live_server, editor, tmp_path, ingest):  # noqa: F811
-    photos = photos_named(ingest, tmp_path / "in", {"keep.jpg": (1000, 800), "copy.jpg": (1000, 800),
-                                                    "burst.jpg": (640, 480), "resized.jpg": (500, 400)})
+    browser, live_server, editor, tmp_path, ingest
+):
+    photos = photos_named(
+        ingest,
+        tmp_path / "in",
+        {"keep.jpg": (1000, 800), "copy.jpg": (1000, 800), "burst.jpg": (640, 480), "resized.jpg": (500, 400)},
+    )
     keeper = photos["keep.jpg"]
     pair(keeper, photos["copy.jpg"], "exact", 1.0, 0)
     pair(keeper, photos["burst.jpg"], "similar", 0.96)
@@ -88,7 +94,8 @@ def test_a_review_click_trashes_exactly_the_ticked_members_and_undo_brings_them_
 
 
 def test_delete_for_good_shows_a_dialog_and_dismissing_it_deletes_nothing(
-        browser, live_server, editor, tmp_path, ingest):  # noqa: F811
+    browser, live_server, editor, tmp_path, ingest
+):
     write_library(tmp_path / "in", 3, size=(96, 72))
     ingest(tmp_path / "in")
     image_trash(images=list(Image.objects.all()))
@@ -112,7 +119,7 @@ def test_delete_for_good_shows_a_dialog_and_dismissing_it_deletes_nothing(
     page.context.close()
 
 
-def test_restoring_fifty_photos_is_one_action(browser, live_server, editor, tmp_path, ingest):  # noqa: F811
+def test_restoring_fifty_photos_is_one_action(browser, live_server, editor, tmp_path, ingest):
     write_library(tmp_path / "in", 52, size=(64, 48))
     ingest(tmp_path / "in", batch_size=52)
     image_trash(images=list(Image.objects.order_by("pk")[:50]))
@@ -153,7 +160,7 @@ def test_photo_page_and_admin_delete_both_land_in_the_trash(browser, live_server
     page.context.close()
 
 
-def test_a_viewer_gets_404_for_a_trashed_photos_files(browser, live_server, viewer, tmp_path, ingest):  # noqa: F811
+def test_a_viewer_gets_404_for_a_trashed_photos_files(browser, live_server, viewer, tmp_path, ingest):
     write_library(tmp_path / "in", 1, size=(96, 72))
     ingest(tmp_path / "in")
     photo = Image.objects.get()

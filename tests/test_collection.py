@@ -4,7 +4,7 @@ import base64
 import gzip
 import json
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +13,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from gallery.models import Image, Metadata, Tag
 from gallery import collection
-from search.python_api import find_similar
 from gallery.collection import ImportRefused, export_collection, import_collection
+from gallery.models import Image, Metadata, Tag
 from search.models import IndexOutbox
+from search.python_api import find_similar
 from tests.photos import write_photo
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,8 +26,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def library(tmp_path, ingest):
     for i in range(4):
-        write_photo(tmp_path / "in" / f"p{i}.jpg", i, make="Canon", model="EOS R5",
-                    taken=datetime(2023, 5, 1 + i, 12, 0), gps=(48.85, 2.35) if i == 0 else None)
+        write_photo(
+            tmp_path / "in" / f"p{i}.jpg",
+            i,
+            make="Canon",
+            model="EOS R5",
+            taken=datetime(2023, 5, 1 + i, 12, 0),
+            gps=(48.85, 2.35) if i == 0 else None,
+        )
     write_photo(tmp_path / "in" / "p4.png", 4, fmt="PNG")
     ingest(tmp_path / "in")
     write_photo(tmp_path / "nas" / "far.jpg", 9)
@@ -42,7 +48,7 @@ def library(tmp_path, ingest):
         if i < 2:
             meta.tags.add(sea)
     trashed = Image.objects.get(original_name="p3.jpg")
-    trashed.trashed_at = datetime(2024, 2, 2, tzinfo=timezone.utc)
+    trashed.trashed_at = datetime(2024, 2, 2, tzinfo=UTC)
     trashed.save()
     assert Image.objects.filter(embedding_state="done").count() == 6
     return tmp_path
@@ -110,10 +116,12 @@ def test_bundle_round_trip_is_exact_without_model_calls(library, settings, monke
     assert _document(again) == first
     assert _search("a photo") == before
     restored = Image.objects.get(original_name="p3.jpg")
-    assert restored.trashed_at == datetime(2024, 2, 2, tzinfo=timezone.utc)
-    assert all(Path(settings.MEDIA_ROOT, relpath).is_file()
-               for image in Image.objects.all()
-               for relpath in [image.file] + [f"renditions/{image.sha256[:2]}/{image.sha256[2:]}.thumb.webp"])
+    assert restored.trashed_at == datetime(2024, 2, 2, tzinfo=UTC)
+    assert all(
+        Path(settings.MEDIA_ROOT, relpath).is_file()
+        for image in Image.objects.all()
+        for relpath in [image.file] + [f"renditions/{image.sha256[:2]}/{image.sha256[2:]}.thumb.webp"]
+    )
     from search.reconcile import reconcile
 
     assert reconcile().clean
@@ -152,7 +160,9 @@ def test_import_is_a_merge_and_can_tag_the_collection(library, settings):
     result = import_collection(out, collection="Old Server")
     assert (result.added, result.known) == (2, 4)
     assert sorted(Tag.objects.get(name="old server").photos.values_list("image__original_name", flat=True)) == [
-        "p0.jpg", "p1.jpg"]
+        "p0.jpg",
+        "p1.jpg",
+    ]
     assert Image.objects.get(original_name="p0.jpg").metadata.tags.filter(name="sea").exists()
 
 
@@ -287,10 +297,27 @@ def _break(case: str, document: dict, members: dict, folder: Path) -> tuple[Path
     raise AssertionError(case)
 
 
-CASES = ["not json", "truncated", "wrong format", "wrong version", "missing field", "dimension mismatch",
-         "duplicate ids", "path escape in document", "path escape in zip", "stray zip entry", "zip bomb",
-         "gzip bomb", "original missing", "bad tags", "nan vector", "tampered original", "tampered in-place original",
-         "not a unit vector", "deeply nested extra"]
+CASES = [
+    "not json",
+    "truncated",
+    "wrong format",
+    "wrong version",
+    "missing field",
+    "dimension mismatch",
+    "duplicate ids",
+    "path escape in document",
+    "path escape in zip",
+    "stray zip entry",
+    "zip bomb",
+    "gzip bomb",
+    "original missing",
+    "bad tags",
+    "nan vector",
+    "tampered original",
+    "tampered in-place original",
+    "not a unit vector",
+    "deeply nested extra",
+]
 
 
 @pytest.mark.parametrize("case", CASES)

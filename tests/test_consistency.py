@@ -17,7 +17,8 @@ from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
 from gallery import storage
@@ -45,6 +46,7 @@ def crashing(crash: bool):
 class Library(RuleBasedStateMachine):
     steps: collections.Counter = collections.Counter()  # rules run, over all examples
     repaired = 0  # reconcile runs that had something to fix
+
     def __init__(self):
         super().__init__()
         Image.objects.all().delete()
@@ -65,8 +67,10 @@ class Library(RuleBasedStateMachine):
     @rule(count=st.integers(1, 3), crash=st.booleans())
     def ingest(self, count, crash):
         Library.steps["ingest"] += 1
-        sources = [Source(name=f"p{seed}.jpg", data=photo_bytes(seed, size=(96, 72))) for seed in
-                   itertools.islice(SEEDS, count)]
+        sources = [
+            Source(name=f"p{seed}.jpg", data=photo_bytes(seed, size=(96, 72)))
+            for seed in itertools.islice(SEEDS, count)
+        ]
         with crashing(crash):
             Pipeline().run(sources)
 
@@ -140,8 +144,11 @@ class Library(RuleBasedStateMachine):
         self.check()
 
     def check(self):
-        live = set(Image.objects.live().filter(embedding_state="done", embedding_model=model_name())
-                   .values_list("pk", flat=True))
+        live = set(
+            Image.objects.live()
+            .filter(embedding_state="done", embedding_model=model_name())
+            .values_list("pk", flat=True)
+        )
         assert {int(i) for i in get_index().ids(model_name())} == live
         assert not IndexOutbox.objects.exists()
         rows = list(Image.objects.all())
@@ -158,9 +165,16 @@ class Library(RuleBasedStateMachine):
 def test_random_histories_with_crashes_always_reconcile():
     # derandomize: the same histories in every run (CI stays reproducible); raise
     # max_examples locally to explore more.
-    run_state_machine_as_test(Library, settings=settings(
-        max_examples=15, stateful_step_count=20, deadline=None, derandomize=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    run_state_machine_as_test(
+        Library,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=20,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
     steps = Library.steps
     print(f"{sum(steps.values())} steps: {dict(steps)}; reconcile repaired something {Library.repaired} times")
     assert sum(steps.values()) >= 80 and len(steps) >= 8  # (nearly) every kind of step ran, many times

@@ -19,8 +19,15 @@ def check_visibility(tmp_path, env):
     write_library(tmp_path / "second", 5, start=100)
     manage(env, "migrate", "-v0")
     manage(env, "ingest", str(tmp_path / "first"), "--no-progress")
-    server = subprocess.Popen([sys.executable, "-m", "tests.search_process"], cwd=ROOT, env=env, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.search_process"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
     def search() -> list[int]:
         server.stdin.write("photo\n")

@@ -3,7 +3,9 @@
 import pytest
 from django.test import Client
 from django.urls import reverse
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from gallery.models import Image, Tag
 from search.duplicates import duplicate_groups, star_groups, tier_counts
@@ -101,12 +103,19 @@ def test_keep_trashes_exactly_the_ticked_members_and_undo_brings_everything_back
     exact.metadata.category = "harbour"
     exact.metadata.save()
     exact.metadata.tags.add(Tag.objects.create(name="boats"))
-    decision = decision_keep(center_id=keeper.pk, member_ids=[exact.pk, near.pk, similar.pk], keeper_id=keeper.pk,
-                             trash_ids=[exact.pk, similar.pk], user=editor)
+    decision = decision_keep(
+        center_id=keeper.pk,
+        member_ids=[exact.pk, near.pk, similar.pk],
+        keeper_id=keeper.pk,
+        trash_ids=[exact.pk, similar.pk],
+        user=editor,
+    )
     assert {p.pk for p in decision.trashed} == {exact.pk, similar.pk}
     assert set(Image.objects.trashed().values_list("pk", flat=True)) == {exact.pk, similar.pk}
     keeper.metadata.refresh_from_db()
-    assert keeper.metadata.category == "harbour" and list(keeper.metadata.tags.values_list("name", flat=True)) == ["boats"]
+    assert keeper.metadata.category == "harbour" and list(keeper.metadata.tags.values_list("name", flat=True)) == [
+        "boats"
+    ]
     # The unticked member stays, remembered as not a duplicate of the keeper: the group does not come back.
     assert list(NotDuplicate.objects.values_list("image_a_id", "image_b_id")) == [tuple(sorted((keeper.pk, near.pk)))]
     assert duplicate_groups() == []
@@ -121,8 +130,9 @@ def test_undo_keeps_later_edits(star, editor):
     keeper, exact, near, similar = star
     exact.metadata.location = "Bergen"
     exact.metadata.save()
-    decision = decision_keep(center_id=keeper.pk, member_ids=[exact.pk], keeper_id=keeper.pk, trash_ids=[exact.pk],
-                             user=editor)
+    decision = decision_keep(
+        center_id=keeper.pk, member_ids=[exact.pk], keeper_id=keeper.pk, trash_ids=[exact.pk], user=editor
+    )
     keeper.metadata.refresh_from_db()
     keeper.metadata.location = "Oslo"  # someone corrected it meanwhile
     keeper.metadata.save()
@@ -135,20 +145,28 @@ def test_decisions_refuse_what_does_not_fit_the_group(star, editor):
     keeper, exact, near, similar = star
     stranger = make_photo(name="stranger.jpg")
     with pytest.raises(ReviewError, match="not in this group"):
-        decision_keep(center_id=keeper.pk, member_ids=[exact.pk, stranger.pk], keeper_id=keeper.pk,
-                      trash_ids=[stranger.pk], user=editor)
+        decision_keep(
+            center_id=keeper.pk,
+            member_ids=[exact.pk, stranger.pk],
+            keeper_id=keeper.pk,
+            trash_ids=[stranger.pk],
+            user=editor,
+        )
     with pytest.raises(ReviewError, match="also ticked"):
-        decision_keep(center_id=keeper.pk, member_ids=[exact.pk], keeper_id=keeper.pk, trash_ids=[keeper.pk],
-                      user=editor)
+        decision_keep(
+            center_id=keeper.pk, member_ids=[exact.pk], keeper_id=keeper.pk, trash_ids=[keeper.pk], user=editor
+        )
     with pytest.raises(ReviewError, match="not in this group"):
-        decision_keep(center_id=keeper.pk, member_ids=[exact.pk, 999999], keeper_id=keeper.pk, trash_ids=[],
-                      user=editor)
+        decision_keep(
+            center_id=keeper.pk, member_ids=[exact.pk, 999999], keeper_id=keeper.pk, trash_ids=[], user=editor
+        )
     from gallery.services import image_restore, image_trash
 
     image_trash(images=[similar])  # trashed elsewhere while the page was open
     with pytest.raises(ReviewError, match="no longer in the library"):
-        decision_keep(center_id=keeper.pk, member_ids=[exact.pk, similar.pk], keeper_id=keeper.pk, trash_ids=[],
-                      user=editor)
+        decision_keep(
+            center_id=keeper.pk, member_ids=[exact.pk, similar.pk], keeper_id=keeper.pk, trash_ids=[], user=editor
+        )
     image_restore(images=[similar])
     with pytest.raises(ReviewError, match="not valid"):
         decision_undo(token="forged")
@@ -157,17 +175,23 @@ def test_decisions_refuse_what_does_not_fit_the_group(star, editor):
 
 def test_keep_another_member_than_suggested(star, editor):
     keeper, exact, near, similar = star
-    decision_keep(center_id=keeper.pk, member_ids=[exact.pk, near.pk], keeper_id=exact.pk, trash_ids=[keeper.pk],
-                  user=editor)
+    decision_keep(
+        center_id=keeper.pk, member_ids=[exact.pk, near.pk], keeper_id=exact.pk, trash_ids=[keeper.pk], user=editor
+    )
     assert list(Image.objects.trashed()) == [keeper]
 
 
 def test_not_duplicates_is_linear_in_the_group(db, editor):
     center = make_photo(width=5000, height=4000)
     members = make_photos(300)
-    DuplicatePair.objects.bulk_create([
-        DuplicatePair(image_a_id=min(center.pk, m.pk), image_b_id=max(center.pk, m.pk), tier="similar", similarity=0.96)
-        for m in members])
+    DuplicatePair.objects.bulk_create(
+        [
+            DuplicatePair(
+                image_a_id=min(center.pk, m.pk), image_b_id=max(center.pk, m.pk), tier="similar", similarity=0.96
+            )
+            for m in members
+        ]
+    )
     decision_not_duplicates(center_id=center.pk, member_ids=[m.pk for m in members], user=editor)
     assert NotDuplicate.objects.count() == 300  # one row per member, not 300 * 299 / 2
     assert duplicate_groups() == []
@@ -190,8 +214,13 @@ def test_review_without_javascript_confirms_then_redirects_with_undo(star, edito
     keeper, exact, near, similar = star
     client = Client()
     client.force_login(editor)
-    data = {"action": "keep", "group": keeper.pk, "ids": [keeper.pk, exact.pk, near.pk, similar.pk],
-            "keeper": keeper.pk, "trash": [exact.pk, near.pk]}
+    data = {
+        "action": "keep",
+        "group": keeper.pk,
+        "ids": [keeper.pk, exact.pk, near.pk, similar.pk],
+        "keeper": keeper.pk,
+        "trash": [exact.pk, near.pk],
+    }
     asked = client.post(reverse("search:duplicates_resolve"), data)
     assert "Move 2 photos (1.0\xa0MB) to the trash?" in asked.content.decode()
     assert not Image.objects.trashed().exists()
@@ -206,21 +235,32 @@ def test_review_without_javascript_confirms_then_redirects_with_undo(star, edito
 
 def test_resolving_with_htmx_updates_the_header_counts(star, editor_client):
     keeper, exact, near, similar = star
-    response = editor_client.post(reverse("search:duplicates_resolve"), {
-        "action": "keep", "group": keeper.pk, "ids": [keeper.pk, exact.pk, near.pk, similar.pk], "keeper": keeper.pk,
-        "trash": [exact.pk], "confirmed": "1"}, headers=HTMX)
+    response = editor_client.post(
+        reverse("search:duplicates_resolve"),
+        {
+            "action": "keep",
+            "group": keeper.pk,
+            "ids": [keeper.pk, exact.pk, near.pk, similar.pk],
+            "keeper": keeper.pk,
+            "trash": [exact.pk],
+            "confirmed": "1",
+        },
+        headers=HTMX,
+    )
     html = response.content.decode()
     assert '<span id="nav-trash-count" hx-swap-oob="true">1</span>' in html
     assert '<small id="duplicates-summary" hx-swap-oob="true">0 groups' in html
-    refused = editor_client.post(reverse("search:duplicates_resolve"), {
-        "action": "keep", "group": keeper.pk, "ids": [keeper.pk, 424242], "keeper": keeper.pk, "confirmed": "1"},
-        headers=HTMX)
+    refused = editor_client.post(
+        reverse("search:duplicates_resolve"),
+        {"action": "keep", "group": keeper.pk, "ids": [keeper.pk, 424242], "keeper": keeper.pk, "confirmed": "1"},
+        headers=HTMX,
+    )
     assert refused.status_code == 400 and refused["HX-Retarget"] == f"#group-{keeper.pk} .review-error"
 
 
 def test_find_duplicates_says_why_each_pair_is_one(tmp_path, ingest, settings, django_capture_on_commit_callbacks):
-    from search.python_api import find_duplicates
     from search.embeddings import get_embedder
+    from search.python_api import find_duplicates
     from tests.photos import photo_image
 
     settings.IMGSIM_EMBEDDER = {"BACKEND": "tests.embedders.PixelEmbedder", "OPTIONS": {}}

@@ -73,8 +73,15 @@ def group_names(groups) -> list[set[str]]:
 def decide(client, group, *, action="keep", trash=None, keeper=None, **extra):
     """Post a review decision the way the page's form does (HTMX, confirmed)."""
     ids = [group.keeper.pk] + [m.image.pk for m in group.members]
-    data = {"action": action, "group": group.keeper.pk, "ids": ids, "keeper": keeper or group.keeper.pk,
-            "trash": [m.image.pk for m in group.members] if trash is None else trash, "confirmed": "1", **extra}
+    data = {
+        "action": action,
+        "group": group.keeper.pk,
+        "ids": ids,
+        "keeper": keeper or group.keeper.pk,
+        "trash": [m.image.pk for m in group.members] if trash is None else trash,
+        "confirmed": "1",
+        **extra,
+    }
     return client.post(reverse("search:duplicates_resolve"), data, HTTP_HX_REQUEST="true")
 
 
@@ -143,7 +150,8 @@ def test_trash_restore_and_purge_keep_everything_consistent(library, editor_clie
     files = storage.image_files(victim)
     image_trash(images=[victim])
     assert victim.pk not in {int(pk) for pk in get_index().ids(model_name())}
-    editor_client.post(reverse("gallery:trash_restore"), {"ids": [victim.pk]})
+    restored = editor_client.post(reverse("gallery:trash_restore"), {"ids": [victim.pk]})
+    assert restored.status_code == 302 and restored["Location"].startswith(reverse("gallery:trash"))
     assert victim.pk in {int(pk) for pk in get_index().ids(model_name())}
     image_trash(images=[victim])
     assert trash_purge(older_than_days=1) == 0  # not expired yet
@@ -201,16 +209,23 @@ def test_pages_and_permissions(library, editor, viewer):
 
     deadline = time.monotonic() + 30  # the scan runs in a background thread; let it finish
     while DuplicateScan.objects.filter(status="running").exists() and time.monotonic() < deadline:
-        polled = editor_client.get(reverse("search:duplicates_scan_status", args=[DuplicateScan.objects.first().pk]),
-                                   HTTP_HX_REQUEST="true")
+        polled = editor_client.get(
+            reverse("search:duplicates_scan_status", args=[DuplicateScan.objects.first().pk]), HTTP_HX_REQUEST="true"
+        )
         assert polled.status_code == 200
         time.sleep(0.2)
     assert DuplicateScan.objects.first().status == "done"
     for url in (reverse("search:duplicates"), reverse("gallery:trash")):
         assert viewer_client.get(url).status_code == 403
-    for url in (reverse("search:duplicates_resolve"), reverse("search:duplicates_scan"), reverse("gallery:trash_restore"),
-                reverse("gallery:trash_delete"), reverse("search:duplicates_undo")):
+    for url in (
+        reverse("search:duplicates_resolve"),
+        reverse("search:duplicates_scan"),
+        reverse("gallery:trash_restore"),
+        reverse("gallery:trash_delete"),
+        reverse("search:duplicates_undo"),
+    ):
         assert viewer_client.post(url).status_code == 403
-    bad = editor_client.post(reverse("search:duplicates_resolve"), {"action": "keep", "ids": ["1"]},
-                             HTTP_HX_REQUEST="true")
+    bad = editor_client.post(
+        reverse("search:duplicates_resolve"), {"action": "keep", "ids": ["1"]}, HTTP_HX_REQUEST="true"
+    )
     assert bad.status_code == 400

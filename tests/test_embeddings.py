@@ -42,11 +42,14 @@ def test_bf16_stays_close_to_fp32(tiny_model):
     assert cosine.min() > 0.99  # the full-size model measures > 0.999 (bench/search.py)
 
 
-@pytest.mark.parametrize("avx512_bf16, amx, expected", [
-    (False, False, "fp32"),  # AVX2, or AVX-512 without BF16: emulated bf16 is slower than fp32
-    (True, False, "bf16"),
-    (False, True, "bf16"),
-])
+@pytest.mark.parametrize(
+    "avx512_bf16, amx, expected",
+    [
+        (False, False, "fp32"),  # AVX2, or AVX-512 without BF16: emulated bf16 is slower than fp32
+        (True, False, "bf16"),
+        (False, True, "bf16"),
+    ],
+)
 def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(tiny_model, monkeypatch, avx512_bf16, amx, expected):
     import torch
 
@@ -77,7 +80,9 @@ def test_web_modules_do_not_import_torch_or_chromadb(tmp_path):
     )
     env = {**os.environ, "IMGSIM_DATA_DIR": str(tmp_path)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.stdout.strip() == "[]", result.stderr
 
 
@@ -103,7 +108,9 @@ def test_a_backend_path_that_does_not_resolve_fails_the_start_up_check(settings)
 
     settings.IMGSIM_EMBEDDER = {"BACKEND": "search.embeddings.NoSuchEmbedder", "OPTIONS": {}}
     get_embedder.cache_clear()
-    with pytest.raises(SystemCheckError, match=r"IMGSIM_EMBEDDER\['BACKEND'\] = 'search.embeddings.NoSuchEmbedder' cannot"):
+    with pytest.raises(
+        SystemCheckError, match=r"IMGSIM_EMBEDDER\['BACKEND'\] = 'search.embeddings.NoSuchEmbedder' cannot"
+    ):
         call_command("check")
     with pytest.raises(ImproperlyConfigured, match="cannot be imported"):
         get_embedder()

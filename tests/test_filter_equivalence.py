@@ -1,7 +1,7 @@
 """One filter language: the gallery, the search page, the JSON API and the Python API select the same photos."""
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
@@ -10,8 +10,8 @@ from django.urls import reverse
 from gallery import vectors as stored_vectors
 from gallery.filters import FilterForm
 from gallery.models import Image, Tag
-from search.python_api import find_similar
 from search.embeddings import get_embedder, model_name
+from search.python_api import find_similar
 from search.sync import sync_images
 from tests.factories import make_photo
 
@@ -32,9 +32,14 @@ def library():
     for i in range(20):
         make, model = CAMERAS[i % 3]
         photo = make_photo(
-            width=[64, 200, 1200, 4000][i % 4], height=300, category=CATEGORIES[i % 5], camera_make=make,
-            camera_model=model, taken_at=datetime(2016 + i % 5, 1 + i % 12, 10, tzinfo=timezone.utc) if i % 6 else None,
-            latitude=46.5 if i % 2 else None, longitude=7.9 if i % 2 else None,
+            width=[64, 200, 1200, 4000][i % 4],
+            height=300,
+            category=CATEGORIES[i % 5],
+            camera_make=make,
+            camera_model=model,
+            taken_at=datetime(2016 + i % 5, 1 + i % 12, 10, tzinfo=UTC) if i % 6 else None,
+            latitude=46.5 if i % 2 else None,
+            longitude=7.9 if i % 2 else None,
         )
         photo.format = "PNG" if i % 4 == 1 else "JPEG"
         photo.embedding_state, photo.embedding_model = Image.Embedding.DONE, model_name()
@@ -60,14 +65,18 @@ CASES = {
     "camera make": ({"camera": "canon"}, lambda p: p.metadata.camera_make == "Canon"),
     "camera model": ({"camera": "nikon z 6"}, lambda p: p.metadata.camera_model == "NIKON Z 6"),
     "year": ({"year": 2018}, lambda p: taken(p) is not None and taken(p).year == 2018),
-    "date range": ({"taken_from": "2017-03-10", "taken_to": "2018-05-10"},
-                   lambda p: taken(p) is not None and date(2017, 3, 10) <= taken(p) <= date(2018, 5, 10)),
+    "date range": (
+        {"taken_from": "2017-03-10", "taken_to": "2018-05-10"},
+        lambda p: taken(p) is not None and date(2017, 3, 10) <= taken(p) <= date(2018, 5, 10),
+    ),
     "with GPS": ({"has_gps": "true"}, lambda p: p.metadata.latitude is not None),
     "without GPS": ({"has_gps": "false"}, lambda p: p.metadata.latitude is None),
     "format": ({"format": "PNG"}, lambda p: p.format == "PNG"),
     "minimum width": ({"min_width": 1000}, lambda p: p.width >= 1000),
-    "two at once": ({"category": "Street", "has_gps": "true"},
-                    lambda p: p.metadata.category.lower() == "street" and p.metadata.latitude is not None),
+    "two at once": (
+        {"category": "Street", "has_gps": "true"},
+        lambda p: p.metadata.category.lower() == "street" and p.metadata.latitude is not None,
+    ),
 }
 
 
@@ -88,11 +97,17 @@ def test_every_entry_point_selects_the_same_photos(case, library, viewer_client)
 
     gallery = card_ids(viewer_client.get(reverse("gallery:index"), params).content.decode(), "grid")
     search_page = card_ids(viewer_client.get(reverse("search:page"), {**query, **params}).content.decode(), "results")
-    json_api = {result["id"] for result in viewer_client.post(
-        reverse("api:search"), {"query": "photo", "threshold": -1, "top_k": 200, "filters": where},
-        content_type="application/json").json()["results"]}
-    python_api = {result["id"] for result in find_similar(query_text="photo", threshold=-1, top_k=200,
-                                                          filter_metadata=where)}
+    json_api = {
+        result["id"]
+        for result in viewer_client.post(
+            reverse("api:search"),
+            {"query": "photo", "threshold": -1, "top_k": 200, "filters": where},
+            content_type="application/json",
+        ).json()["results"]
+    }
+    python_api = {
+        result["id"] for result in find_similar(query_text="photo", threshold=-1, top_k=200, filter_metadata=where)
+    }
     assert gallery == expected
     assert search_page == expected
     assert json_api == expected

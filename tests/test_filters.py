@@ -1,31 +1,33 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
+from gallery.filters import InvalidFilter, to_chroma, validate
 from gallery.models import Image, Metadata, Tag
 from search import query
 from search.embeddings import get_embedder, model_name
-from gallery.filters import InvalidFilter
-from gallery.filters import to_chroma, validate
 from search.index import get_index
 from search.query import nearest
 from tests.photos import write_library
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("category", "non-empty object"),
-    ({}, "non-empty object"),
-    ({"colour": "red"}, "unknown filter field 'colour'"),
-    ({"category": {"$like": "x"}}, "operator '$like'"),
-    ({"category": {"$gt": "a"}}, "compares numbers"),
-    ({"width": "wide"}, "needs a number value"),
-    ({"width": {"$in": []}}, "non-empty list"),
-    ({"has_gps": "yes"}, "needs a true/false value"),
-    ({"$and": {"category": "x"}}, "non-empty list"),
-    ({"$xor": [{"category": "x"}]}, "unknown operator '$xor'"),
-    ({"category": {"$eq": "a", "$ne": "b"}}, "exactly one operator"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("category", "non-empty object"),
+        ({}, "non-empty object"),
+        ({"colour": "red"}, "unknown filter field 'colour'"),
+        ({"category": {"$like": "x"}}, "operator '$like'"),
+        ({"category": {"$gt": "a"}}, "compares numbers"),
+        ({"width": "wide"}, "needs a number value"),
+        ({"width": {"$in": []}}, "non-empty list"),
+        ({"has_gps": "yes"}, "needs a true/false value"),
+        ({"$and": {"category": "x"}}, "non-empty list"),
+        ({"$xor": [{"category": "x"}]}, "unknown operator '$xor'"),
+        ({"category": {"$eq": "a", "$ne": "b"}}, "exactly one operator"),
+    ],
+)
 def test_bad_filters_are_refused_with_a_clear_message(bad, words):
     with pytest.raises(InvalidFilter) as error:
         validate(bad)
@@ -49,7 +51,7 @@ def varied_library(tmp_path, ingest, django_capture_on_commit_callbacks):
             meta.category = ["landscape", "portrait", "street", ""][i % 4]
             meta.camera_make = ["Canon", "Nikon", ""][i % 3]
             meta.camera_model = {"Canon": "EOS R5", "Nikon": "Z6", "": ""}[meta.camera_make]
-            meta.taken_at = datetime(2015 + i % 6, 1 + i % 12, 1, tzinfo=timezone.utc) if i % 5 else None
+            meta.taken_at = datetime(2015 + i % 6, 1 + i % 12, 1, tzinfo=UTC) if i % 5 else None
             if i % 2:
                 meta.latitude, meta.longitude = 46.5, 7.9
             meta.save()

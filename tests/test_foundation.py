@@ -126,18 +126,22 @@ def test_roles_exist_with_their_permissions():
 def _start(env_overrides: dict) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(env_overrides)
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
-@pytest.mark.parametrize("name, value", [
-    ("DEBUG", "maybe"),
-    ("IMGSIM_UPLOAD_MAX_MB", "lots"),
-    ("IMGSIM_PRECISION", "fp8"),
-    ("DATABASE_URL", "mysql://x/y"),
-    ("CHROMA_URL", "localhost:8000"),
-    ("SECRET_KEY", "short"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("DEBUG", "maybe"),
+        ("IMGSIM_UPLOAD_MAX_MB", "lots"),
+        ("IMGSIM_PRECISION", "fp8"),
+        ("DATABASE_URL", "mysql://x/y"),
+        ("CHROMA_URL", "localhost:8000"),
+        ("SECRET_KEY", "short"),
+    ],
+)
 def test_bad_settings_fail_at_start_naming_the_variable(tmp_path, name, value):
     result = _start({"IMGSIM_DATA_DIR": str(tmp_path), name: value})
     assert result.returncode != 0
@@ -156,10 +160,23 @@ def test_secret_key_is_generated_once_into_the_data_dir(tmp_path):
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update({"IMGSIM_DATA_DIR": str(tmp_path), "IMGSIM_HTTPS": "true", "ALLOWED_HOSTS": "photos.example.com",
-                "SECRET_KEY": "x7#k2!pQz9@Lm4$Vn8^Rt1&Wb6*Yc3(Hd5)Jf0_Gs-e+a=u" * 2, "DEBUG": "false"})
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        {
+            "IMGSIM_DATA_DIR": str(tmp_path),
+            "IMGSIM_HTTPS": "true",
+            "ALLOWED_HOSTS": "photos.example.com",
+            "SECRET_KEY": "x7#k2!pQz9@Lm4$Vn8^Rt1&Wb6*Yc3(Hd5)Jf0_Gs-e+a=u" * 2,
+            "DEBUG": "false",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -167,10 +184,15 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env["IMGSIM_DATA_DIR"] = str(tmp_path)
-    code = ("import django,os;os.environ['DJANGO_SETTINGS_MODULE']='imgsim_site.settings';django.setup();"
-            "from django.db import connection;c=connection.cursor();"
-            "c.execute('PRAGMA journal_mode');print(c.fetchone()[0]);c.execute('PRAGMA busy_timeout');print(c.fetchone()[0])")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    code = (
+        "import django,os;os.environ['DJANGO_SETTINGS_MODULE']='imgsim_site.settings';django.setup();"
+        "from django.db import connection;c=connection.cursor();"
+        "c.execute('PRAGMA journal_mode');print(c.fetchone()[0]);"
+        "c.execute('PRAGMA busy_timeout');print(c.fetchone()[0])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     mode, timeout_ms = result.stdout.split()
     assert mode == "wal"
     assert int(timeout_ms) >= 5000

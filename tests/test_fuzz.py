@@ -4,7 +4,8 @@ Bounded here (a few seconds per run); `python -m bench.fuzz` runs atheris for lo
 """
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.fuzz_targets import SEED_FORMATS, decode_one, seed_images
 
@@ -13,9 +14,11 @@ FUZZ = settings(max_examples=250, deadline=None, derandomize=True, suppress_heal
 
 
 @FUZZ
-@given(fmt=st.sampled_from(SEED_FORMATS),
-       flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=12),
-       cut=st.one_of(st.none(), st.integers(0, 1 << 20)))
+@given(
+    fmt=st.sampled_from(SEED_FORMATS),
+    flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=12),
+    cut=st.one_of(st.none(), st.integers(0, 1 << 20)),
+)
 def test_mutated_files_decode_or_are_refused_clearly(fmt, flips, cut):
     data = bytearray(SEEDS[fmt])
     for position, value in flips:

@@ -7,9 +7,9 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from search.python_api import find_similar
 from search.errors import IndexUnavailable
 from search.index import get_index
+from search.python_api import find_similar
 from tests.photos import write_library
 
 pytestmark = pytest.mark.django_db(transaction=True)

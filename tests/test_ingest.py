@@ -1,8 +1,7 @@
 import signal
 import subprocess
 import sys
-import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from search.index import get_index
 from tests.bad_inputs import gif_with_frames, write_bad_folder
 from tests.conftest import ROOT
 from tests.photos import write_library, write_photo
-from tests.processes import library_consistency_check, manage, project_env
+from tests.processes import library_consistency_check, manage, project_env, wait_for_count
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,15 +69,24 @@ def test_in_place_references_files_and_skips_unchanged_ones_without_hashing(tmp_
 
 def test_exif_is_extracted_and_orientation_applied(tmp_path, ingest):
     taken = datetime(2021, 7, 14, 9, 30, 0)
-    write_photo(tmp_path / "in" / "rotated.jpg", 3, size=(600, 400), make="Canon", model="Canon EOS R5",
-                lens="RF24-105mm", taken=taken, gps=(46.5586, -7.9052), orientation=6)
+    write_photo(
+        tmp_path / "in" / "rotated.jpg",
+        3,
+        size=(600, 400),
+        make="Canon",
+        model="Canon EOS R5",
+        lens="RF24-105mm",
+        taken=taken,
+        gps=(46.5586, -7.9052),
+        orientation=6,
+    )
     ingest(tmp_path / "in")
     image = Image.objects.select_related("metadata").get()
     meta = image.metadata
     assert (image.width, image.height) == (400, 600)  # as displayed
     assert meta.camera_make == "Canon" and meta.camera_model == "Canon EOS R5" and meta.lens == "RF24-105mm"
     assert meta.camera == "Canon EOS R5"
-    assert meta.taken_at == taken.replace(tzinfo=timezone.utc)
+    assert meta.taken_at == taken.replace(tzinfo=UTC)
     assert meta.latitude == pytest.approx(46.5586, abs=1e-3) and meta.longitude == pytest.approx(-7.9052, abs=1e-3)
     assert meta.extra["orientation"] == 6
     with PILImage.open(storage.rendition_path(image, "preview")) as preview:
@@ -112,8 +120,19 @@ def test_command_options(tmp_path, capsys):
     write_photo(tmp_path / "in" / "extra.png", 50, fmt="PNG")
     call_command("ingest", str(tmp_path / "in"), "--dry-run", "--no-progress")
     assert "7 would be added" in capsys.readouterr().out and Image.objects.count() == 0
-    call_command("ingest", str(tmp_path / "in"), "--extensions", ".png", "--no-progress", "--category", "scans",
-                 "--tag", "Archive", "--tag", "2024")
+    call_command(
+        "ingest",
+        str(tmp_path / "in"),
+        "--extensions",
+        ".png",
+        "--no-progress",
+        "--category",
+        "scans",
+        "--tag",
+        "Archive",
+        "--tag",
+        "2024",
+    )
     assert list(Image.objects.values_list("original_name", flat=True)) == ["extra.png"]
     meta = Image.objects.get().metadata
     assert meta.category == "scans" and sorted(meta.tags.values_list("name", flat=True)) == ["2024", "archive"]
@@ -127,8 +146,10 @@ def test_command_options(tmp_path, capsys):
 
 
 def test_missing_model_stores_photos_pending_and_says_why(tmp_path, settings, capsys):
-    settings.IMGSIM_EMBEDDER = {**settings.IMGSIM_EMBEDDER, "OPTIONS": {
-        **settings.IMGSIM_EMBEDDER["OPTIONS"], "model": str(tmp_path / "no-such-model")}}
+    settings.IMGSIM_EMBEDDER = {
+        **settings.IMGSIM_EMBEDDER,
+        "OPTIONS": {**settings.IMGSIM_EMBEDDER["OPTIONS"], "model": str(tmp_path / "no-such-model")},
+    }
     from search.embeddings import get_embedder
 
     get_embedder.cache_clear()
@@ -182,21 +203,28 @@ def test_kill_9_mid_ingest_then_rerun_and_reconcile_ends_consistent(tmp_path, ti
     env = project_env(tmp_path, tiny_model)
     write_library(tmp_path / "in", 48, size=(320, 240))
     manage(env, "migrate", "-v0")
-    for delay in (1.5, 2.5):
-        process = subprocess.Popen([sys.executable, "manage.py", "ingest", str(tmp_path / "in"), "--batch-size", "4",
-                                    "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+    for at_least in (8, 24):  # two kills mid-ingest: 0 < photos done < 48 each time
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "ingest", str(tmp_path / "in"), "--batch-size", "4", "--no-progress"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        done = wait_for_count(env, "SELECT COUNT(*) FROM gallery_image", at_least=at_least, process=process)
         process.send_signal(signal.SIGKILL)
         process.wait()
+        assert done is not None and done < 48, "the kill must land mid-ingest"
     manage(env, "ingest", str(tmp_path / "in"), "--no-progress")
     manage(env, "reconcile")
     assert "consistent" in manage(env, "shell", "-c", library_consistency_check(48)).stdout
     assert "Nothing to fix." in manage(env, "reconcile").stdout
 
 
-@pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("WEBP", ".webp"), ("GIF", ".gif"), ("TIFF", ".tif"),
-                                         ("BMP", ".bmp"), ("HEIF", ".heic")])
+@pytest.mark.parametrize(
+    "fmt, suffix",
+    [("PNG", ".png"), ("WEBP", ".webp"), ("GIF", ".gif"), ("TIFF", ".tif"), ("BMP", ".bmp"), ("HEIF", ".heic")],
+)
 def test_every_supported_format_is_ingested_whatever_its_name(tmp_path, ingest, fmt, suffix):
     from tests.photos import photo_image
 
@@ -218,14 +246,17 @@ def test_every_supported_format_is_ingested_whatever_its_name(tmp_path, ingest, 
     assert storage.rendition_path(stored, "thumb").exists()
 
 
-@pytest.mark.parametrize("size, edge, expected", [
-    ((2000, 1500), 1280, (1280, 960)),   # a 12 MP JPEG's half-size decode to the preview
-    ((1500, 2000), 1280, (960, 1280)),   # portrait
-    ((1280, 960), 320, (320, 240)),      # preview to thumbnail: box reduction alone
-    ((4032, 3024), 1280, (1280, 960)),   # a full decode (PNG, HEIC): box 3x, then bilinear
-    ((12000, 3), 320, (320, 1)),         # a strip keeps at least one row
-    ((800, 600), 1280, (800, 600)),      # never enlarged
-])
+@pytest.mark.parametrize(
+    "size, edge, expected",
+    [
+        ((2000, 1500), 1280, (1280, 960)),  # a 12 MP JPEG's half-size decode to the preview
+        ((1500, 2000), 1280, (960, 1280)),  # portrait
+        ((1280, 960), 320, (320, 240)),  # preview to thumbnail: box reduction alone
+        ((4032, 3024), 1280, (1280, 960)),  # a full decode (PNG, HEIC): box 3x, then bilinear
+        ((12000, 3), 320, (320, 1)),  # a strip keeps at least one row
+        ((800, 600), 1280, (800, 600)),  # never enlarged
+    ],
+)
 def test_shrink_sizes(size, edge, expected):
     from gallery.decoding import shrink
 

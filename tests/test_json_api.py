@@ -7,9 +7,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from gallery.models import Image
-from search.python_api import find_similar
-from search.embeddings import get_embedder
 from imgsim_site.openapi import ERROR, RESULT, document
+from search.embeddings import get_embedder
+from search.python_api import find_similar
 from tests.photos import photo_bytes, write_library
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,8 +79,9 @@ def test_session_writes_need_csrf(viewer, library):
     refused = client.post("/api/search", body, content_type="application/json")
     assert_error(refused, 403)
     client.get("/search/")  # sets the CSRF cookie, as the pages do
-    allowed = client.post("/api/search", body, content_type="application/json",
-                          HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    allowed = client.post(
+        "/api/search", body, content_type="application/json", HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value
+    )
     assert allowed.status_code == 200
 
 
@@ -102,16 +103,22 @@ def test_search_errors(viewer_token, library, settings):
     assert_error(call("post", "/api/search", viewer_token, {"query": "x", "filters": {"colour": "red"}}), 400)
     assert_error(call("post", "/api/search", viewer_token, {}), 400)
     assert_error(call("post", "/api/search", viewer_token, {"query": "x", "top_k": "many"}), 400)
-    assert_error(Client().post("/api/search", "{not json", content_type="application/json",
-                               HTTP_AUTHORIZATION=f"Bearer {viewer_token}"), 400)
+    assert_error(
+        Client().post(
+            "/api/search", "{not json", content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {viewer_token}"
+        ),
+        400,
+    )
     text = SimpleUploadedFile("q.jpg", b"hello", content_type="image/jpeg")
     assert_error(call("post", "/api/search", viewer_token, data={"image": text}), 415)
     settings.IMGSIM_UPLOAD_MAX_BYTES = 10
     big = SimpleUploadedFile("q.jpg", photo_bytes(3, size=(96, 72)), content_type="image/jpeg")
     assert_error(call("post", "/api/search", viewer_token, data={"image": big}), 413)
     assert_error(call("get", "/api/search", viewer_token), 405)
-    settings.IMGSIM_EMBEDDER = {**settings.IMGSIM_EMBEDDER, "OPTIONS": {
-        **settings.IMGSIM_EMBEDDER["OPTIONS"], "model": "/nonexistent/model"}}
+    settings.IMGSIM_EMBEDDER = {
+        **settings.IMGSIM_EMBEDDER,
+        "OPTIONS": {**settings.IMGSIM_EMBEDDER["OPTIONS"], "model": "/nonexistent/model"},
+    }
     get_embedder.cache_clear()
     unavailable = call("post", "/api/search", viewer_token, {"query": "x"})
     assert_error(unavailable, 503)

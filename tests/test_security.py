@@ -62,16 +62,24 @@ def test_every_url_needs_a_login(client, photos):
                     assert "/login/" in response["Location"], (method, name)
 
 
-WRITES = ["gallery:upload", "search:duplicates_scan", "search:duplicates_resolve", "search:duplicates_undo",
-          "gallery:trash_restore", "gallery:trash_delete", "api:upload"]
+WRITES = [
+    "gallery:upload",
+    "search:duplicates_scan",
+    "search:duplicates_resolve",
+    "search:duplicates_undo",
+    "gallery:trash_restore",
+    "gallery:trash_delete",
+    "api:upload",
+]
 
 
 def test_viewer_cannot_change_anything(viewer_client, photos):
     for name in WRITES:
         response = viewer_client.post(reverse(name), {"ids": [p.pk for p in photos], "action": "trash"})
         assert response.status_code == 403, name
-    response = viewer_client.patch(reverse("api:image", args=[photos[0].pk]),
-                                   json.dumps({"title": "x"}), content_type="application/json")
+    response = viewer_client.patch(
+        reverse("api:image", args=[photos[0].pk]), json.dumps({"title": "x"}), content_type="application/json"
+    )
     assert response.status_code == 403
     assert viewer_client.get(reverse("admin:gallery_image_change", args=[photos[0].pk])).status_code == 302
     assert Image.objects.live().count() == 2 and Image.objects.get(pk=photos[0].pk).metadata.title == ""
@@ -80,20 +88,28 @@ def test_viewer_cannot_change_anything(viewer_client, photos):
 def test_csrf_is_enforced_on_every_post_including_htmx_and_session_api(editor, photos):
     client = Client(enforce_csrf_checks=True)
     client.force_login(editor)
-    posts = [reverse(name) for name in WRITES] + [reverse("search:page"), reverse("profile"),
-                                                  reverse("api:search"), reverse("logout")]
+    posts = [reverse(name) for name in WRITES] + [
+        reverse("search:page"),
+        reverse("profile"),
+        reverse("api:search"),
+        reverse("logout"),
+    ]
     for path in posts:
         for headers in ({}, {"HX-Request": "true"}):
             response = client.post(path, {"q": "x", "action": "create", "name": "t"}, headers=headers)
             assert response.status_code == 403, (path, headers)
-    response = client.patch(reverse("api:image", args=[photos[0].pk]), json.dumps({"title": "x"}),
-                            content_type="application/json")
+    response = client.patch(
+        reverse("api:image", args=[photos[0].pk]), json.dumps({"title": "x"}), content_type="application/json"
+    )
     assert response.status_code == 403
     # With the token from the page, the same request goes through: the check is CSRF, not the role.
     page = client.get(reverse("profile"))
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
-    created = client.post(reverse("profile"), {"action": "create", "name": "t", "csrfmiddlewaretoken": token},
-                          headers={"HX-Request": "true"})
+    created = client.post(
+        reverse("profile"),
+        {"action": "create", "name": "t", "csrfmiddlewaretoken": token},
+        headers={"HX-Request": "true"},
+    )
     assert created.status_code == 302  # Post/Redirect/Get: reloading the page cannot create a second token
     shown = client.get(created["Location"]).content.decode()
     assert 'id="new-token">imgsim_' in shown
@@ -107,8 +123,12 @@ def test_api_tokens_act_only_as_their_user(client, viewer, editor, photos):
     _, viewer_key = token_create(user=viewer, name="v")
     editor_token, _ = token_create(user=editor, name="e")
     auth = {"Authorization": f"Bearer {viewer_key}"}
-    response = client.patch(reverse("api:image", args=[photos[0].pk]), json.dumps({"title": "x"}),
-                            content_type="application/json", headers=auth)
+    response = client.patch(
+        reverse("api:image", args=[photos[0].pk]),
+        json.dumps({"title": "x"}),
+        content_type="application/json",
+        headers=auth,
+    )
     assert response.status_code == 403  # a viewer's token has a viewer's rights
     client.force_login(viewer)
     client.post(reverse("profile"), {"action": "revoke", "token": editor_token.pk})
@@ -177,13 +197,22 @@ def test_password_guessing_is_rate_limited(client, viewer):
 
 
 def test_production_settings_send_the_security_headers(tmp_path):
-    code = ("import django; django.setup(); from django.test import Client; "
-            "r = Client().get('/healthz', secure=True); "
-            "print(r.status_code, '|', r.get('Strict-Transport-Security'), '|', r.get('Referrer-Policy'), '|', "
-            "r.get('X-Frame-Options'), '|', r.get('X-Content-Type-Options'))")
+    code = (
+        "import django; django.setup(); from django.test import Client; "
+        "r = Client().get('/healthz', secure=True); "
+        "print(r.status_code, '|', r.get('Strict-Transport-Security'), '|', r.get('Referrer-Policy'), '|', "
+        "r.get('X-Frame-Options'), '|', r.get('X-Content-Type-Options'))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update({"IMGSIM_HTTPS": "true", "DJANGO_SETTINGS_MODULE": "imgsim_site.settings", "ALLOWED_HOSTS": "testserver",
-                "SECRET_KEY": "x7#k2!pQz9@Lm4$Vn8^Rt1&Wb6*Yc3(Hd5)Jf0_Gs-e+a=u" * 2, "IMGSIM_DATA_DIR": str(tmp_path)})
+    env.update(
+        {
+            "IMGSIM_HTTPS": "true",
+            "DJANGO_SETTINGS_MODULE": "imgsim_site.settings",
+            "ALLOWED_HOSTS": "testserver",
+            "SECRET_KEY": "x7#k2!pQz9@Lm4$Vn8^Rt1&Wb6*Yc3(Hd5)Jf0_Gs-e+a=u" * 2,
+            "IMGSIM_DATA_DIR": str(tmp_path),
+        }
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     status, hsts, referrer, frames, sniff = [part.strip() for part in out.stdout.strip().splitlines()[-1].split("|")]

@@ -1,5 +1,5 @@
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -23,7 +23,7 @@ def library(tmp_path, ingest):
     for i, meta in enumerate(Metadata.objects.order_by("image__original_name")):
         meta.category = "travel" if i < 3 else "family"
         meta.camera_model = "EOS R5" if i < 2 else ""
-        meta.taken_at = datetime(2024, 1 + i % 2, 15, tzinfo=timezone.utc)
+        meta.taken_at = datetime(2024, 1 + i % 2, 15, tzinfo=UTC)
         meta.save()
         if i == 0:
             meta.tags.add(sea)
@@ -45,7 +45,7 @@ def test_numbers_match_the_library(library):
 
 def test_cache_follows_changes(library):
     assert get_stats()["trash_count"] == 0
-    library[0].trashed_at = datetime.now(timezone.utc)
+    library[0].trashed_at = datetime.now(UTC)
     library[0].save()
     stats = get_stats()
     assert stats["trash_count"] == 1 and stats["total_images"] == 4
@@ -55,8 +55,10 @@ def test_page_draws_well_formed_linked_charts(viewer_client, library):
     response = viewer_client.get(reverse("gallery:stats"))
     html = response.content.decode()
     assert response.status_code == 200 and "5</strong> photos" in html
-    svgs = [html[start:html.index("</svg>", start) + 6] for start in
-            [i for i in range(len(html)) if html.startswith("<svg", i)]]
+    svgs = [
+        html[start : html.index("</svg>", start) + 6]
+        for start in [i for i in range(len(html)) if html.startswith("<svg", i)]
+    ]
     assert len(svgs) == 5
     links = []
     for svg in svgs:
@@ -88,7 +90,7 @@ def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, libra
     from gallery.stats import get_stats, wait_for_refresh
 
     assert "5</strong> photos" in viewer_client.get(reverse("gallery:stats")).content.decode()
-    library[0].trashed_at = datetime.now(timezone.utc)
+    library[0].trashed_at = datetime.now(UTC)
     library[0].save()
     html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "5</strong> photos" in html and "being updated" in html  # the previous numbers, marked

@@ -1,7 +1,7 @@
 """SQLite -> Chroma sync: signals, outbox, on_commit batching, reconcile and reindex."""
 
 import shutil
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -47,7 +47,9 @@ def test_ingested_photos_are_in_the_index_with_their_metadata(library):
     assert IndexOutbox.objects.count() == 0
     meta = index_meta(library[0].pk)
     assert meta["filename"] == library[0].original_name
-    assert meta["width"] == library[0].width and meta["format"] == "jpeg"  # text is stored folded, as filters compare it
+    assert (
+        meta["width"] == library[0].width and meta["format"] == "jpeg"
+    )  # text is stored folded, as filters compare it
     stored = get_index().get(model_name(), [library[0].pk], with_vectors=True)[str(library[0].pk)][1]
     assert np.allclose(stored, load_one(library[0].pk), atol=1e-6)
 
@@ -55,7 +57,9 @@ def test_ingested_photos_are_in_the_index_with_their_metadata(library):
 def test_one_transaction_makes_one_batched_index_write(library, monkeypatch):
     calls = []
     original = type(get_index()).upsert
-    monkeypatch.setattr(type(get_index()), "upsert", lambda self, *a, **k: calls.append(len(a[1])) or original(self, *a, **k))
+    monkeypatch.setattr(
+        type(get_index()), "upsert", lambda self, *a, **k: calls.append(len(a[1])) or original(self, *a, **k)
+    )
     with transaction.atomic():
         for image in library:
             image.metadata.category = "harbour"
@@ -68,7 +72,7 @@ def test_metadata_edit_updates_index_without_embedding_again(library, monkeypatc
     monkeypatch.setattr(embedder, "encode_pixels", lambda *a: pytest.fail("re-embedded on a metadata edit"))
     image = library[0]
     image.metadata.category = "landscape"
-    image.metadata.taken_at = datetime(2021, 7, 1, tzinfo=dt_timezone.utc)
+    image.metadata.taken_at = datetime(2021, 7, 1, tzinfo=UTC)
     image.metadata.save()
     image.metadata.tags.add(Tag.objects.create(name="alps"))
     meta = index_meta(image.pk)
@@ -137,8 +141,7 @@ def test_reconcile_fixes_every_kind_of_difference(library, capsys):
     dimension = get_embedder().dimension
     index.upsert(model_name(), [999_999], np.ones((1, dimension), dtype=np.float32), [{"filename": "ghost"}])
     index.delete(model_name(), [library[0].pk])
-    index.upsert(model_name(), [library[1].pk], load_one(library[1].pk)[None],
-                 [{"filename": "wrong", "format": "PNG"}])
+    index.upsert(model_name(), [library[1].pk], load_one(library[1].pk)[None], [{"filename": "wrong", "format": "PNG"}])
     orphan = storage.write_atomic("originals/ab/" + "c" * 62 + ".jpg", b"orphan")
     Image.objects.filter(pk=library[2].pk).update(embedding_state="pending", embedding_model="")
     ImageVector.objects.filter(image_id=library[2].pk).delete()
@@ -150,8 +153,11 @@ def test_reconcile_fixes_every_kind_of_difference(library, capsys):
     assert result.orphan_files == 1 and not orphan.exists()
     assert result.embedded == 1
     assert index_ids() == live_embedded_ids() == {image.pk for image in library}
-    assert index_meta(library[1].pk) == {k: v for k, v in index_metadata(
-        Image.objects.select_related("metadata").get(pk=library[1].pk)).items() if v not in (None, "", [])}
+    assert index_meta(library[1].pk) == {
+        k: v
+        for k, v in index_metadata(Image.objects.select_related("metadata").get(pk=library[1].pk)).items()
+        if v not in (None, "", [])
+    }
     assert reconcile().clean
 
 

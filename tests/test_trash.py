@@ -1,4 +1,4 @@
-"""One trash for everything: the trash page, "Move to trash" on a photo, the admin, the API, and media of trashed photos."""
+"""One trash for everything: the trash page, "Move to trash" on a photo, the admin, the API, and trashed media."""
 
 import json
 import re
@@ -70,8 +70,9 @@ def test_delete_for_good_always_asks_first(editor_client, tmp_path, ingest, djan
     assert html.count('name="ids"') == 2 and 'name="confirmed" value="1"' in html
     # The confirmation page's own form re-posts the same ids with confirmed=1.
     with django_capture_on_commit_callbacks(execute=True):  # files go once the deletion has committed
-        done = editor_client.post(reverse("gallery:trash_delete"), {"ids": [p.pk for p in photos[:2]],
-                                                                    "confirmed": "1"})
+        done = editor_client.post(
+            reverse("gallery:trash_delete"), {"ids": [p.pk for p in photos[:2]], "confirmed": "1"}
+        )
     assert done.status_code == 302
     assert list(Image.objects.values_list("pk", flat=True)) == [photos[2].pk]
     from gallery import storage
@@ -102,8 +103,9 @@ def test_move_to_trash_from_the_photo_page_and_undo(editor_client, viewer):
     assert "is in the trash" in html and reverse("gallery:trash_restore") in html
     assert trashed_ids() == {photo.pk}
     assert editor_client.get(reverse("gallery:detail", args=[photo.pk])).status_code == 404
-    undo = editor_client.post(reverse("gallery:trash_restore"),
-                              {"ids": [photo.pk], "next": reverse("gallery:detail", args=[photo.pk])})
+    undo = editor_client.post(
+        reverse("gallery:trash_restore"), {"ids": [photo.pk], "next": reverse("gallery:detail", args=[photo.pk])}
+    )
     assert undo["Location"] == reverse("gallery:detail", args=[photo.pk]) and not trashed_ids()
     elsewhere = editor_client.post(reverse("gallery:image_trash", args=[photo.pk]))  # without JavaScript
     assert elsewhere["Location"] == reverse("gallery:trash")
@@ -147,8 +149,11 @@ def test_trashed_files_are_served_only_to_editors_with_short_cache(client, viewe
     write_library(tmp_path / "in", 1)
     ingest(tmp_path / "in")
     photo = Image.objects.get()
-    urls = [reverse("gallery:original", args=[photo.pk]), reverse("gallery:rendition", args=[photo.pk, "preview"]),
-            reverse("gallery:rendition", args=[photo.pk, "thumb"])]
+    urls = [
+        reverse("gallery:original", args=[photo.pk]),
+        reverse("gallery:rendition", args=[photo.pk, "preview"]),
+        reverse("gallery:rendition", args=[photo.pk, "thumb"]),
+    ]
     client.force_login(viewer)
     for url in urls:
         response = client.get(url)

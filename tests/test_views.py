@@ -1,6 +1,6 @@
 """Every page and HTMX partial through Django's test client: full page vs HX-Request."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -22,7 +22,7 @@ def library(tmp_path, ingest):
     for i, meta in enumerate(Metadata.objects.order_by("image_id")):
         meta.category = "travel" if i % 2 else "family"
         meta.camera_make, meta.camera_model = ("Canon", "EOS R5") if i % 3 == 0 else ("", "")
-        meta.taken_at = datetime(2019 + i % 3, 5, 1, tzinfo=timezone.utc)
+        meta.taken_at = datetime(2019 + i % 3, 5, 1, tzinfo=UTC)
         meta.title = f"Photo number {i}"
         meta.save()
         if i % 5 == 0:
@@ -48,14 +48,16 @@ def test_gallery_pages_through_60_at_a_time(viewer_client, library):
 def test_gallery_filters_and_chips(viewer_client, library):
     response = viewer_client.get(reverse("gallery:index"), {"category": "travel", "year": 2019, "camera": "Canon"})
     html = response.content.decode()
-    expected = Image.objects.filter(metadata__category="travel", metadata__taken_at__year=2019,
-                                    metadata__camera_make="Canon").count()
+    expected = Image.objects.filter(
+        metadata__category="travel", metadata__taken_at__year=2019, metadata__camera_make="Canon"
+    ).count()
     assert expected > 0 and html.count('class="card-photo"') == expected
     assert "Remove filter category: travel" in html and "Remove filter year: 2019" in html
     tagged = viewer_client.get(reverse("gallery:index"), {"tag": "sea, nothing"}).content.decode()
     assert tagged.count('class="card-photo"') == Image.objects.filter(metadata__tags__name="sea").count()
-    partial = viewer_client.get(reverse("gallery:index"), {"category": "family"}, HTTP_HX_TARGET="gallery-results",
-                                **HTMX)
+    partial = viewer_client.get(
+        reverse("gallery:index"), {"category": "family"}, HTTP_HX_TARGET="gallery-results", **HTMX
+    )
     assert "<html" not in partial.content.decode() and 'id="gallery-results"' in partial.content.decode()
     by_taken = viewer_client.get(reverse("gallery:index"), {"sort": "taken"})
     assert by_taken.status_code == 200
@@ -110,8 +112,16 @@ def test_search_page_matches_the_python_api(viewer_client, library):
 
 
 def test_search_takes_every_gallery_filter(viewer_client, library):
-    params = {"q": "beach", "top_k": 50, "taken_from": "2020-01-01", "taken_to": "2020-12-31", "min_width": 10,
-              "tag": "sea", "format": "JPEG", "has_gps": "false"}
+    params = {
+        "q": "beach",
+        "top_k": 50,
+        "taken_from": "2020-01-01",
+        "taken_to": "2020-12-31",
+        "min_width": 10,
+        "tag": "sea",
+        "format": "JPEG",
+        "has_gps": "false",
+    }
     html = viewer_client.get(reverse("search:page"), params).content.decode()
     expected = Image.objects.filter(metadata__taken_at__year=2020, metadata__tags__name="sea").count()
     assert expected > 0 and len(result_ids(html)) == expected
@@ -130,11 +140,11 @@ def test_more_like_this_and_image_upload_queries(viewer_client, library):
     image = library[5]
     html = viewer_client.get(reverse("search:page"), {"like": image.pk}).content.decode()
     assert "More like" in html and image.pk not in result_ids(html)[1:]
+    count = Image.objects.count()
     upload = SimpleUploadedFile("query.jpg", photo_bytes(7, size=(64, 48)), content_type="image/jpeg")
     response = viewer_client.post(reverse("search:page"), {"image": upload, "top_k": 3}, **HTMX)
     ids = result_ids(response.content.decode())
     assert response.status_code == 200 and ids[0] == Image.objects.get(original_name="photo_0007.jpg").pk
-    count = Image.objects.count()
     assert Image.objects.count() == count  # the query image is not stored
 
 
@@ -152,11 +162,15 @@ def test_search_states(viewer_client, library, settings):
     too_big = viewer_client.post(reverse("search:page"), {"image": big})
     assert too_big.status_code == 413 and "larger than" in too_big.content.decode()
     Image.objects.filter(pk=library[0].pk).update(embedding_state="pending")
-    assert "1 photo still waits for embeddings" in viewer_client.get(reverse("search:page"), {"q": "x"}).content.decode()
+    assert (
+        "1 photo still waits for embeddings" in viewer_client.get(reverse("search:page"), {"q": "x"}).content.decode()
+    )
     from search.embeddings import get_embedder
 
-    settings.IMGSIM_EMBEDDER = {**settings.IMGSIM_EMBEDDER, "OPTIONS": {
-        **settings.IMGSIM_EMBEDDER["OPTIONS"], "model": "/nonexistent/model"}}
+    settings.IMGSIM_EMBEDDER = {
+        **settings.IMGSIM_EMBEDDER,
+        "OPTIONS": {**settings.IMGSIM_EMBEDDER["OPTIONS"], "model": "/nonexistent/model"},
+    }
     get_embedder.cache_clear()
     missing = viewer_client.get(reverse("search:page"), {"q": "x"})
     assert missing.status_code == 503 and "IMGSIM_MODEL" in missing.content.decode()
@@ -173,8 +187,10 @@ def test_upload_adds_photos_and_reports_each_file(editor_client, editor):
     assert response.status_code == 200 and "<html" not in html
     assert html.count("added") >= 2 and "refused" in html and "HTML" in html
     assert Image.objects.count() == 2 and Image.objects.filter(added_by=editor).count() == 2
-    again = editor_client.post(reverse("gallery:upload"), {"files": [
-        SimpleUploadedFile("one-again.jpg", photo_bytes(1, size=(64, 48)), content_type="image/jpeg")]})
+    again = editor_client.post(
+        reverse("gallery:upload"),
+        {"files": [SimpleUploadedFile("one-again.jpg", photo_bytes(1, size=(64, 48)), content_type="image/jpeg")]},
+    )
     assert "already in the library" in again.content.decode() and "<html" in again.content.decode()
 
 
@@ -182,8 +198,9 @@ def test_large_uploads_are_read_from_their_temporary_file(editor_client, setting
     from tests.photos import photo_bytes
 
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000  # every upload spools to a temporary file
-    files = [SimpleUploadedFile(f"big{i}.jpg", photo_bytes(i, size=(200, 150)), content_type="image/jpeg")
-             for i in range(3)]
+    files = [
+        SimpleUploadedFile(f"big{i}.jpg", photo_bytes(i, size=(200, 150)), content_type="image/jpeg") for i in range(3)
+    ]
     response = editor_client.post(reverse("gallery:upload"), {"files": files}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and response.content.decode().count('class="outcome added"') == 3
     image = Image.objects.get(original_name="big1.jpg")
@@ -207,7 +224,9 @@ def test_upload_limits_and_permissions(editor_client, viewer, client, settings):
     assert Image.objects.count() == 0
 
 
-def test_gallery_grid_is_cached_until_the_library_changes(viewer_client, tmp_path, ingest, django_assert_max_num_queries):
+def test_gallery_grid_is_cached_until_the_library_changes(
+    viewer_client, tmp_path, ingest, django_assert_max_num_queries
+):
     write_library(tmp_path / "cached", 3)
     ingest(tmp_path / "cached")
     assert viewer_client.get("/").status_code == 200  # renders and caches the grid
@@ -223,8 +242,9 @@ def test_gallery_grid_is_cached_until_the_library_changes(viewer_client, tmp_pat
     assert viewer_client.get("/").content.decode().count('class="card-photo"') == 2
 
 
-def test_gallery_freshness_does_not_depend_on_the_search_index(viewer_client, monkeypatch,
-                                                               django_capture_on_commit_callbacks):
+def test_gallery_freshness_does_not_depend_on_the_search_index(
+    viewer_client, monkeypatch, django_capture_on_commit_callbacks
+):
     from search import sync
     from search.errors import IndexUnavailable
     from tests.factories import make_photo

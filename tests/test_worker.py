@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -13,11 +12,11 @@ from django_tasks_db.models import DBTaskResult
 
 from gallery.models import Image
 from search import tasks
-from search.python_api import find_similar
 from search.models import DuplicateScan
+from search.python_api import find_similar
 from tests.conftest import ROOT
 from tests.photos import photo_bytes, write_library
-from tests.processes import manage, project_env
+from tests.processes import manage, project_env, wait_for_count
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,8 +28,9 @@ def worker_mode(settings):
 
 
 def _upload(client, count: int, start: int = 0):
-    files = [SimpleUploadedFile(f"u{i}.jpg", photo_bytes(i), content_type="image/jpeg")
-             for i in range(start, start + count)]
+    files = [
+        SimpleUploadedFile(f"u{i}.jpg", photo_bytes(i), content_type="image/jpeg") for i in range(start, start + count)
+    ]
     return client.post(reverse("gallery:upload"), {"files": files}, headers={"HX-Request": "true"})
 
 
@@ -53,8 +53,10 @@ def test_upload_queues_the_model_work_and_the_task_does_it(worker_mode, editor_c
 
 def test_missing_model_means_a_retry_with_back_off(worker_mode, editor_client, settings):
     _upload(editor_client, 1)
-    settings.IMGSIM_EMBEDDER = {**settings.IMGSIM_EMBEDDER, "OPTIONS": {
-        **settings.IMGSIM_EMBEDDER["OPTIONS"], "model": str(settings.MEDIA_ROOT / "no-such-model")}}
+    settings.IMGSIM_EMBEDDER = {
+        **settings.IMGSIM_EMBEDDER,
+        "OPTIONS": {**settings.IMGSIM_EMBEDDER["OPTIONS"], "model": str(settings.MEDIA_ROOT / "no-such-model")},
+    }
     from search.embeddings import get_embedder
 
     get_embedder.cache_clear()
@@ -90,22 +92,44 @@ def test_worker_process_survives_kill_9(tmp_path, tiny_model):
     manage(env, "migrate", "-v0")
     write_library(tmp_path / "in", 40)
     # Photos stored without embeddings and queued, as an upload does with a worker.
-    manage(env, "shell", "-c", (
-        "from pathlib import Path; from gallery.ingest import Pipeline, discover; from search.tasks import "
-        "request_index_work; from django.db import transaction\n"
-        f"s, _ = discover(Path({str(tmp_path / 'in')!r}), recursive=True)\n"
-        "Pipeline(embed=False).run(s)\n"
-        "with transaction.atomic(): request_index_work()"))
+    manage(
+        env,
+        "shell",
+        "-c",
+        (
+            "from pathlib import Path; from gallery.ingest import Pipeline, discover; from search.tasks import "
+            "request_index_work; from django.db import transaction\n"
+            f"s, _ = discover(Path({str(tmp_path / 'in')!r}), recursive=True)\n"
+            "Pipeline(embed=False).run(s)\n"
+            "with transaction.atomic(): request_index_work()"
+        ),
+    )
     count = "from gallery.models import Image; print(Image.objects.filter(embedding_state='done').count())"
     assert manage(env, "shell", "-c", count).stdout.split()[-1] == "0"
 
-    worker = subprocess.Popen([sys.executable, "manage.py", "worker", "--interval", "0.2"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    time.sleep(4)  # model load, then part of the work
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "worker", "--interval", "0.2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    # Kill once part of the work is done (the worker embeds in batches of 16 of the 40).
+    done = wait_for_count(
+        env, "SELECT COUNT(*) FROM gallery_image WHERE embedding_state = 'done'", at_least=1, process=worker
+    )
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
-    restarted = subprocess.run([sys.executable, "manage.py", "worker", "--batch"], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=300)
+    assert done is not None and done < 40, "the kill must land mid-work"
+    restarted = subprocess.run(
+        [sys.executable, "manage.py", "worker", "--batch"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert "Worker starting" in restarted.stdout
     assert manage(env, "shell", "-c", count).stdout.split()[-1] == "40"

@@ -33,6 +33,16 @@ from gallery.collection.importing import ImportReport, import_collection, valida
 from gallery.collection.source import DOCUMENT_NAME, FORMAT, VERSION, ImportRefused, Source
 
 __all__ = [
-    "DOCUMENT_NAME", "FORMAT", "VERSION", "ExportReport", "ImportRefused", "ImportReport", "Source",
-    "document_chunks", "export_collection", "import_collection", "iter_records", "validate",
+    "DOCUMENT_NAME",
+    "FORMAT",
+    "VERSION",
+    "ExportReport",
+    "ImportRefused",
+    "ImportReport",
+    "Source",
+    "document_chunks",
+    "export_collection",
+    "import_collection",
+    "iter_records",
+    "validate",
 ]

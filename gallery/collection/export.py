@@ -83,8 +83,13 @@ def stored_dimension(model: str) -> int | None:
 
 def _header() -> dict:
     model = current_model_name()
-    return {"format": FORMAT, "version": VERSION, "exported_at": timezone.now().isoformat(),
-            "model": model, "dimension": stored_dimension(model)}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "exported_at": timezone.now().isoformat(),
+        "model": model,
+        "dimension": stored_dimension(model),
+    }
 
 
 def document_chunks(records: Iterator[dict] | None = None) -> Iterator[str]:
@@ -153,8 +158,9 @@ def _write_bundle(target: Path, report: ExportReport, on_record) -> None:
             for kind in storage.RENDITIONS:
                 rendition = storage.rendition_path(image, kind)
                 if rendition.is_file():
-                    bundle.write(rendition, storage.rendition_relpath(image.sha256, kind),
-                                 compress_type=zipfile.ZIP_STORED)
+                    bundle.write(
+                        rendition, storage.rendition_relpath(image.sha256, kind), compress_type=zipfile.ZIP_STORED
+                    )
                     report.files += 1
             report.count += 1
             if on_record:

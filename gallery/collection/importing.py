@@ -15,8 +15,8 @@ from gallery.collection.export import stored_dimension
 from gallery.collection.schema import Record, parse_record
 from gallery.collection.source import DOCUMENT_NAME, FORMAT, VERSION, ImportRefused, Source, items, read_header
 from gallery.hooks import current_model_name, get_vectorizer
-from gallery.services import tags_named
 from gallery.models import Image, Metadata
+from gallery.services import tags_named
 from gallery.signals import images_changed
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,11 @@ class Problems:
     def raise_if_any(self, name: str) -> None:
         if self.count:
             more = f"\n  ... and {self.count - len(self.lines)} more" if self.count > len(self.lines) else ""
-            raise ImportRefused(f"{name} cannot be imported ({self.count} problem(s)); nothing was changed:\n  "
-                                + "\n  ".join(self.lines) + more)
+            raise ImportRefused(
+                f"{name} cannot be imported ({self.count} problem(s)); nothing was changed:\n  "
+                + "\n  ".join(self.lines)
+                + more
+            )
 
 
 @dataclass
@@ -88,7 +91,7 @@ def validate(source: Source) -> Plan:
     name = source.path.name
     header = read_header(source)
     if header.get("format") != FORMAT:
-        raise ImportRefused(f"{name} is not an imgsim collection (its \"format\" is not {FORMAT!r})")
+        raise ImportRefused(f'{name} is not an imgsim collection (its "format" is not {FORMAT!r})')
     version = header.get("version")
     if version != VERSION:
         raise ImportRefused(f"{name} is format version {version!r}; this imgsim reads version {VERSION}")
@@ -116,8 +119,9 @@ def validate(source: Source) -> Plan:
             dimension = record.embedding.dimension
             expected = dimensions.setdefault(record.embedding.model, dimension)
             if record.embedding.model == plan.model and current_dimension() not in (None, dimension):
-                problems.add(where, f"embedding dimension {dimension} does not match {plan.model} "
-                                    f"({current_dimension()})")
+                problems.add(
+                    where, f"embedding dimension {dimension} does not match {plan.model} ({current_dimension()})"
+                )
             elif dimension != expected:
                 problems.add(where, f"embedding dimension {dimension} differs from {expected} of the same model")
         if not record.in_place:
@@ -170,8 +174,9 @@ class ImportReport:
     to_embed: int = 0
 
 
-def import_collection(path, *, collection: str = "", on_record: Callable[[], None] | None = None,
-                      batch_size: int = 500) -> ImportReport:
+def import_collection(
+    path, *, collection: str = "", on_record: Callable[[], None] | None = None, batch_size: int = 500
+) -> ImportReport:
     """Validate the input, then add every photo it holds that the library lacks; return what happened.
 
     With collection, each imported photo is also tagged with that name. Vectors are
@@ -198,8 +203,9 @@ def import_collection(path, *, collection: str = "", on_record: Callable[[], Non
         source.close()
 
 
-def _import_batch(source: Source, plan: Plan, batch: list[Record], extra_tags: list[str], report: ImportReport,
-                  on_record) -> None:
+def _import_batch(
+    source: Source, plan: Plan, batch: list[Record], extra_tags: list[str], report: ImportReport, on_record
+) -> None:
     written: dict[str, list[Path]] = {}
     ready: list[Record] = []
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="import") as pool:
@@ -235,8 +241,11 @@ def _place_files(source: Source, record: Record) -> tuple[list[Path], int] | str
     try:
         if not record.in_place and not (storage.media_root() / record.file).is_file():
             created.append(_extract(source, record.file, sha=sha))
-        missing = [kind for kind in storage.RENDITIONS
-                   if not (storage.media_root() / storage.rendition_relpath(sha, kind)).is_file()]
+        missing = [
+            kind
+            for kind in storage.RENDITIONS
+            if not (storage.media_root() / storage.rendition_relpath(sha, kind)).is_file()
+        ]
         made = 0
         for kind in list(missing):
             relpath = storage.rendition_relpath(sha, kind)
@@ -295,36 +304,56 @@ def _make_renditions(record: Record, kinds: list[str]) -> list[Path]:
         photo = decode(original.read_bytes())
     except (DecodeError, NotAnImage) as error:
         raise ValueError(f"cannot make renditions: {error}") from None
-    return [storage.write_atomic(storage.rendition_relpath(record.id, kind), photo.renditions[kind])
-            for kind in kinds]
+    return [storage.write_atomic(storage.rendition_relpath(record.id, kind), photo.renditions[kind]) for kind in kinds]
 
 
 def _create_rows(records: list[Record], plan: Plan, extra_tags: list[str], report: ImportReport) -> list[int]:
     images = []
     for record in records:
         reuse = record.embedding is not None and record.embedding.model == plan.model
-        images.append(Image(
-            sha256=record.id, file=record.file, in_place=record.in_place, original_name=record.original_name,
-            source_path=record.source_path, source_size=record.source_size, source_mtime=record.source_mtime,
-            format=record.format, width=record.width, height=record.height, byte_size=record.byte_size,
-            phash=record.phash, pixel_hash=record.pixel_hash, added_at=record.added_at, trashed_at=record.trashed_at,
-            embedding_state=Image.Embedding.DONE if reuse else Image.Embedding.PENDING,
-            embedding_model=plan.model if reuse else "",
-        ))
+        images.append(
+            Image(
+                sha256=record.id,
+                file=record.file,
+                in_place=record.in_place,
+                original_name=record.original_name,
+                source_path=record.source_path,
+                source_size=record.source_size,
+                source_mtime=record.source_mtime,
+                format=record.format,
+                width=record.width,
+                height=record.height,
+                byte_size=record.byte_size,
+                phash=record.phash,
+                pixel_hash=record.pixel_hash,
+                added_at=record.added_at,
+                trashed_at=record.trashed_at,
+                embedding_state=Image.Embedding.DONE if reuse else Image.Embedding.PENDING,
+                embedding_model=plan.model if reuse else "",
+            )
+        )
     Image.objects.bulk_create(images)
-    Metadata.objects.bulk_create([
-        Metadata(image=image, **record.metadata.model_dump(exclude={"tags"})) for image, record in zip(images, records)
-    ])
+    Metadata.objects.bulk_create(
+        [
+            Metadata(image=image, **record.metadata.model_dump(exclude={"tags"}))
+            for image, record in zip(images, records)
+        ]
+    )
     names = {name for record in records for name in record.metadata.tags} | set(extra_tags)
     tag_of = {tag.name: tag for tag in tags_named(names)}
     through = Metadata.tags.through
-    through.objects.bulk_create([
-        through(metadata_id=image.pk, tag_id=tag_of[name].pk)
+    through.objects.bulk_create(
+        [
+            through(metadata_id=image.pk, tag_id=tag_of[name].pk)
+            for image, record in zip(images, records)
+            for name in sorted(set(record.metadata.tags) | set(extra_tags))
+        ]
+    )
+    vectors = {
+        image.pk: stored_vectors.from_bytes(record.embedding.vector)
         for image, record in zip(images, records)
-        for name in sorted(set(record.metadata.tags) | set(extra_tags))
-    ])
-    vectors = {image.pk: stored_vectors.from_bytes(record.embedding.vector)
-               for image, record in zip(images, records) if image.embedding_state == Image.Embedding.DONE}
+        if image.embedding_state == Image.Embedding.DONE
+    }
     stored_vectors.save(vectors)
     report.vectors_imported += len(vectors)
     return [image.pk for image in images]

@@ -43,8 +43,13 @@ def discover(
         raise IngestError(f"{root} is neither a folder nor a file")
     resolved_root = root.resolve()
     sources, skipped = [], []
-    walker = os.walk(root, followlinks=False, onerror=lambda error: skipped.append(
-        Outcome(str(error.filename), "failed", f"cannot list folder: {error.strerror}")))
+    walker = os.walk(
+        root,
+        followlinks=False,
+        onerror=lambda error: skipped.append(
+            Outcome(str(error.filename), "failed", f"cannot list folder: {error.strerror}")
+        ),
+    )
     for folder, dirs, files in walker:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         for name in sorted(files):

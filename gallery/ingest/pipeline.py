@@ -131,8 +131,13 @@ class Pipeline:
                 log.warning("the index cannot be opened (%s); photos are indexed later", error)
         return vectorizer
 
-    def run(self, sources: Iterable[Source], *, on_progress: Callable[[Outcome], None] | None = None,
-            limit: int | None = None) -> IngestReport:
+    def run(
+        self,
+        sources: Iterable[Source],
+        *,
+        on_progress: Callable[[Outcome], None] | None = None,
+        limit: int | None = None,
+    ) -> IngestReport:
         """Ingest sources in order; with limit, stop once that many new photos are accepted."""
         report = IngestReport()
         loaded_before = self._vectorizer_loaded
@@ -180,8 +185,9 @@ class Pipeline:
     def _prepare_all(self, sources, known_sha, unchanged) -> Iterator[_Prepared | Outcome]:
         """Prepare sources on decode threads, a bounded window ahead, yielding in order."""
         window = self.batch_size * 2
-        with ThreadPoolExecutor(max_workers=self.decode_threads, thread_name_prefix="decode",
-                                initializer=_yield_to_the_model) as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.decode_threads, thread_name_prefix="decode", initializer=_yield_to_the_model
+        ) as pool:
             pending: deque[Future] = deque()
             iterator = iter(sources)
             try:
@@ -230,7 +236,8 @@ class Pipeline:
             try:
                 size = vectorizer.input_size
                 vectors = vectorizer.encode_pixels(
-                    np.stack([vectorizer.preprocess(item.photo.pixels_for(size)) for item in batch]))
+                    np.stack([vectorizer.preprocess(item.photo.pixels_for(size)) for item in batch])
+                )
                 report.embedded += len(batch)
             except Exception as error:  # store the photos anyway; their embeddings stay pending
                 log.exception("embedding a batch failed")
@@ -292,11 +299,23 @@ class Pipeline:
             "pixel_hash": photo.pixel_hash,
             "added_by": self.user,
         }
-        metadata = {"category": self.category, "camera_make": exif.camera_make, "camera_model": exif.camera_model,
-                    "lens": exif.lens, "taken_at": exif.taken_at, "latitude": exif.latitude,
-                    "longitude": exif.longitude, "extra": exif.extra}
-        return image_create(facts=facts, metadata=metadata, tags=self.tags, vector=vector,
-                            model_name=self.vectorizer.model_name if vector is not None else "")
+        metadata = {
+            "category": self.category,
+            "camera_make": exif.camera_make,
+            "camera_model": exif.camera_model,
+            "lens": exif.lens,
+            "taken_at": exif.taken_at,
+            "latitude": exif.latitude,
+            "longitude": exif.longitude,
+            "extra": exif.extra,
+        }
+        return image_create(
+            facts=facts,
+            metadata=metadata,
+            tags=self.tags,
+            vector=vector,
+            model_name=self.vectorizer.model_name if vector is not None else "",
+        )
 
 
 def _yield_to_the_model() -> None:

@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,139 +16,206 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Image',
+            name="Image",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sha256', models.CharField(help_text="SHA-256 of the original file's bytes", max_length=64, unique=True)),
-                ('file', models.CharField(max_length=1024)),
-                ('in_place', models.BooleanField(default=False)),
-                ('original_name', models.CharField(max_length=255)),
-                ('source_path', models.CharField(blank=True, max_length=1024)),
-                ('source_size', models.BigIntegerField(blank=True, null=True)),
-                ('source_mtime', models.FloatField(blank=True, null=True)),
-                ('format', models.CharField(max_length=8)),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('byte_size', models.BigIntegerField()),
-                ('phash', models.CharField(blank=True, help_text='perceptual hash (hex) for near-duplicates', max_length=16)),
-                ('pixel_hash', models.CharField(blank=True, max_length=32)),
-                ('added_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('trashed_at', models.DateTimeField(blank=True, null=True)),
-                ('embedding_state', models.CharField(choices=[('pending', 'pending'), ('done', 'embedded'), ('failed', 'failed')], default='pending', max_length=8)),
-                ('embedding_model', models.CharField(blank=True, max_length=200)),
-                ('embedding_error', models.TextField(blank=True)),
-                ('added_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "sha256",
+                    models.CharField(help_text="SHA-256 of the original file's bytes", max_length=64, unique=True),
+                ),
+                ("file", models.CharField(max_length=1024)),
+                ("in_place", models.BooleanField(default=False)),
+                ("original_name", models.CharField(max_length=255)),
+                ("source_path", models.CharField(blank=True, max_length=1024)),
+                ("source_size", models.BigIntegerField(blank=True, null=True)),
+                ("source_mtime", models.FloatField(blank=True, null=True)),
+                ("format", models.CharField(max_length=8)),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                ("byte_size", models.BigIntegerField()),
+                (
+                    "phash",
+                    models.CharField(blank=True, help_text="perceptual hash (hex) for near-duplicates", max_length=16),
+                ),
+                ("pixel_hash", models.CharField(blank=True, max_length=32)),
+                ("added_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("trashed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "embedding_state",
+                    models.CharField(
+                        choices=[("pending", "pending"), ("done", "embedded"), ("failed", "failed")],
+                        default="pending",
+                        max_length=8,
+                    ),
+                ),
+                ("embedding_model", models.CharField(blank=True, max_length=200)),
+                ("embedding_error", models.TextField(blank=True)),
+                (
+                    "added_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-added_at', '-id'],
-                'permissions': [('edit_library', 'Can upload photos, edit metadata and resolve duplicates')],
+                "ordering": ["-added_at", "-id"],
+                "permissions": [("edit_library", "Can upload photos, edit metadata and resolve duplicates")],
             },
         ),
         migrations.CreateModel(
-            name='ImageVector',
+            name="ImageVector",
             fields=[
-                ('image', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='vector', serialize=False, to='gallery.image')),
-                ('data', models.BinaryField()),
+                (
+                    "image",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="vector",
+                        serialize=False,
+                        to="gallery.image",
+                    ),
+                ),
+                ("data", models.BinaryField()),
             ],
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=64, unique=True)),
             ],
             options={
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('name', django.db.models.functions.text.Lower('name'))), name='tag_name_lowercase'), models.CheckConstraint(condition=models.Q(('name', ''), _negated=True), name='tag_name_not_empty')],
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("name", django.db.models.functions.text.Lower("name"))),
+                        name="tag_name_lowercase",
+                    ),
+                    models.CheckConstraint(condition=models.Q(("name", ""), _negated=True), name="tag_name_not_empty"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Metadata',
+            name="Metadata",
             fields=[
-                ('image', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='metadata', serialize=False, to='gallery.image')),
-                ('title', models.CharField(blank=True, max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('category', models.CharField(blank=True, max_length=64)),
-                ('camera_make', models.CharField(blank=True, max_length=64)),
-                ('camera_model', models.CharField(blank=True, max_length=64)),
-                ('lens', models.CharField(blank=True, max_length=128)),
-                ('taken_at', models.DateTimeField(blank=True, null=True)),
-                ('latitude', models.FloatField(blank=True, null=True)),
-                ('longitude', models.FloatField(blank=True, null=True)),
-                ('location', models.CharField(blank=True, max_length=200)),
-                ('extra', models.JSONField(blank=True, default=dict)),
-                ('tags', models.ManyToManyField(blank=True, related_name='photos', to='gallery.tag')),
+                (
+                    "image",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="metadata",
+                        serialize=False,
+                        to="gallery.image",
+                    ),
+                ),
+                ("title", models.CharField(blank=True, max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("category", models.CharField(blank=True, max_length=64)),
+                ("camera_make", models.CharField(blank=True, max_length=64)),
+                ("camera_model", models.CharField(blank=True, max_length=64)),
+                ("lens", models.CharField(blank=True, max_length=128)),
+                ("taken_at", models.DateTimeField(blank=True, null=True)),
+                ("latitude", models.FloatField(blank=True, null=True)),
+                ("longitude", models.FloatField(blank=True, null=True)),
+                ("location", models.CharField(blank=True, max_length=200)),
+                ("extra", models.JSONField(blank=True, default=dict)),
+                ("tags", models.ManyToManyField(blank=True, related_name="photos", to="gallery.tag")),
             ],
             options={
-                'verbose_name_plural': 'metadata',
+                "verbose_name_plural": "metadata",
             },
         ),
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['-added_at', '-id'], name='image_newest'),
+            model_name="image",
+            index=models.Index(fields=["-added_at", "-id"], name="image_newest"),
         ),
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['embedding_state'], name='image_embedding_state'),
+            model_name="image",
+            index=models.Index(fields=["embedding_state"], name="image_embedding_state"),
         ),
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['format'], name='image_format'),
+            model_name="image",
+            index=models.Index(fields=["format"], name="image_format"),
         ),
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['trashed_at'], name='image_trashed'),
+            model_name="image",
+            index=models.Index(fields=["trashed_at"], name="image_trashed"),
         ),
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['source_path'], name='image_source_path'),
+            model_name="image",
+            index=models.Index(fields=["source_path"], name="image_source_path"),
         ),
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['phash'], name='image_phash'),
+            model_name="image",
+            index=models.Index(fields=["phash"], name="image_phash"),
         ),
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['pixel_hash'], name='image_pixel_hash'),
+            model_name="image",
+            index=models.Index(fields=["pixel_hash"], name="image_pixel_hash"),
         ),
         migrations.AddConstraint(
-            model_name='image',
-            constraint=models.CheckConstraint(condition=models.Q(('sha256__regex', '^[0-9a-f]{64}$')), name='image_sha256_hex'),
+            model_name="image",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("sha256__regex", "^[0-9a-f]{64}$")), name="image_sha256_hex"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='image',
-            constraint=models.CheckConstraint(condition=models.Q(('height__gt', 0), ('width__gt', 0)), name='image_has_pixels'),
+            model_name="image",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("height__gt", 0), ("width__gt", 0)), name="image_has_pixels"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='image',
-            constraint=models.CheckConstraint(condition=models.Q(('byte_size__gte', 0)), name='image_byte_size_positive'),
+            model_name="image",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("byte_size__gte", 0)), name="image_byte_size_positive"
+            ),
         ),
         migrations.AddIndex(
-            model_name='metadata',
-            index=models.Index(fields=['category'], name='metadata_category'),
+            model_name="metadata",
+            index=models.Index(fields=["category"], name="metadata_category"),
         ),
         migrations.AddIndex(
-            model_name='metadata',
-            index=models.Index(fields=['camera_make', 'camera_model'], name='metadata_camera'),
+            model_name="metadata",
+            index=models.Index(fields=["camera_make", "camera_model"], name="metadata_camera"),
         ),
         migrations.AddIndex(
-            model_name='metadata',
-            index=models.Index(fields=['taken_at'], name='metadata_taken_at'),
+            model_name="metadata",
+            index=models.Index(fields=["taken_at"], name="metadata_taken_at"),
         ),
         migrations.AddIndex(
-            model_name='metadata',
-            index=models.Index(fields=['latitude'], name='metadata_latitude'),
+            model_name="metadata",
+            index=models.Index(fields=["latitude"], name="metadata_latitude"),
         ),
         migrations.AddConstraint(
-            model_name='metadata',
-            constraint=models.CheckConstraint(condition=models.Q(('latitude__isnull', True), models.Q(('latitude__gte', -90), ('latitude__lte', 90)), _connector='OR'), name='metadata_latitude_range'),
+            model_name="metadata",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("latitude__isnull", True), models.Q(("latitude__gte", -90), ("latitude__lte", 90)), _connector="OR"
+                ),
+                name="metadata_latitude_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='metadata',
-            constraint=models.CheckConstraint(condition=models.Q(('longitude__isnull', True), models.Q(('longitude__gte', -180), ('longitude__lte', 180)), _connector='OR'), name='metadata_longitude_range'),
+            model_name="metadata",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("longitude__isnull", True),
+                    models.Q(("longitude__gte", -180), ("longitude__lte", 180)),
+                    _connector="OR",
+                ),
+                name="metadata_longitude_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='metadata',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('latitude__isnull', True), ('longitude__isnull', True)), models.Q(('latitude__isnull', False), ('longitude__isnull', False)), _connector='OR'), name='metadata_gps_pair'),
+            model_name="metadata",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("latitude__isnull", True), ("longitude__isnull", True)),
+                    models.Q(("latitude__isnull", False), ("longitude__isnull", False)),
+                    _connector="OR",
+                ),
+                name="metadata_gps_pair",
+            ),
         ),
     ]

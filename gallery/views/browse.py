@@ -9,7 +9,6 @@ from gallery.models import Image
 from gallery.selectors import filter_choices, image_page, neighbours
 from gallery.versions import library_version
 
-
 # Rendered grids are cached per library version and URL: the same for every user, and
 # 80% of a gallery request's time (10 ms for 60 cards). The version moves with every
 # committed change; the timeout bounds staleness if a process dies before bumping it.
@@ -24,7 +23,9 @@ def index(request):
     query.pop("page", None)
     version = library_version()
     context = {
-        "form": form, "query": query.urlencode(), "library_empty": not Image.objects.live().exists(),
+        "form": form,
+        "query": query.urlencode(),
+        "library_empty": not Image.objects.live().exists(),
         "chips": form.chips(request.GET) if form.is_bound and not form.errors else [],
         # Lazy: on a cache hit the template never asks, and the queries never run.
         "page": SimpleLazyObject(lambda: image_page(form=form, page=request.GET.get("page", 1))),
@@ -45,7 +46,15 @@ def detail(request, pk: int):
     form = FilterForm(request.GET)
     previous_id, next_id = neighbours(image=image, form=form) if form.is_valid() else (None, None)
     query = request.GET.urlencode()
-    return render(request, "gallery/detail.html", {
-        "image": image, "meta": image.metadata, "previous_id": previous_id, "next_id": next_id,
-        "query": query, "tags": image.metadata.tags.all(),
-    })
+    return render(
+        request,
+        "gallery/detail.html",
+        {
+            "image": image,
+            "meta": image.metadata,
+            "previous_id": previous_id,
+            "next_id": next_id,
+            "query": query,
+            "tags": image.metadata.tags.all(),
+        },
+    )

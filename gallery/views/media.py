@@ -22,8 +22,7 @@ def _visible_image(request, pk: int) -> Image:
     return image
 
 
-def _media_response(request, image: Image, path, content_type: str, *, kind: str,
-                    filename: str | None = None):
+def _media_response(request, image: Image, path, content_type: str, *, kind: str, filename: str | None = None):
     etag = f'"{image.sha256[:20]}-{kind}-{"trashed" if image.is_trashed else "live"}"'
     not_modified = get_conditional_response(request, etag=etag)
     if not_modified is not None:
@@ -44,8 +43,14 @@ def _media_response(request, image: Image, path, content_type: str, *, kind: str
 @require_GET
 def original(request, pk: int):
     image = _visible_image(request, pk)
-    return _media_response(request, image, storage.original_path(image), storage.CONTENT_TYPES[image.format],
-                           kind="original", filename=image.original_name)
+    return _media_response(
+        request,
+        image,
+        storage.original_path(image),
+        storage.CONTENT_TYPES[image.format],
+        kind="original",
+        filename=image.original_name,
+    )
 
 
 @require_GET

@@ -25,16 +25,24 @@ def _plural(count: int) -> str:
 @require_GET
 @editor_required
 def trash(request):
-    context = {"page": trash_page(page=request.GET.get("page", 1)), "summary": trash_summary(),
-               "days": settings.IMGSIM_TRASH_DAYS}
+    context = {
+        "page": trash_page(page=request.GET.get("page", 1)),
+        "summary": trash_summary(),
+        "days": settings.IMGSIM_TRASH_DAYS,
+    }
     return render(request, "gallery/trash.html#trash_list" if request.htmx else "gallery/trash.html", context)
 
 
 def _answer(request, message: str, *, error: bool = False, status: int = 200):
     """The trash list with a message (HTMX), or Post/Redirect/Get back to the trash page."""
     if request.htmx:
-        context = {"page": trash_page(page=request.POST.get("page", 1)), "summary": trash_summary(),
-                   "days": settings.IMGSIM_TRASH_DAYS, "message": message, "error": error}
+        context = {
+            "page": trash_page(page=request.POST.get("page", 1)),
+            "summary": trash_summary(),
+            "days": settings.IMGSIM_TRASH_DAYS,
+            "message": message,
+            "error": error,
+        }
         return render(request, "gallery/trash.html#trash_list", context, status=status)
     (messages.error if error else messages.success)(request, message)
     target = request.POST.get("next", "")
@@ -48,8 +56,7 @@ def _answer(request, message: str, *, error: bool = False, status: int = 200):
 def trash_restore(request):
     form = SelectionForm(request.POST)
     if not form.is_valid():
-        return _answer(request, " ".join(form.non_field_errors() + form.errors.get("ids", [])), error=True,
-                       status=400)
+        return _answer(request, " ".join(form.non_field_errors() + form.errors.get("ids", [])), error=True, status=400)
     restored = image_restore(images=form.photos(Image.objects.trashed()))
     return _answer(request, f"Restored {_plural(restored)} to the library.")
 
@@ -59,13 +66,18 @@ def trash_restore(request):
 def trash_delete(request):
     form = SelectionForm(request.POST)
     if not form.is_valid():
-        return _answer(request, " ".join(form.non_field_errors() + form.errors.get("ids", [])), error=True,
-                       status=400)
+        return _answer(request, " ".join(form.non_field_errors() + form.errors.get("ids", [])), error=True, status=400)
     photos = form.photos(Image.objects.trashed())
     if not form.cleaned_data["confirmed"]:
-        return confirmation_page(request, question="Delete {count} photos ({size}) for good? This cannot be undone.",
-                                 photos=photos, action=reverse("gallery:trash_delete"),
-                                 cancel_url=reverse("gallery:trash"), button="Delete for good", danger=True)
+        return confirmation_page(
+            request,
+            question="Delete {count} photos ({size}) for good? This cannot be undone.",
+            photos=photos,
+            action=reverse("gallery:trash_delete"),
+            cancel_url=reverse("gallery:trash"),
+            button="Delete for good",
+            danger=True,
+        )
     return _answer(request, f"Deleted {_plural(image_delete(images=photos))} for good.")
 
 

@@ -19,14 +19,28 @@ class Migration(migrations.Migration):
                 migrations.CreateModel(
                     name="ApiToken",
                     fields=[
-                        ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                        (
+                            "id",
+                            models.BigAutoField(
+                                auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                            ),
+                        ),
                         ("name", models.CharField(max_length=100)),
-                        ("prefix", models.CharField(help_text="first characters, to recognise the token", max_length=8)),
+                        (
+                            "prefix",
+                            models.CharField(help_text="first characters, to recognise the token", max_length=8),
+                        ),
                         ("key_hash", models.CharField(max_length=64, unique=True)),
                         ("created_at", models.DateTimeField(auto_now_add=True)),
                         ("last_used_at", models.DateTimeField(blank=True, null=True)),
-                        ("user", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE,
-                                                   related_name="api_tokens", to=settings.AUTH_USER_MODEL)),
+                        (
+                            "user",
+                            models.ForeignKey(
+                                on_delete=django.db.models.deletion.CASCADE,
+                                related_name="api_tokens",
+                                to=settings.AUTH_USER_MODEL,
+                            ),
+                        ),
                     ],
                     options={"db_table": "search_apitoken"},
                 ),

@@ -30,6 +30,17 @@ from search.duplicates.scan import (
 )
 
 __all__ = [
-    "Group", "Member", "Pair", "choose_keeper", "classify", "duplicate_groups", "find_duplicates", "find_pairs",
-    "run_scan", "similar_pairs", "star_groups", "start_scan", "tier_counts",
+    "Group",
+    "Member",
+    "Pair",
+    "choose_keeper",
+    "classify",
+    "duplicate_groups",
+    "find_duplicates",
+    "find_pairs",
+    "run_scan",
+    "similar_pairs",
+    "star_groups",
+    "start_scan",
+    "tier_counts",
 ]

@@ -101,8 +101,12 @@ def _richness(image: Image) -> int:
     if meta is None:
         return 0
     filled = [meta.title, meta.description, meta.category, meta.camera_model, meta.lens, meta.location]
-    return (sum(1 for value in filled if value) + (meta.taken_at is not None) + (meta.latitude is not None)
-            + len(meta.tags.all()))
+    return (
+        sum(1 for value in filled if value)
+        + (meta.taken_at is not None)
+        + (meta.latitude is not None)
+        + len(meta.tags.all())
+    )
 
 
 def _rank(image: Image) -> tuple:
@@ -132,10 +136,13 @@ def duplicate_groups(*, tier: str | None = None) -> list[Group]:
     if tier:
         pairs = pairs.filter(tier=tier)
     refused = set(NotDuplicate.objects.values_list("image_a_id", "image_b_id"))
-    relation = {(a, b): (pair_tier, similarity, hamming)
-                for a, b, pair_tier, similarity, hamming
-                in pairs.values_list("image_a_id", "image_b_id", "tier", "similarity", "hamming")
-                if (a, b) not in refused}
+    relation = {
+        (a, b): (pair_tier, similarity, hamming)
+        for a, b, pair_tier, similarity, hamming in pairs.values_list(
+            "image_a_id", "image_b_id", "tier", "similarity", "hamming"
+        )
+        if (a, b) not in refused
+    }
     ids = {pk for pair in relation for pk in pair}
     images = Image.objects.select_related("metadata").prefetch_related("metadata__tags").in_bulk(ids)
     ranking = sorted(images, key=lambda pk: _rank(images[pk]), reverse=True)

@@ -36,7 +36,8 @@ def _group(center_id: int, member_ids: list[int]) -> dict[int, Image]:
         raise ReviewError("This group needs at least two photos.")
     paired = set()
     for a, b in DuplicatePair.objects.filter(Q(image_a=center_id) | Q(image_b=center_id)).values_list(
-            "image_a_id", "image_b_id"):
+        "image_a_id", "image_b_id"
+    ):
         paired.add(b if a == center_id else a)
     strangers = ids - paired - {center_id}
     if strangers:
@@ -72,8 +73,10 @@ def decision_keep(*, center_id: int, member_ids: list[int], keeper_id: int, tras
     if trashed:
         parts.append(f"moved {len(trashed)} photo{'s' if len(trashed) != 1 else ''} to the trash")
     if kept:
-        parts.append(f"{len(kept)} unticked photo{'s' if len(kept) != 1 else ''} stay{'s' if len(kept) == 1 else ''} "
-                     "and will not be suggested with it again")
+        parts.append(
+            f"{len(kept)} unticked photo{'s' if len(kept) != 1 else ''} stay{'s' if len(kept) == 1 else ''} "
+            "and will not be suggested with it again"
+        )
     if merged:
         parts.append(f"merged {', '.join(MERGE_LABELS.get(name, name) for name in merged)} into the keeper")
     undo = {"trashed": [p.pk for p in trashed], "keeper": keeper_id, "merged": merged, "refused": refused}
@@ -86,15 +89,19 @@ def decision_not_duplicates(*, center_id: int, member_ids: list[int], user) -> D
     with transaction.atomic():
         refused = _refuse(center_id, [pk for pk in photos if pk != center_id], user)
     undo = {"trashed": [], "keeper": center_id, "merged": {}, "refused": refused}
-    return Decision("Marked as not duplicates; they will not be suggested together again.",
-                    signing.dumps(undo, salt=UNDO_SALT), [])
+    return Decision(
+        "Marked as not duplicates; they will not be suggested together again.", signing.dumps(undo, salt=UNDO_SALT), []
+    )
 
 
 def _refuse(keeper_id: int, others: list[int], user) -> list[list[int]]:
     """Record keeper~other as not duplicates; return the pairs that were new (for undo)."""
     wanted = {(min(keeper_id, pk), max(keeper_id, pk)) for pk in others}
-    existing = set(NotDuplicate.objects.filter(image_a__in=[a for a, _ in wanted], image_b__in=[b for _, b in wanted])
-                   .values_list("image_a_id", "image_b_id"))
+    existing = set(
+        NotDuplicate.objects.filter(image_a__in=[a for a, _ in wanted], image_b__in=[b for _, b in wanted]).values_list(
+            "image_a_id", "image_b_id"
+        )
+    )
     new = sorted(wanted - existing)
     NotDuplicate.objects.bulk_create([NotDuplicate(image_a_id=a, image_b_id=b, decided_by=user) for a, b in new])
     return [list(pair) for pair in new]

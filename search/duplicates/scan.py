@@ -7,14 +7,13 @@ triangle only; an incremental scan compares only photos added since the last one
 """
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from gallery.models import Image
@@ -43,16 +42,19 @@ def _popcount(values: np.ndarray) -> np.ndarray:
     return np.bitwise_count(values).astype(np.int16)
 
 
-def classify(similarity: float, hamming: int | None, same_pixels: bool, *, similarity_threshold: float,
-             hamming_threshold: int) -> str | None:
+def classify(
+    similarity: float, hamming: int | None, same_pixels: bool, *, similarity_threshold: float, hamming_threshold: int
+) -> str | None:
     """Return the tier of a pair, or None when it is not a duplicate of any kind."""
-    found = classify_with_rule(similarity, hamming, same_pixels, similarity_threshold=similarity_threshold,
-                               hamming_threshold=hamming_threshold)
+    found = classify_with_rule(
+        similarity, hamming, same_pixels, similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold
+    )
     return found[0] if found else None
 
 
-def classify_with_rule(similarity: float, hamming: int | None, same_pixels: bool, *, similarity_threshold: float,
-                       hamming_threshold: int) -> tuple[str, str] | None:
+def classify_with_rule(
+    similarity: float, hamming: int | None, same_pixels: bool, *, similarity_threshold: float, hamming_threshold: int
+) -> tuple[str, str] | None:
     """Return (tier, the rule that matched, in words), or None when the pair is not a duplicate."""
     if same_pixels:
         return Tier.EXACT, "same decoded pixels"
@@ -76,8 +78,9 @@ def pair_reason(tier: str, similarity: float, hamming: int | None) -> str:
     return f"CLIP similarity {similarity:.3f}"
 
 
-def similar_pairs(vectors: np.ndarray, rows: np.ndarray, floor: float,
-                    on_progress: Callable[[float], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def similar_pairs(
+    vectors: np.ndarray, rows: np.ndarray, floor: float, on_progress: Callable[[float], None] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (i, j, similarity) with i in rows, i != j, each pair once, similarity >= floor."""
     import torch
 
@@ -120,29 +123,39 @@ def similar_pairs(vectors: np.ndarray, rows: np.ndarray, floor: float,
     return i[keep], j[keep], exact[keep]
 
 
-def find_pairs(*, similarity_threshold: float | None = None, hamming_threshold: int | None = None,
-               since_id: int = 0, on_progress: Callable[[float], None] | None = None) -> list[Pair]:
+def find_pairs(
+    *,
+    similarity_threshold: float | None = None,
+    hamming_threshold: int | None = None,
+    since_id: int = 0,
+    on_progress: Callable[[float], None] | None = None,
+) -> list[Pair]:
     """Compare live, embedded photos (only those with id > since_id against all); return tiered pairs."""
     similarity_threshold = settings.IMGSIM_DUPLICATE_THRESHOLD if similarity_threshold is None else similarity_threshold
     hamming_threshold = settings.IMGSIM_DUPLICATE_HAMMING if hamming_threshold is None else hamming_threshold
     columns = column_cache.columns(current_generation(), exact=True)
     ids, vectors = columns.ids, columns.vectors
-    facts = dict(((pk, (ph, px)) for pk, ph, px in
-                  Image.objects.live().values_list("pk", "phash", "pixel_hash")))
+    facts = dict(((pk, (ph, px)) for pk, ph, px in Image.objects.live().values_list("pk", "phash", "pixel_hash")))
     phash = np.array([int(facts.get(int(pk), ("", ""))[0] or "0", 16) for pk in ids], dtype=np.uint64)
     has_phash = np.array([bool(facts.get(int(pk), ("", ""))[0]) for pk in ids], dtype=bool)
     rows = np.flatnonzero(ids > since_id)
     pairs: dict[tuple[int, int], Pair] = {}
     if len(ids) and len(rows):
-        floor = min(similarity_threshold, settings.IMGSIM_DUPLICATE_NEAR_CONFIRM,
-                    settings.IMGSIM_DUPLICATE_CROP_CONFIRM)
+        floor = min(
+            similarity_threshold, settings.IMGSIM_DUPLICATE_NEAR_CONFIRM, settings.IMGSIM_DUPLICATE_CROP_CONFIRM
+        )
         i, j, similarity = similar_pairs(vectors, rows, floor, on_progress)
         hamming = _popcount(phash[i] ^ phash[j])
         for a, b, sim, bits, known in zip(ids[i], ids[j], similarity, hamming, has_phash[i] & has_phash[j]):
             a, b = (int(a), int(b)) if a < b else (int(b), int(a))
             same = facts[a][1] != "" and facts[a][1] == facts[b][1]
-            found = classify_with_rule(float(sim), int(bits) if known else None, same,
-                                       similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold)
+            found = classify_with_rule(
+                float(sim),
+                int(bits) if known else None,
+                same,
+                similarity_threshold=similarity_threshold,
+                hamming_threshold=hamming_threshold,
+            )
             if found:
                 pairs[(a, b)] = Pair(a, b, found[0], float(sim), int(bits) if known else None, found[1])
     # Exact copies by pixel hash, also among photos that have no embedding yet.
@@ -172,16 +185,26 @@ def run_scan(scan: DuplicateScan) -> DuplicateScan:
         DuplicateScan.objects.filter(pk=scan.pk).update(progress=round(value * 0.95, 3))
 
     try:
-        pairs = find_pairs(similarity_threshold=scan.similarity_threshold,
-                           hamming_threshold=scan.hamming_threshold, since_id=since, on_progress=progress)
+        pairs = find_pairs(
+            similarity_threshold=scan.similarity_threshold,
+            hamming_threshold=scan.hamming_threshold,
+            since_id=since,
+            on_progress=progress,
+        )
         with transaction.atomic():
             if not scan.incremental:
                 DuplicatePair.objects.all().delete()
             DuplicatePair.objects.bulk_create(
-                [DuplicatePair(image_a_id=p.a, image_b_id=p.b, tier=p.tier, similarity=p.similarity, hamming=p.hamming)
-                 for p in pairs],
-                update_conflicts=True, unique_fields=["image_a", "image_b"],
-                update_fields=["tier", "similarity", "hamming"], batch_size=2000,
+                [
+                    DuplicatePair(
+                        image_a_id=p.a, image_b_id=p.b, tier=p.tier, similarity=p.similarity, hamming=p.hamming
+                    )
+                    for p in pairs
+                ],
+                update_conflicts=True,
+                unique_fields=["image_a", "image_b"],
+                update_fields=["tier", "similarity", "hamming"],
+                batch_size=2000,
             )
         scan.status, scan.pairs, scan.last_image_id = DuplicateScan.Status.DONE, len(pairs), last_id
     except Exception as error:  # the page shows the failure; the previous pairs stay
@@ -192,15 +215,22 @@ def run_scan(scan: DuplicateScan) -> DuplicateScan:
     return scan
 
 
-def start_scan(*, incremental: bool = False, similarity_threshold: float | None = None,
-               hamming_threshold: int | None = None, background: bool = False) -> DuplicateScan:
+def start_scan(
+    *,
+    incremental: bool = False,
+    similarity_threshold: float | None = None,
+    hamming_threshold: int | None = None,
+    background: bool = False,
+) -> DuplicateScan:
     """Record a scan and run it, in this thread or a background one; return the scan row."""
     running = DuplicateScan.objects.filter(status=DuplicateScan.Status.RUNNING).first()
     if running is not None and (timezone.now() - running.started_at).total_seconds() < 3600:
         return running  # one scan at a time
     scan = DuplicateScan.objects.create(
         incremental=incremental,
-        similarity_threshold=settings.IMGSIM_DUPLICATE_THRESHOLD if similarity_threshold is None else similarity_threshold,
+        similarity_threshold=settings.IMGSIM_DUPLICATE_THRESHOLD
+        if similarity_threshold is None
+        else similarity_threshold,
         hamming_threshold=settings.IMGSIM_DUPLICATE_HAMMING if hamming_threshold is None else hamming_threshold,
     )
     if not background:
@@ -211,18 +241,13 @@ def start_scan(*, incremental: bool = False, similarity_threshold: float | None 
         duplicate_scan.enqueue(scan_id=scan.pk)
         return scan
 
-    def work() -> None:
-        try:
-            run_scan(scan)
-        finally:
-            close_old_connections()
-
-    threading.Thread(target=work, name="duplicate-scan", daemon=True).start()
+    background.start("duplicate-scan", lambda: run_scan(scan))
     return scan
 
 
-def find_duplicates(similarity_threshold: float = 0.95, *, hamming_threshold: int | None = None,
-                    tiers: Iterable[str] | None = None) -> list[dict]:
+def find_duplicates(
+    similarity_threshold: float = 0.95, *, hamming_threshold: int | None = None, tiers: Iterable[str] | None = None
+) -> list[dict]:
     """The brief's find_duplicates: tiered pairs, strongest tier and most alike first, with file names.
 
     similarity_threshold is the CLIP similarity of the "similar shot" tier only.
@@ -236,10 +261,24 @@ def find_duplicates(similarity_threshold: float = 0.95, *, hamming_threshold: in
     unknown = wanted - set(Tier.values)
     if unknown:
         raise ValueError(f"unknown tier(s) {', '.join(sorted(unknown))}; tiers are {', '.join(Tier.values)}")
-    pairs = [p for p in find_pairs(similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold)
-             if p.tier in wanted]
-    names = dict(Image.objects.filter(pk__in={p.a for p in pairs} | {p.b for p in pairs})
-                 .values_list("pk", "original_name"))
-    return [{"image1_id": p.a, "image2_id": p.b, "image1_filename": names.get(p.a, ""),
-             "image2_filename": names.get(p.b, ""), "similarity": p.similarity, "tier": p.tier,
-             "hamming": p.hamming, "rule": p.rule} for p in pairs]
+    pairs = [
+        p
+        for p in find_pairs(similarity_threshold=similarity_threshold, hamming_threshold=hamming_threshold)
+        if p.tier in wanted
+    ]
+    names = dict(
+        Image.objects.filter(pk__in={p.a for p in pairs} | {p.b for p in pairs}).values_list("pk", "original_name")
+    )
+    return [
+        {
+            "image1_id": p.a,
+            "image2_id": p.b,
+            "image1_filename": names.get(p.a, ""),
+            "image2_filename": names.get(p.b, ""),
+            "similarity": p.similarity,
+            "tier": p.tier,
+            "hamming": p.hamming,
+            "rule": p.rule,
+        }
+        for p in pairs
+    ]

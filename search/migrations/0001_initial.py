@@ -6,76 +6,123 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('gallery', '0001_initial'),
+        ("gallery", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DuplicateScan',
+            name="DuplicateScan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='running', max_length=8)),
-                ('incremental', models.BooleanField(default=False)),
-                ('progress', models.FloatField(default=0.0)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('last_image_id', models.BigIntegerField(default=0)),
-                ('pairs', models.PositiveIntegerField(default=0)),
-                ('seconds', models.FloatField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('similarity_threshold', models.FloatField()),
-                ('hamming_threshold', models.PositiveSmallIntegerField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("running", "Running"), ("done", "Done"), ("failed", "Failed")],
+                        default="running",
+                        max_length=8,
+                    ),
+                ),
+                ("incremental", models.BooleanField(default=False)),
+                ("progress", models.FloatField(default=0.0)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("last_image_id", models.BigIntegerField(default=0)),
+                ("pairs", models.PositiveIntegerField(default=0)),
+                ("seconds", models.FloatField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("similarity_threshold", models.FloatField()),
+                ("hamming_threshold", models.PositiveSmallIntegerField()),
             ],
             options={
-                'ordering': ['-started_at'],
+                "ordering": ["-started_at"],
             },
         ),
         migrations.CreateModel(
-            name='IndexGeneration',
+            name="IndexGeneration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('generation', models.BigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=64, unique=True)),
+                ("generation", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='IndexOutbox',
+            name="IndexOutbox",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image_id', models.BigIntegerField(db_index=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("image_id", models.BigIntegerField(db_index=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='DuplicatePair',
+            name="DuplicatePair",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tier', models.CharField(choices=[('exact', 'exact copy'), ('near', 'near-duplicate'), ('similar', 'similar shot')], max_length=8)),
-                ('similarity', models.FloatField()),
-                ('hamming', models.PositiveSmallIntegerField(help_text='perceptual-hash distance in bits', null=True)),
-                ('image_a', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='gallery.image')),
-                ('image_b', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='gallery.image')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[("exact", "exact copy"), ("near", "near-duplicate"), ("similar", "similar shot")],
+                        max_length=8,
+                    ),
+                ),
+                ("similarity", models.FloatField()),
+                ("hamming", models.PositiveSmallIntegerField(help_text="perceptual-hash distance in bits", null=True)),
+                (
+                    "image_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="gallery.image"
+                    ),
+                ),
+                (
+                    "image_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="gallery.image"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('image_a', 'image_b'), name='duplicate_pair_once'), models.CheckConstraint(condition=models.Q(('image_a__lt', models.F('image_b'))), name='duplicate_pair_ordered')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("image_a", "image_b"), name="duplicate_pair_once"),
+                    models.CheckConstraint(
+                        condition=models.Q(("image_a__lt", models.F("image_b"))), name="duplicate_pair_ordered"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='NotDuplicate',
+            name="NotDuplicate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('decided_at', models.DateTimeField(auto_now_add=True)),
-                ('decided_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('image_a', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='gallery.image')),
-                ('image_b', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='gallery.image')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("decided_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "image_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="gallery.image"
+                    ),
+                ),
+                (
+                    "image_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="gallery.image"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('image_a', 'image_b'), name='not_duplicate_once'), models.CheckConstraint(condition=models.Q(('image_a__lt', models.F('image_b'))), name='not_duplicate_ordered')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("image_a", "image_b"), name="not_duplicate_once"),
+                    models.CheckConstraint(
+                        condition=models.Q(("image_a__lt", models.F("image_b"))), name="not_duplicate_ordered"
+                    ),
+                ],
             },
         ),
     ]

@@ -42,9 +42,15 @@ def review(request):
     tier = request.GET.get("tier") if request.GET.get("tier") in Tier.values else None
     groups = duplicate_groups(tier=tier)
     context = {
-        "groups": groups[:SHOWN], "more": max(0, len(groups) - SHOWN), "counts": tier_counts(), "tiers": Tier,
-        "tier": tier, "scan": DuplicateScan.objects.first(), **_summary(groups),
-        "undo_token": request.session.pop(UNDO_SESSION_KEY, None), "preselect": settings.IMGSIM_DUPLICATE_PRESELECT,
+        "groups": groups[:SHOWN],
+        "more": max(0, len(groups) - SHOWN),
+        "counts": tier_counts(),
+        "tiers": Tier,
+        "tier": tier,
+        "scan": DuplicateScan.objects.first(),
+        **_summary(groups),
+        "undo_token": request.session.pop(UNDO_SESSION_KEY, None),
+        "preselect": settings.IMGSIM_DUPLICATE_PRESELECT,
     }
     return render(request, "search/duplicates.html", context)
 
@@ -86,12 +92,21 @@ def resolve(request):
             decision = decision_not_duplicates(center_id=data["group"], member_ids=members, user=request.user)
         elif data["trash"] and not data["confirmed"]:
             return confirmation_page(
-                request, question="Move {count} photos ({size}) to the trash? Undo brings them back.",
-                photos=list(Image.objects.filter(pk__in=data["trash"])), action=reverse("search:duplicates_resolve"),
-                cancel_url=reverse("search:duplicates"), button="Move to the trash")
+                request,
+                question="Move {count} photos ({size}) to the trash? Undo brings them back.",
+                photos=list(Image.objects.filter(pk__in=data["trash"])),
+                action=reverse("search:duplicates_resolve"),
+                cancel_url=reverse("search:duplicates"),
+                button="Move to the trash",
+            )
         else:
-            decision = decision_keep(center_id=data["group"], member_ids=members, keeper_id=data["keeper"] or 0,
-                                     trash_ids=data["trash"], user=request.user)
+            decision = decision_keep(
+                center_id=data["group"],
+                member_ids=members,
+                keeper_id=data["keeper"] or 0,
+                trash_ids=data["trash"],
+                user=request.user,
+            )
     except ReviewError as error:
         return _refused(request, str(error), str(data["group"]))
     if not request.htmx:

@@ -16,8 +16,13 @@ from search.selectors import page_search, waiting_count
 def search_page(request):
     form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None)
     search = page_search(form)
-    context = {"form": form, "search": search, "pending": waiting_count(), "choices": SimpleLazyObject(filter_choices),
-               "chips": form.chips(request.GET) if form.is_valid() else []}
+    context = {
+        "form": form,
+        "search": search,
+        "pending": waiting_count(),
+        "choices": SimpleLazyObject(filter_choices),
+        "chips": form.chips(request.GET) if form.is_valid() else [],
+    }
     template = "search/search.html#results" if request.htmx else "search/search.html"
     return render(request, template, context, status=search.status)
 

@@ -2,9 +2,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from gallery.collection import export_collection
 from gallery.models import Image
 from imgsim_site.progress import progress_bar
-from gallery.collection import export_collection
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from imgsim_site.progress import progress_bar
 from gallery.collection import ImportRefused, import_collection
+from imgsim_site.progress import progress_bar
 
 
 class Command(BaseCommand):
@@ -17,8 +17,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("input", type=Path, help="a file written by export_collection")
-        parser.add_argument("--collection", default="", metavar="NAME",
-                            help="also tag every imported photo NAME, to keep the import findable as a group")
+        parser.add_argument(
+            "--collection",
+            default="",
+            metavar="NAME",
+            help="also tag every imported photo NAME, to keep the import findable as a group",
+        )
         parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     def handle(self, *, input, collection, progress, **options):
@@ -27,12 +31,16 @@ class Command(BaseCommand):
                 report = import_collection(input, collection=collection, on_record=advance)
         except ImportRefused as error:
             raise CommandError(str(error)) from None
-        self.stdout.write(self.style.SUCCESS(
-            f"{report.added} added ({report.vectors_imported} with their vectors, {report.renditions_made} "
-            f"renditions made), {report.known} already in the library, {len(report.failed)} failed."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{report.added} added ({report.vectors_imported} with their vectors, {report.renditions_made} "
+                f"renditions made), {report.known} already in the library, {len(report.failed)} failed."
+            )
+        )
         if report.to_embed:
-            self.stdout.write(f"{report.to_embed} photo(s) wait for embeddings: run `python manage.py reconcile` "
-                              "once the model is available.")
+            self.stdout.write(
+                f"{report.to_embed} photo(s) wait for embeddings: run `python manage.py reconcile` "
+                "once the model is available."
+            )
         for sha, reason in report.failed:
             self.stderr.write(f"  failed {sha[:12]}: {reason}")

@@ -20,22 +20,51 @@ class Command(BaseCommand):
         parser.add_argument("--no-recursive", dest="recursive", action="store_false", help="only the folder itself")
         parser.add_argument("--max-images", type=int, default=None, metavar="N", help="add at most N new photos")
         parser.add_argument(
-            "--extensions", default="", metavar=".jpg,.png", help="only files with these extensions (default: all files)"
+            "--extensions",
+            default="",
+            metavar=".jpg,.png",
+            help="only files with these extensions (default: all files)",
         )
         parser.add_argument("--category", default="", help="category for every added photo")
-        parser.add_argument("--tag", action="append", default=[], metavar="T", help="tag every added photo (repeatable)")
         parser.add_argument(
-            "--in-place", action="store_true", help="reference files where they are instead of copying them (NAS libraries)"
+            "--tag", action="append", default=[], metavar="T", help="tag every added photo (repeatable)"
         )
-        parser.add_argument("--batch-size", type=int, default=16, metavar="N",
-                            help="photos per model call and transaction (default 16: measured fastest on 2 cores)")
-        parser.add_argument("--no-embed", action="store_true", help="store photos now, compute embeddings later (reconcile)")
+        parser.add_argument(
+            "--in-place",
+            action="store_true",
+            help="reference files where they are instead of copying them (NAS libraries)",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=16,
+            metavar="N",
+            help="photos per model call and transaction (default 16: measured fastest on 2 cores)",
+        )
+        parser.add_argument(
+            "--no-embed", action="store_true", help="store photos now, compute embeddings later (reconcile)"
+        )
         parser.add_argument("--dry-run", action="store_true", help="report what would be added; change nothing")
         parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
         parser.add_argument("--user", default="", help="record this username as the one who added the photos")
 
-    def handle(self, *, path, recursive, max_images, extensions, category, tag, in_place, batch_size, no_embed, dry_run,
-               progress, user, **options):
+    def handle(
+        self,
+        *,
+        path,
+        recursive,
+        max_images,
+        extensions,
+        category,
+        tag,
+        in_place,
+        batch_size,
+        no_embed,
+        dry_run,
+        progress,
+        user,
+        **options,
+    ):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         wanted = {("." + ext.strip().lstrip(".")).lower() for ext in extensions.split(",") if ext.strip()} or None
@@ -53,34 +82,47 @@ class Command(BaseCommand):
             if added_by is None:
                 raise CommandError(f"no user named {user!r}")
         pipeline = Pipeline(
-            in_place=in_place, category=category, tags=tag, user=added_by, embed=not no_embed, dry_run=dry_run,
+            in_place=in_place,
+            category=category,
+            tags=tag,
+            user=added_by,
+            embed=not no_embed,
+            dry_run=dry_run,
             batch_size=batch_size,
         )
         with progress_bar(self, enabled=progress, unit="file", total=len(sources)) as advance:
-            report = pipeline.run(sources, on_progress=(lambda outcome: advance()) if advance else None,
-                                  limit=max_images)
+            report = pipeline.run(
+                sources, on_progress=(lambda outcome: advance()) if advance else None, limit=max_images
+            )
         report.outcomes[:0] = skipped
         self._summary(report, dry_run=dry_run)
 
     def _summary(self, report, *, dry_run):
         if dry_run:
-            self.stdout.write(self.style.SUCCESS(f"Dry run: {report.count('would_add')} would be added, "
-                                                 f"{report.known} already known; nothing was changed."))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Dry run: {report.count('would_add')} would be added, "
+                    f"{report.known} already known; nothing was changed."
+                )
+            )
         else:
             timing = f"{report.seconds:.1f} s ({report.rate:.1f} images/s"
             if report.added and report.loading_seconds >= 0.1:
-                timing += (f"; {report.working_rate:.1f} images/s after {report.loading_seconds:.1f} s "
-                           "loading the model")
-            self.stdout.write(self.style.SUCCESS(
-                f"{report.added} added, {report.known} already known, {len(report.not_images)} not images, "
-                f"{len(report.failed)} failed in {timing})"
-            ))
+                timing += f"; {report.working_rate:.1f} images/s after {report.loading_seconds:.1f} s loading the model"
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"{report.added} added, {report.known} already known, {len(report.not_images)} not images, "
+                    f"{len(report.failed)} failed in {timing})"
+                )
+            )
             if report.model_error:
                 self.stderr.write(self.style.WARNING(f"Embeddings stay pending: {report.model_error}"))
             pending = report.added - report.embedded
             if pending > 0:
-                self.stdout.write(f"{pending} photo(s) wait for embeddings: run `python manage.py reconcile` "
-                                  "once the model is available.")
+                self.stdout.write(
+                    f"{pending} photo(s) wait for embeddings: run `python manage.py reconcile` "
+                    "once the model is available."
+                )
         for outcome in report.not_images:
             self.stdout.write(f"  skipped {outcome.name}: {outcome.reason}")
         for outcome in report.failed:

@@ -15,10 +15,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--threshold", type=float, default=None,
-                            help=f"CLIP similarity for similar shots (default {settings.IMGSIM_DUPLICATE_THRESHOLD})")
-        parser.add_argument("--hamming", type=int, default=None,
-                            help=f"pHash distance for near-duplicates (default {settings.IMGSIM_DUPLICATE_HAMMING})")
+        parser.add_argument(
+            "--threshold",
+            type=float,
+            default=None,
+            help=f"CLIP similarity for similar shots (default {settings.IMGSIM_DUPLICATE_THRESHOLD})",
+        )
+        parser.add_argument(
+            "--hamming",
+            type=int,
+            default=None,
+            help=f"pHash distance for near-duplicates (default {settings.IMGSIM_DUPLICATE_HAMMING})",
+        )
         parser.add_argument("--tier", choices=Tier.values, action="append", help="print only these tiers")
         parser.add_argument("--incremental", action="store_true")
         parser.add_argument("--json", action="store_true", help="print the pairs as JSON")
@@ -31,16 +39,28 @@ class Command(BaseCommand):
         pairs = DuplicatePair.objects.select_related("image_a", "image_b").order_by("tier", "-similarity")
         if tier:
             pairs = pairs.filter(tier__in=tier)
-        rows = [{"image1_id": p.image_a_id, "image2_id": p.image_b_id, "image1_filename": p.image_a.original_name,
-                 "image2_filename": p.image_b.original_name, "similarity": round(p.similarity, 6), "tier": p.tier,
-                 "hamming": p.hamming} for p in pairs]
+        rows = [
+            {
+                "image1_id": p.image_a_id,
+                "image2_id": p.image_b_id,
+                "image1_filename": p.image_a.original_name,
+                "image2_filename": p.image_b.original_name,
+                "similarity": round(p.similarity, 6),
+                "tier": p.tier,
+                "hamming": p.hamming,
+            }
+            for p in pairs
+        ]
         if json:
             self.stdout.write(_dumps(rows))
             return
         for row in rows:
-            self.stdout.write(f"{row['tier']:8s} {row['similarity']:.3f}  {row['image1_filename']}  ≈  "
-                              f"{row['image2_filename']}")
-        self.stdout.write(self.style.SUCCESS(f"{scan.pairs} pair(s) in {scan.seconds:.1f} s; review them at /duplicates/"))
+            self.stdout.write(
+                f"{row['tier']:8s} {row['similarity']:.3f}  {row['image1_filename']}  ≈  {row['image2_filename']}"
+            )
+        self.stdout.write(
+            self.style.SUCCESS(f"{scan.pairs} pair(s) in {scan.seconds:.1f} s; review them at /duplicates/")
+        )
 
 
 def _dumps(rows) -> str:

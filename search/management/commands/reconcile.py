@@ -14,7 +14,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--no-embed", action="store_true", help="do not compute missing embeddings")
         parser.add_argument("--retry-failed", action="store_true", help="try photos whose embedding failed again")
-        parser.add_argument("--keep-orphan-files", action="store_true", help="report orphan files but do not delete them")
+        parser.add_argument(
+            "--keep-orphan-files", action="store_true", help="report orphan files but do not delete them"
+        )
 
     def handle(self, *, no_embed, retry_failed, keep_orphan_files, **options):
         result = reconcile(embed=not no_embed, retry_failed=retry_failed, delete_orphan_files=not keep_orphan_files)

@@ -25,5 +25,11 @@ class Command(BaseCommand):
             + (", index work queued." if found["index_work"] else ", nothing left over.")
         )
         self.stdout.flush()
-        call_command("db_worker", interval=interval, batch=batch, reload=False, startup_delay=False,
-                     verbosity=options["verbosity"])
+        call_command(
+            "db_worker",
+            interval=interval,
+            batch=batch,
+            reload=False,
+            startup_delay=False,
+            verbosity=options["verbosity"],
+        )
