@@ -241,7 +241,7 @@ def start_scan(
         duplicate_scan.enqueue(scan_id=scan.pk)
         return scan
 
-    background.start("duplicate-scan", lambda: run_scan(scan))
+    run_on_a_thread("duplicate-scan", lambda: run_scan(scan))
     return scan
 
 
