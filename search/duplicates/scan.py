@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from gallery.background import start as run_on_a_thread
 from gallery.models import Image
 from search.columns import column_cache
 from search.models import DuplicatePair, DuplicateScan, Tier
