@@ -52,28 +52,4 @@ def search(request):
 @api_view({"GET"}, editor=True)
 def duplicates(request):
     groups = duplicate_groups(tier=request.GET.get("tier") or None)
-    return JsonResponse(
-        {
-            "groups": [
-                {
-                    "tier": g.tier,
-                    "keeper": g.keeper.pk,
-                    "keeper_filename": g.keeper.original_name,
-                    "keeper_reason": g.keeper_reason,
-                    "bytes_to_free": g.bytes_to_free,
-                    "members": [
-                        {
-                            "id": m.image.pk,
-                            "filename": m.image.original_name,
-                            "tier": m.tier,
-                            "similarity": m.similarity,
-                            "hamming": m.hamming,
-                            "reason": m.reason,
-                        }
-                        for m in g.members
-                    ],
-                }
-                for g in groups
-            ]
-        }
-    )
+    return JsonResponse({"groups": [group.as_dict() for group in groups]})

@@ -13,6 +13,8 @@ from gallery.versions import library_version
 # 80% of a gallery request's time (10 ms for 60 cards). The version moves with every
 # committed change; the timeout bounds staleness if a process dies before bumping it.
 GRID_CACHE_SECONDS = 60
+# The part of the page an HTMX request asks for (by its target): more photos, or the filtered results.
+PARTIALS = {"grid-more": "gallery/index.html#grid_page", "gallery-results": "gallery/index.html#results"}
 
 
 @require_GET
@@ -21,7 +23,6 @@ def index(request):
     form.is_valid()  # the template reads the active filters even when the grid comes from the cache
     query = request.GET.copy()
     query.pop("page", None)
-    version = library_version()
     context = {
         "form": form,
         "query": query.urlencode(),
@@ -31,13 +32,10 @@ def index(request):
         "page": SimpleLazyObject(lambda: image_page(form=form, page=request.GET.get("page", 1))),
         "choices": SimpleLazyObject(filter_choices),
         "cache_seconds": GRID_CACHE_SECONDS,
-        "cache_key": f"{version}:{request.get_full_path()}",
+        "cache_key": f"{library_version()}:{request.get_full_path()}",
     }
-    if request.htmx and request.htmx.target == "grid-more":
-        return render(request, "gallery/index.html#grid_page", context)
-    if request.htmx and request.htmx.target == "gallery-results":
-        return render(request, "gallery/index.html#results", context)
-    return render(request, "gallery/index.html", context)
+    template = PARTIALS.get(request.htmx.target, "gallery/index.html") if request.htmx else "gallery/index.html"
+    return render(request, template, context)
 
 
 @require_GET

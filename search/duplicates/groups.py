@@ -68,6 +68,27 @@ class Group:
     def preselected(self) -> list[Member]:
         return [m for m in self.members if m.preselected]
 
+    def as_dict(self) -> dict:
+        """The group as the JSON API gives it."""
+        return {
+            "tier": self.tier,
+            "keeper": self.keeper.pk,
+            "keeper_filename": self.keeper.original_name,
+            "keeper_reason": self.keeper_reason,
+            "bytes_to_free": self.bytes_to_free,
+            "members": [
+                {
+                    "id": m.image.pk,
+                    "filename": m.image.original_name,
+                    "tier": m.tier,
+                    "similarity": m.similarity,
+                    "hamming": m.hamming,
+                    "reason": m.reason,
+                }
+                for m in self.members
+            ],
+        }
+
 
 def star_groups(pairs: Iterable[tuple[int, int]], ranking: list[int]) -> list[tuple[int, list[int]]]:
     """Split a pair graph into stars: [(keeper, [members])], each member directly paired with its keeper.

@@ -124,3 +124,14 @@ def decision_undo(*, token: str) -> str:
     if restored:
         return f"Undone: {len(restored)} photo{'s' if len(restored) != 1 else ''} restored from the trash."
     return "Undone: the photos will be suggested as duplicates again."
+
+
+def decide(
+    *, action: str, center_id: int, member_ids: list[int], keeper_id: int | None, trash_ids: list[int], user
+) -> Decision:
+    """Apply a decision taken on the review page: "keep" one (trashing the ticked) or "not_duplicates"."""
+    if action == "not_duplicates":
+        return decision_not_duplicates(center_id=center_id, member_ids=member_ids, user=user)
+    return decision_keep(
+        center_id=center_id, member_ids=member_ids, keeper_id=keeper_id or 0, trash_ids=trash_ids, user=user
+    )

@@ -14,7 +14,7 @@ from gallery.models import Image
 from gallery.roles import EDIT_PERMISSION
 from gallery.views.confirm import confirmation_page
 from search.duplicates import duplicate_groups, start_scan, tier_counts
-from search.duplicates.review import ReviewError, decision_keep, decision_not_duplicates, decision_undo
+from search.duplicates.review import ReviewError, decide, decision_undo
 from search.models import DuplicateScan, Tier
 
 editor_required = permission_required(EDIT_PERMISSION, raise_exception=True)
@@ -29,6 +29,20 @@ class DecisionForm(forms.Form):
     trash = PhotoIdsField(required=False)
     action = forms.ChoiceField(choices=[("keep", "keep one"), ("not_duplicates", "keep all")])
     confirmed = forms.BooleanField(required=False)
+
+    def needs_confirmation(self) -> bool:
+        data = self.cleaned_data
+        return data["action"] == "keep" and bool(data["trash"]) and not data["confirmed"]
+
+    def decision(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "action": data["action"],
+            "center_id": data["group"],
+            "keeper_id": data["keeper"],
+            "member_ids": [pk for pk in data["ids"] if pk != data["group"]],
+            "trash_ids": data["trash"],
+        }
 
 
 def _summary(groups=None) -> dict:
@@ -85,30 +99,19 @@ def resolve(request):
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return _refused(request, "This decision is incomplete; reload the page.", request.POST.get("group", ""))
-    data = form.cleaned_data
-    members = [pk for pk in data["ids"] if pk != data["group"]]
+    if form.needs_confirmation():
+        return confirmation_page(
+            request,
+            question="Move {count} photos ({size}) to the trash? Undo brings them back.",
+            photos=list(Image.objects.filter(pk__in=form.cleaned_data["trash"])),
+            action=reverse("search:duplicates_resolve"),
+            cancel_url=reverse("search:duplicates"),
+            button="Move to the trash",
+        )
     try:
-        if data["action"] == "not_duplicates":
-            decision = decision_not_duplicates(center_id=data["group"], member_ids=members, user=request.user)
-        elif data["trash"] and not data["confirmed"]:
-            return confirmation_page(
-                request,
-                question="Move {count} photos ({size}) to the trash? Undo brings them back.",
-                photos=list(Image.objects.filter(pk__in=data["trash"])),
-                action=reverse("search:duplicates_resolve"),
-                cancel_url=reverse("search:duplicates"),
-                button="Move to the trash",
-            )
-        else:
-            decision = decision_keep(
-                center_id=data["group"],
-                member_ids=members,
-                keeper_id=data["keeper"] or 0,
-                trash_ids=data["trash"],
-                user=request.user,
-            )
+        decision = decide(**form.decision(), user=request.user)
     except ReviewError as error:
-        return _refused(request, str(error), str(data["group"]))
+        return _refused(request, str(error), str(form.cleaned_data["group"]))
     if not request.htmx:
         messages.success(request, decision.message)
         request.session[UNDO_SESSION_KEY] = decision.undo_token
