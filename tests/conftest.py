@@ -50,6 +50,16 @@ def isolated(settings, tmp_path, tiny_model):
     _reset_backends()
 
 
+@pytest.fixture
+def pixel_embedder(settings):
+    """The deterministic pixel embedder (tests/embedders.py), not the tiny CLIP: duplicates behave as on photos."""
+    from search.embeddings import get_embedder
+
+    settings.IMGSIM_EMBEDDER = {"BACKEND": "tests.embedders.PixelEmbedder", "OPTIONS": {}}
+    settings.IMGSIM_MODEL = "test/pixel-embedder"
+    get_embedder.cache_clear()
+
+
 def _user(django_user_model, username: str, role: str | None, **extra):
     user = django_user_model.objects.create_user(username, password="pw-" + username, **extra)
     if role:

@@ -113,14 +113,10 @@ def test_upload_in_the_browser(browser, live_server, editor, tmp_path):
     page.context.close()
 
 
-def test_resolve_a_duplicate_group(browser, live_server, editor, tmp_path, ingest, settings):
+def test_resolve_a_duplicate_group(browser, live_server, editor, tmp_path, ingest, pixel_embedder):
     from search.duplicates import start_scan
-    from search.embeddings import get_embedder
     from tests.photos import photo_image
 
-    settings.IMGSIM_EMBEDDER = {"BACKEND": "tests.embedders.PixelEmbedder", "OPTIONS": {}}
-    settings.IMGSIM_MODEL = "test/pixel-embedder"
-    get_embedder.cache_clear()
     base = photo_image(3, size=(800, 600))
     (tmp_path / "dup").mkdir()
     base.save(tmp_path / "dup" / "big.jpg", quality=92)

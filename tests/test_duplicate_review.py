@@ -258,14 +258,12 @@ def test_resolving_with_htmx_updates_the_header_counts(star, editor_client):
     assert refused.status_code == 400 and refused["HX-Retarget"] == f"#group-{keeper.pk} .review-error"
 
 
-def test_find_duplicates_says_why_each_pair_is_one(tmp_path, ingest, settings, django_capture_on_commit_callbacks):
-    from search.embeddings import get_embedder
+def test_find_duplicates_says_why_each_pair_is_one(
+    tmp_path, ingest, pixel_embedder, django_capture_on_commit_callbacks
+):
     from search.python_api import find_duplicates
     from tests.photos import photo_image
 
-    settings.IMGSIM_EMBEDDER = {"BACKEND": "tests.embedders.PixelEmbedder", "OPTIONS": {}}
-    settings.IMGSIM_MODEL = "test/pixel-embedder"
-    get_embedder.cache_clear()
     base = photo_image(7, size=(800, 600))
     (tmp_path / "in").mkdir()
     base.save(tmp_path / "in" / "a.jpg", quality=92)

@@ -18,9 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def pixel_embedder(settings):
-    settings.IMGSIM_EMBEDDER = {"BACKEND": "tests.embedders.PixelEmbedder", "OPTIONS": {"model": "test/pixel-embedder"}}
-    settings.IMGSIM_MODEL = "test/pixel-embedder"
+def duplicates_embedder(pixel_embedder, settings):
     settings.IMGSIM_DUPLICATE_CROP_CONFIRM = 0.90  # the test embedder scores 5% crops >= 0.92
     get_embedder.cache_clear()
 
