@@ -14,6 +14,11 @@ from tests.tiny_clip import build_tiny_clip
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items):
+    """Slow tests (child processes, servers) first: with pytest-xdist each worker starts on one, not both at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """Folder of a tiny random CLIP saved with save_pretrained (no network)."""
