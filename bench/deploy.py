@@ -457,9 +457,18 @@ def restart(stack: Stack, url: str, write_library) -> None:
     stack.start_worker()
     started = time.monotonic()
     while time.monotonic() - started < 300:
-        health = json.loads(urllib.request.urlopen(url + "/healthz", timeout=10).read())
-        queue = health["queue"]
-        if not queue["embeddings_pending"] and not queue["index_outbox"] and not queue["tasks_queued"]:
+        # /healthz shows the queue's details to logged-in users only: ask the database directly.
+        left_over = stack.manage(
+            "shell",
+            "-c",
+            (
+                "from gallery.models import Image; from search.models import IndexOutbox; "
+                "from django_tasks_db.models import DBTaskResult; "
+                "print('LEFT', Image.objects.waiting_for_embedding().count() "
+                "+ IndexOutbox.objects.count() + DBTaskResult.objects.ready().count())"
+            ),
+        )
+        if re.search(r"^LEFT 0$", left_over, re.M):
             break
         time.sleep(1)
     recovery = time.monotonic() - started

@@ -14,6 +14,7 @@ the make or the model.
 """
 
 import functools
+import math
 import operator
 from datetime import UTC, datetime, time, timedelta
 
@@ -40,6 +41,7 @@ FIELDS = {
     "has_gps": ("metadata__latitude", BOOLEAN),
     "tags": ("metadata__tags__name", TEXT),
 }
+MAX_DEPTH = 16  # nested $and / $or levels: deeper is a mistake or an attack on the stack
 TEXT_FIELDS = {key for key, (_, kind) in FIELDS.items() if kind == TEXT}
 _ORM_LOOKUP = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 
@@ -64,31 +66,33 @@ def _check_value(key: str, value, kind: str | None) -> None:
     elif kind == BOOLEAN:
         ok = isinstance(value, bool)
     elif kind == NUMBER:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     else:
         ok = isinstance(value, str)
     if not ok:
         raise InvalidFilter(f"filter on '{key}' needs a {kind or 'text, number or true/false'} value, not {value!r}")
 
 
-def validate(where, *, free_form: bool = False) -> dict:
+def validate(where, *, free_form: bool = False, depth: int = 0) -> dict:
     """Check a filter; raise InvalidFilter naming what is wrong. Returns the filter.
 
     free_form accepts any metadata key (the standalone ChromaDBBackend); otherwise
     only the fields imgsim indexes.
     """
+    if depth > MAX_DEPTH:
+        raise InvalidFilter(f"a filter may nest $and / $or at most {MAX_DEPTH} levels deep")
     if not isinstance(where, dict) or not where:
         raise InvalidFilter('a filter is a non-empty object such as {"category": "landscape"}')
     if len(where) > 1:  # {"a": 1, "b": 2} means both, as in Chroma's shorthand
         for key, value in where.items():
-            validate({key: value}, free_form=free_form)
+            validate({key: value}, free_form=free_form, depth=depth)
         return where
     ((key, condition),) = where.items()
     if key in LOGICAL:
         if not isinstance(condition, list) or not condition:
             raise InvalidFilter(f"'{key}' needs a non-empty list of filters")
         for part in condition:
-            validate(part, free_form=free_form)
+            validate(part, free_form=free_form, depth=depth + 1)
         return where
     if key.startswith("$"):
         raise InvalidFilter(f"unknown operator '{key}'; use one of {', '.join(sorted(LOGICAL))} at the top level")

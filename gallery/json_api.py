@@ -11,7 +11,7 @@ from gallery.serializers import image_dict
 from gallery.services import image_trash, metadata_update
 from gallery.stats import get_stats
 from gallery.uploads import receive_uploads
-from imgsim_site.api import absolute, api_view, error, json_body, parse, require_editor
+from imgsim_site.api import api_view, error, for_client, json_body, parse, require_editor
 
 
 def _text(limit: int):
@@ -54,7 +54,7 @@ def image(request, pk: int):
         change = parse(MetadataChange, json_body(request)).model_dump(exclude_unset=True)
         metadata_update(image=photo, fields={k: v for k, v in change.items() if k != "tags"}, tags=change.get("tags"))
         photo = Image.objects.select_related("metadata").get(pk=pk)
-    return JsonResponse(absolute(request, image_dict(photo)))
+    return JsonResponse(for_client(request, image_dict(photo)))
 
 
 @api_view({"GET"})

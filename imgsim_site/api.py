@@ -86,7 +86,7 @@ def json_body(request) -> dict:
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "the body is not valid JSON") from None
+        raise ApiError(400, "the body is not valid JSON (or is nested too deeply)") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return body
@@ -104,13 +104,16 @@ def parse(schema: type[BaseModel], data: dict) -> BaseModel:
         raise ApiError(400, words) from None
 
 
-def absolute(request, result: dict) -> dict:
-    """An API result with its file URLs made absolute."""
-    return {
+def for_client(request, result: dict) -> dict:
+    """An API result as this client sees it: file URLs made absolute; server paths for staff only."""
+    shown = {
         **result,
         "path": request.build_absolute_uri(result["path"]),
         "thumbnail": request.build_absolute_uri(result["thumbnail"]),
     }
+    if not request.user.is_staff:
+        shown.pop("source_path", None)
+    return shown
 
 
 @api_view({"GET"})

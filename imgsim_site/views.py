@@ -46,7 +46,13 @@ def healthz(request):
     # Only the database decides liveness: without the index or model the app still
     # serves the gallery, and search says what is wrong.
     report["ok"] = database_ok
+    if not request.user.is_authenticated:
+        # Anyone may ask (load balancers do); only a logged-in user sees paths, counts and errors.
+        report = {"ok": database_ok, **{part: {"ok": report[part].get("ok", True)} for part in PARTS}}
     return JsonResponse(report, status=200 if database_ok else 503)
+
+
+PARTS = ("database", "index", "model", "queue")
 
 
 NEW_KEY_SESSION = "imgsim-new-token"

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from django.http import JsonResponse
 from pydantic import BaseModel, Field, StringConstraints
 
-from imgsim_site.api import ApiError, absolute, api_view, json_body, parse
+from imgsim_site.api import ApiError, api_view, for_client, json_body, parse
 from search.duplicates import duplicate_groups
 from search.python_api import find_similar
 
@@ -46,7 +46,7 @@ def search(request):
         threshold=query.threshold,
         filter_metadata=query.filters or None,
     )
-    return JsonResponse({"results": [absolute(request, result) for result in results]})
+    return JsonResponse({"results": [for_client(request, result) for result in results]})
 
 
 @api_view({"GET"}, editor=True)

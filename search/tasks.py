@@ -107,9 +107,19 @@ def check_index(repeat: bool = True) -> dict:
             result = reconcile(embed=True, delete_orphan_files=False)
             summary["repaired"] = result.lines()
             log.warning("index held %s vectors where SQLite has %s: %s", actual, expected, "; ".join(result.lines()))
-    if repeat:
+    if repeat and not _periodic_check_queued():  # one chain of periodic checks, however many workers started
         check_index.using(run_after=timezone.now() + timedelta(minutes=CHECK_MINUTES)).enqueue(repeat=True)
     return summary
+
+
+def _periodic_check_queued() -> bool:
+    from django_tasks_db.models import DBTaskResult
+
+    return (
+        DBTaskResult.objects.ready()
+        .filter(task_path=check_index.module_path, args_kwargs__kwargs__repeat=True)
+        .exists()
+    )
 
 
 def request_index_work() -> None:
@@ -152,9 +162,9 @@ def catch_up() -> dict:
     scans = list(DuplicateScan.objects.filter(status=DuplicateScan.Status.RUNNING).values_list("pk", flat=True))
     for scan_id in scans:
         duplicate_scan.enqueue(scan_id=scan_id)
-    # One periodic index check at a time: the new worker starts its own chain.
-    DBTaskResult.objects.ready().filter(task_path=check_index.module_path).delete()
-    check_index.enqueue(repeat=True)
+    # One periodic index check at a time: the new worker starts the chain unless one is queued.
+    if not _periodic_check_queued():
+        check_index.enqueue(repeat=True)
     waiting, outbox = len(waiting_ids(1)), IndexOutbox.objects.exists()
     if waiting or outbox:
         index_work.enqueue()

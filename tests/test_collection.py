@@ -291,6 +291,9 @@ def _break(case: str, document: dict, members: dict, folder: Path) -> tuple[Path
         first["metadata"]["extra"] = {"deep": "here"}
         text = json.dumps(document).replace('{"deep": "here"}', '{"a": ' * 20000 + "1" + "}" * 20000, 1)
         return _write_zip(folder / "bad.zip", text.encode(), members), "nested deeper than 16 levels"
+    if case == "NUL in text":  # SQLite would store it, PostgreSQL refuse it half-way: refused for both
+        first["metadata"]["title"] = "before\x00after"
+        return _write_zip(folder / "bad.zip", document, members), "NUL character"
     if case == "nan vector":
         first["embedding"]["vector"] = base64.b64encode(b"\0\0\xc0\x7f" * 32).decode()
         return _write_zip(folder / "bad.zip", document, members), "NaN"
@@ -317,6 +320,7 @@ CASES = [
     "tampered in-place original",
     "not a unit vector",
     "deeply nested extra",
+    "NUL in text",
 ]
 
 

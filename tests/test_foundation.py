@@ -42,10 +42,15 @@ def test_anonymous_users_are_sent_to_login_from_every_page(client, photo):
         assert "/login/" in response["Location"], url
 
 
-def test_health_check_needs_no_login(client):
+def test_health_check_needs_no_login_but_shows_details_only_to_users(client, viewer):
     response = client.get(reverse("healthz"))
     assert response.status_code == 200
-    assert response.json()["database"]["ok"] is True
+    report = response.json()
+    assert report["database"] == {"ok": True} and set(report) == {"ok", "database", "index", "model", "queue"}
+    assert all(set(part) == {"ok"} for name, part in report.items() if name != "ok")  # no paths, counts, errors
+    client.force_login(viewer)
+    detailed = client.get(reverse("healthz")).json()
+    assert detailed["database"]["detail"] and "embeddings_pending" in detailed["queue"]
 
 
 def test_viewer_can_browse_but_not_upload(viewer_client, photo):

@@ -169,3 +169,13 @@ def test_openapi_describes_the_real_responses(viewer_token, library):
         assert set(RESULT["required"]) <= set(result) and set(result) <= set(RESULT["properties"])
     stats_schema = doc["paths"]["/stats"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert set(stats_schema["required"]) <= set(call("get", "/api/stats", viewer_token).json())
+
+
+def test_server_paths_are_shown_to_staff_only(viewer, editor, library):
+    from imgsim_site.tokens import token_create
+
+    _, viewer_key = token_create(user=viewer, name="v")
+    _, staff_key = token_create(user=editor, name="e")  # the editor fixture is staff
+    url = f"/api/images/{library[0].pk}"
+    assert "source_path" not in call("get", url, viewer_key).json()
+    assert call("get", url, staff_key).json()["source_path"].endswith(".jpg")

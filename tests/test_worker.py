@@ -134,3 +134,14 @@ def test_worker_process_survives_kill_9(tmp_path, tiny_model):
     assert "Worker starting" in restarted.stdout
     assert manage(env, "shell", "-c", count).stdout.split()[-1] == "40"
     assert "Nothing to fix." in manage(env, "reconcile").stdout
+
+
+def test_workers_starting_keep_exactly_one_chain_of_index_checks(worker_mode):
+    def queued_checks() -> int:
+        return DBTaskResult.objects.ready().filter(task_path=tasks.check_index.module_path).count()
+
+    for _ in range(3):  # three workers start (or one restarts three times)
+        tasks.catch_up()
+    assert queued_checks() == 1
+    tasks.check_index.call(repeat=True)  # a check of the chain runs while the next one is queued
+    assert queued_checks() == 1

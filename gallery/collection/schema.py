@@ -33,9 +33,16 @@ def _max_length(model, name: str) -> int:
     return model._meta.get_field(name).max_length
 
 
+def _no_nul(value: str) -> str:
+    # SQLite stores NUL characters, PostgreSQL refuses them mid-import: refuse them for both, up front.
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
 def _text(model, name: str):
-    """Text as long as the model's column allows."""
-    return Annotated[str, StringConstraints(max_length=_max_length(model, name), strict=True)]
+    """Text as long as the model's column allows, without NUL characters."""
+    return Annotated[str, StringConstraints(max_length=_max_length(model, name), strict=True), AfterValidator(_no_nul)]
 
 
 def leaves_data_dir(name: str) -> bool:
@@ -57,6 +64,8 @@ def _extra(value: dict) -> dict:
         item, depth = stack.pop()
         if depth > MAX_EXTRA_DEPTH:
             raise ValueError(f"nested deeper than {MAX_EXTRA_DEPTH} levels")
+        if isinstance(item, str) and "\x00" in item or isinstance(item, dict) and any("\x00" in str(k) for k in item):
+            raise ValueError("contains a NUL character")
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
         size += len(item) if isinstance(item, str | dict | list) else 8
         if isinstance(item, dict):
@@ -86,7 +95,9 @@ def _vector(value) -> bytes:
     return data
 
 
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True), AfterValidator(_tag)]
+Tag = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, strict=True), AfterValidator(_tag), AfterValidator(_no_nul)
+]
 Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]*$", strict=True)]
 Coordinate = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -102,7 +113,7 @@ class EmbeddingRecord(BaseModel):
 
 class MetadataRecord(BaseModel):
     title: _text(Metadata, "title") = ""
-    description: Annotated[str, StringConstraints(strict=True)] = ""
+    description: Annotated[str, StringConstraints(strict=True), AfterValidator(_no_nul)] = ""
     category: _text(Metadata, "category") = ""
     tags: list[Tag] = []
     camera_make: _text(Metadata, "camera_make") = ""
