@@ -36,8 +36,19 @@ FILTERS = st.recursive(
     lambda inner: st.dictionaries(st.sampled_from(["$and", "$or"]), st.lists(inner, max_size=3), min_size=1),
     max_leaves=6,
 )
-KEYS = ["query", "image_id", "exclude", "top_k", "threshold", "filters", "title", "description", "category",
-        "location", "tags"]
+KEYS = [
+    "query",
+    "image_id",
+    "exclude",
+    "top_k",
+    "threshold",
+    "filters",
+    "title",
+    "description",
+    "category",
+    "location",
+    "tags",
+]
 BODIES = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), JSON | FILTERS, max_size=5)
 
 
@@ -82,16 +93,28 @@ def test_search_answers_every_filter(api, where, query):
     assert_answered(client.post("/api/search", body, content_type="application/json", headers=auth))
 
 
-@pytest.mark.parametrize("body", [
-    b"not json", b"[1, 2]", b'"text"', b"{" * 100_000 + b"}" * 100_000, b'{"query": ["a", "list"]}',
-    b'{"query": {"an": "object"}}', b'{"query": "x", "filters": {"year": Infinity}}',
-    b'{"query": "x", "filters": {"year": 1e30}}', b'{"query": "x", "filters": {"width": {"$gt": -Infinity}}}',
-    b'{"query": "x", "top_k": 1e400}', b'{"query": "x", "filters": ' + b'{"$and": [' * 500 + b'{"year": 2020}'
-    + b"]}" * 500 + b"}", "\udcff".encode("utf-8", "surrogatepass"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'"text"',
+        b"{" * 100_000 + b"}" * 100_000,
+        b'{"query": ["a", "list"]}',
+        b'{"query": {"an": "object"}}',
+        b'{"query": "x", "filters": {"year": Infinity}}',
+        b'{"query": "x", "filters": {"year": 1e30}}',
+        b'{"query": "x", "filters": {"width": {"$gt": -Infinity}}}',
+        b'{"query": "x", "top_k": 1e400}',
+        b'{"query": "x", "filters": ' + b'{"$and": [' * 500 + b'{"year": 2020}' + b"]}" * 500 + b"}",
+        "\udcff".encode("utf-8", "surrogatepass"),
+    ],
+)
 def test_odd_bodies_get_a_clear_400(api, body):
     client, auth, photo_id = api
-    for response in (client.post("/api/search", body, content_type="application/json", headers=auth),
-                     client.patch(f"/api/images/{photo_id}", body, content_type="application/json", headers=auth)):
+    for response in (
+        client.post("/api/search", body, content_type="application/json", headers=auth),
+        client.patch(f"/api/images/{photo_id}", body, content_type="application/json", headers=auth),
+    ):
         assert_answered(response)
         assert response.status_code == 400, response.content[:300]
