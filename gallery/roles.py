@@ -43,3 +43,16 @@ def ensure_roles_after_migrate(sender, **kwargs) -> None:
     from django.contrib.auth.models import Group, Permission
 
     ensure_roles(Group, Permission)
+
+
+def editor_required(view):
+    """Let only editors use a view: 403 for others.
+
+    The view is marked too, so imgsim_site.middleware.BodyGuardMiddleware refuses
+    others before their request body (an upload) is read at all.
+    """
+    from django.contrib.auth.decorators import permission_required
+
+    guarded = permission_required(EDIT_PERMISSION, raise_exception=True)(view)
+    guarded.required_permission = EDIT_PERMISSION
+    return guarded

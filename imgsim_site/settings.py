@@ -62,8 +62,10 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before CSRF, which reads POST bodies: who may write is settled first, with the body unread.
+    "imgsim_site.middleware.BodyGuardMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -179,6 +181,10 @@ IMGSIM_UPLOAD_MAX_BYTES = env_int("IMGSIM_UPLOAD_MAX_MB", 64, minimum=1) * 1024 
 IMGSIM_UPLOAD_MAX_FILES = env_int("IMGSIM_UPLOAD_MAX_FILES", 100, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FILES = IMGSIM_UPLOAD_MAX_FILES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+# A whole request (every file of one upload together) is refused unread above this (413).
+IMGSIM_REQUEST_MAX_BYTES = env_int("IMGSIM_REQUEST_MAX_MB", 1024, minimum=1) * 1024 * 1024
+# Form fields and JSON bodies (files not included) are read into memory: at most this.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Pillow refuses images above this many pixels before decoding them.
 IMGSIM_MAX_PIXELS = env_int("IMGSIM_MAX_PIXELS", 180_000_000, minimum=1_000_000)
 

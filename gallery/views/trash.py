@@ -2,7 +2,6 @@
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -10,12 +9,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from gallery.forms import SelectionForm
 from gallery.models import Image
-from gallery.roles import EDIT_PERMISSION
+from gallery.roles import editor_required
 from gallery.selectors import trash_page, trash_summary
 from gallery.services import image_delete, image_restore, image_trash
 from gallery.views.confirm import confirmation_page
-
-editor_required = permission_required(EDIT_PERMISSION, raise_exception=True)
 
 
 def _plural(count: int) -> str:

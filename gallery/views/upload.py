@@ -1,16 +1,15 @@
 """The upload page: many files, one request each from the page's script, or all at once without it."""
 
 from django.conf import settings
-from django.contrib.auth.decorators import permission_required
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from gallery.roles import EDIT_PERMISSION
+from gallery.roles import editor_required
 from gallery.uploads import receive_uploads
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(EDIT_PERMISSION, raise_exception=True)
+@editor_required
 def upload(request):
     if request.method == "GET":
         return render(request, "gallery/upload.html", _upload_limits())

@@ -3,7 +3,6 @@
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -11,13 +10,12 @@ from django_htmx.http import reswap, retarget
 
 from gallery.forms import PhotoIdsField
 from gallery.models import Image
-from gallery.roles import EDIT_PERMISSION
+from gallery.roles import editor_required
 from gallery.views.confirm import confirmation_page
 from search.duplicates import duplicate_groups, start_scan, tier_counts
 from search.duplicates.review import ReviewError, decide, decision_undo
 from search.models import DuplicateScan, Tier
 
-editor_required = permission_required(EDIT_PERMISSION, raise_exception=True)
 UNDO_SESSION_KEY = "imgsim-duplicates-undo"
 SHOWN = 50
 
