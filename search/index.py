@@ -89,6 +89,16 @@ class VectorIndex:
     def drop(self, model_name: str) -> None:
         raise NotImplementedError
 
+    def rebuild(self, model_name: str, batches: Iterable[tuple[list, np.ndarray, list[dict | None]]]) -> None:
+        """Replace the model's collection by the (ids, vectors, metadatas) batches given.
+
+        This default drops first; a backend that can should build beside the old
+        collection and swap, so a failure half-way leaves the old one serving.
+        """
+        self.drop(model_name)
+        for ids, vectors, metadatas in batches:
+            self.upsert(model_name, ids, vectors, metadatas)
+
 
 class ChromaIndex(VectorIndex):
     """Vectors by id (any string-able key) in one Chroma collection per model.
@@ -183,24 +193,56 @@ class ChromaIndex(VectorIndex):
     def collection_name(self, model_name: str) -> str:
         return self.fixed_collection or collection_name(model_name)
 
+    def _open(self, name: str, model_name: str, *, create_only: bool = False):
+        options = {
+            "configuration": {"hnsw": {"space": "cosine", "ef_search": 128}},
+            "metadata": {"model": model_name[:500]},
+            "embedding_function": None,
+        }
+        try:
+            client = self.client()
+            if create_only:
+                return client.create_collection(name, **options)
+            return client.get_or_create_collection(name, **options)
+        except IndexUnavailable:
+            raise
+        except Exception as error:
+            raise IndexUnavailable(self._unavailable_message(error)) from error
+
     def collection(self, model_name: str):
         name = self.collection_name(model_name)
         found = self._collections.get(name)
         if found is None:
             with self._lock:
-                try:
-                    found = self.client().get_or_create_collection(
-                        name,
-                        configuration={"hnsw": {"space": "cosine", "ef_search": 128}},
-                        metadata={"model": model_name[:500]},
-                        embedding_function=None,
-                    )
-                except IndexUnavailable:
-                    raise
-                except Exception as error:
-                    raise IndexUnavailable(self._unavailable_message(error)) from error
-                self._collections[name] = found
+                found = self._collections[name] = self._open(name, model_name)
         return found
+
+    def _on_collection(self, model_name: str, action):
+        """Run action(collection); if the collection has gone (rebuilt by another process, or a
+        Chroma server that lost its data), open it again (empty if it is gone for good) and retry once."""
+        try:
+            return action(self.collection(model_name))
+        except Exception as error:
+            if not _collection_gone(error):
+                raise
+            log.warning("collection for %s has gone (%s); opening it again", model_name, error)
+            self._collections.pop(self.collection_name(model_name), None)
+            return action(self.collection(model_name))
+
+    def rebuild(self, model_name: str, batches) -> None:
+        """Build the collection anew beside the old one, then swap: until the swap, the old one serves."""
+        name = self.collection_name(model_name)
+        building = f"{name[:50]}-rebuild"
+        with contextlib.suppress(Exception):  # a leftover of a rebuild that failed half-way
+            self.client().delete_collection(building)
+        target = self._open(building, model_name, create_only=True)
+        for ids, vectors, metadatas in batches:
+            self._upsert_into(target, ids, vectors, metadatas)
+        with self._lock:
+            self._collections.pop(name, None)
+            with contextlib.suppress(Exception):  # absent already is fine
+                self.client().delete_collection(name)
+            target.modify(name=name)
 
     def max_batch_size(self) -> int:
         try:
@@ -208,10 +250,7 @@ class ChromaIndex(VectorIndex):
         except Exception:
             return 1000
 
-    def upsert(self, model_name: str, ids: list, vectors: np.ndarray, metadatas: list[dict | None]) -> None:
-        if not ids:
-            return
-        collection = self.collection(model_name)
+    def _upsert_into(self, collection, ids: list, vectors: np.ndarray, metadatas: list[dict | None]) -> None:
         step = self.max_batch_size()
         for start in range(0, len(ids), step):
             collection.upsert(
@@ -220,12 +259,19 @@ class ChromaIndex(VectorIndex):
                 metadatas=[_clean_metadata(m) for m in metadatas[start : start + step]],
             )
 
+    def upsert(self, model_name: str, ids: list, vectors: np.ndarray, metadatas: list[dict | None]) -> None:
+        if ids:
+            self._on_collection(model_name, lambda collection: self._upsert_into(collection, ids, vectors, metadatas))
+
     def delete(self, model_name: str, ids: Iterable) -> None:
         ids = [str(pk) for pk in ids]
-        collection = self.collection(model_name)
         step = self.max_batch_size()
-        for start in range(0, len(ids), step):
-            collection.delete(ids=ids[start : start + step])
+
+        def remove(collection) -> None:
+            for start in range(0, len(ids), step):
+                collection.delete(ids=ids[start : start + step])
+
+        self._on_collection(model_name, remove)
 
     def query(
         self,
@@ -240,14 +286,16 @@ class ChromaIndex(VectorIndex):
 
         With with_metadata, [(id, similarity, metadata)].
         """
-        collection = self.collection(model_name)
         if n_results <= 0:
             return []
-        result = collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=n_results,
-            where=where or None,
-            include=["distances", "metadatas"] if with_metadata else ["distances"],
+        result = self._on_collection(
+            model_name,
+            lambda collection: collection.query(
+                query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                n_results=n_results,
+                where=where or None,
+                include=["distances", "metadatas"] if with_metadata else ["distances"],
+            ),
         )
         pairs = zip(result["ids"][0], result["distances"][0])
         if with_metadata:
@@ -286,7 +334,7 @@ class ChromaIndex(VectorIndex):
         return {pk for page in self._pages(collection, []) for pk in page["ids"]}
 
     def count(self, model_name: str) -> int:
-        return self.collection(model_name).count()
+        return self._on_collection(model_name, lambda collection: collection.count())
 
     def drop(self, model_name: str) -> None:
         name = self.collection_name(model_name)
@@ -294,6 +342,13 @@ class ChromaIndex(VectorIndex):
             self._collections.pop(name, None)
             with contextlib.suppress(Exception):  # absent already is fine
                 self.client().delete_collection(name)
+
+
+def _collection_gone(error: Exception) -> bool:
+    """Whether Chroma says the collection no longer exists (its id is stale, or it was deleted)."""
+    from chromadb.errors import NotFoundError
+
+    return isinstance(error, NotFoundError) or "does not exist" in str(error)
 
 
 def _clean_metadata(metadata: dict | None) -> dict | None:

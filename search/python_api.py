@@ -21,6 +21,7 @@ from gallery.services import METADATA_TEXT_FIELDS, metadata_update
 from search.embeddings import get_embedder, model_name
 from search.errors import InvalidQuery, QueryTooLarge, UnsupportedImage
 from search.query import Hit, nearest
+from search.sync import expected_dimension
 
 # How strongly a negative phrase ("beach -people") pushes results away from it.
 NEGATIVE_WEIGHT = 0.5
@@ -66,10 +67,7 @@ def query_vector(
             raise InvalidQuery(f"photo {query_image_id} has no embedding yet; run `python manage.py reconcile`")
         exclude_ids = frozenset({image.pk})
     elif query_embedding is not None:
-        vector = np.asarray(query_embedding, dtype=np.float32).ravel()
-        dimension = get_embedder().dimension
-        if vector.shape[0] != dimension:
-            raise InvalidQuery(f"query_embedding has {vector.shape[0]} dimensions; the model gives {dimension}")
+        vector = custom_embedding(query_embedding)
     else:
         from gallery.decoding import DecodeError, NotAnImage, decode
 
@@ -135,6 +133,21 @@ def find_similar(
     return describe(hits)
 
 
+def custom_embedding(embedding) -> np.ndarray:
+    """A caller's own vector as a unit float32 vector, refused unless it has the configured model's length."""
+    try:
+        vector = np.asarray(embedding, dtype=np.float32).ravel()
+    except (TypeError, ValueError):
+        raise InvalidQuery("the embedding must be a list of numbers") from None
+    dimension = expected_dimension(model_name())
+    if dimension is None:
+        dimension = get_embedder().dimension  # no stored vectors yet: the model says (raises if it is missing)
+    if vector.shape[0] != dimension:
+        raise InvalidQuery(f"the embedding has {vector.shape[0]} values; {model_name()} gives {dimension}. "
+                           "Give a vector of the configured model, or leave embedding out to let imgsim compute it.")
+    return _unit(vector)
+
+
 def add_image(path, *, embedding=None, metadata: dict | None = None, user=None) -> dict:
     """Ingest one photo file (the brief's add_image); return its result dict or raise InvalidQuery."""
     from gallery.ingest import IngestError, Pipeline, discover
@@ -145,6 +158,7 @@ def add_image(path, *, embedding=None, metadata: dict | None = None, user=None) 
         raise InvalidQuery(str(error)) from None
     if len(sources) != 1:
         raise InvalidQuery(f"{path} is not a single file")
+    vector = custom_embedding(embedding) if embedding is not None else None  # checked before anything is stored
     pipeline = Pipeline(
         user=user,
         embed=embedding is None,
@@ -159,8 +173,8 @@ def add_image(path, *, embedding=None, metadata: dict | None = None, user=None) 
         image = Image.objects.get(pk=outcome.image_id)
     else:
         image = Image.objects.get(sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest())
-    if embedding is not None and outcome.status == "added":
-        stored_vectors.save({image.pk: _unit(np.asarray(embedding, dtype=np.float32).ravel())})
+    if vector is not None and outcome.status == "added":
+        stored_vectors.save({image.pk: vector})
         image.embedding_model, image.embedding_state = model_name(), Image.Embedding.DONE
         image.save(update_fields=["embedding_model", "embedding_state"])
     if metadata:

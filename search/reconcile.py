@@ -10,7 +10,16 @@ from gallery import storage
 from gallery import vectors as stored_vectors
 from gallery.models import Image
 from search.embeddings import model_name
-from search.sync import index_metadata, indexable, process_outbox, reading_index, sync_images, writing_index
+from search.sync import (
+    SyncReport,
+    index_metadata,
+    indexable,
+    process_outbox,
+    reading_index,
+    sync_images,
+    usable_vectors,
+    writing_index,
+)
 
 CHUNK = 2000
 
@@ -129,22 +138,31 @@ def _orphan_files(*, delete: bool) -> int:
 
 
 def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, float]:
-    """Drop the collection and rebuild it from SQLite's vectors; return (count, seconds)."""
+    """Rebuild the collection from SQLite's vectors beside the old one, then swap; return (count, seconds).
+
+    A photo whose stored vector is unusable (wrong length, not finite) is marked
+    failed and left out; a failure half-way leaves the old collection serving.
+    """
     started = time.perf_counter()
     current = model_name()
     ids = list(indexable().values_list("pk", flat=True).order_by("pk"))
     count = 0
-    with writing_index() as index:
-        index.drop(current)
+
+    def batches():
+        nonlocal count
         for chunk in _chunks(ids, 5000):
             images = list(
                 Image.objects.filter(pk__in=chunk).select_related("metadata").prefetch_related("metadata__tags")
             )
-            vector_of = stored_vectors.load(chunk)
+            vector_of = usable_vectors(stored_vectors.load(chunk), current, SyncReport())
             images = [image for image in images if image.pk in vector_of]
-            vectors = np.stack([vector_of[image.pk] for image in images])
-            index.upsert(current, [image.pk for image in images], vectors, [index_metadata(i) for i in images])
+            if images:
+                vectors = np.stack([vector_of[image.pk] for image in images])
+                yield [image.pk for image in images], vectors, [index_metadata(i) for i in images]
             count += len(images)
             if on_progress:
                 on_progress(len(images))
+
+    with writing_index() as index:
+        index.rebuild(current, batches())
     return count, time.perf_counter() - started

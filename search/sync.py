@@ -162,7 +162,7 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
     else:
         report.left_pending += len(needs_vector)
     done = [i for i in live if i.embedding_state == Image.Embedding.DONE and i.embedding_model == current_model]
-    vector_of = stored_vectors.load(image.pk for image in done)
+    vector_of = usable_vectors(stored_vectors.load(image.pk for image in done), current_model, report)
     indexable = [image for image in done if image.pk in vector_of]
     indexable_ids = {image.pk for image in indexable}
     stale_ids = [pk for pk in ids if pk not in indexable_ids]
@@ -180,6 +180,47 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
     if last_outbox is not None:
         IndexOutbox.objects.filter(image_id__in=ids, pk__lte=last_outbox).delete()
     return report
+
+
+_dimensions: dict[str, int] = {}
+
+
+def expected_dimension(model: str) -> int | None:
+    """The vector length of a model: the loaded embedder's, or the most common among stored vectors.
+
+    A vector of another length (a caller's custom embedding of the wrong size) must
+    never reach the index, where it would break every later write of the batch.
+    """
+    if model not in _dimensions:
+        embedder = get_embedder()
+        if embedder.loaded and embedder.model_name == model:
+            _dimensions[model] = embedder.dimension
+        else:
+            from django.db.models import Count
+            from django.db.models.functions import Length
+
+            from gallery.models import ImageVector
+
+            common = (ImageVector.objects.filter(image__embedding_model=model).values(size=Length("data"))
+                      .annotate(n=Count("pk")).order_by("-n").first())
+            if common is None:
+                return None
+            _dimensions[model] = common["size"] // 4
+    return _dimensions[model]
+
+
+def usable_vectors(vector_of: dict[int, np.ndarray], model: str, report: SyncReport) -> dict[int, np.ndarray]:
+    """Keep the vectors of the model's length and finite; mark the others' photos failed, with the fix."""
+    dimension = expected_dimension(model)
+    bad = {pk: vector for pk, vector in vector_of.items()
+           if (dimension is not None and len(vector) != dimension) or not np.isfinite(vector).all()}
+    for pk, vector in bad.items():
+        message = (f"stored vector has {len(vector)} values where {model} gives {dimension}, or is not finite; "
+                   "`python manage.py reconcile --retry-failed` embeds the photo again")
+        Image.objects.filter(pk=pk).update(embedding_state=Image.Embedding.FAILED, embedding_error=message)
+        report.failed.append((pk, message))
+        log.warning("photo %s: %s", pk, message)
+    return {pk: vector for pk, vector in vector_of.items() if pk not in bad}
 
 
 def process_outbox(*, batch_size: int = 256, embed: bool = True) -> SyncReport:

@@ -72,7 +72,7 @@ def test_threshold_drops_weak_results(library):
         ({}, "exactly one"),
         ({"query_text": "a", "query_image_id": 1}, "exactly one"),
         ({"query_image_id": 999999}, "no photo with id"),
-        ({"query_embedding": [1.0, 2.0]}, "dimensions"),
+        ({"query_embedding": [1.0, 2.0]}, "has 2 values"),
         ({"query_embedding": [0.0] * 32}, "empty or not finite"),
         ({"query_text": "x", "top_k": 0}, "top_k"),
         ({"query_text": "x", "threshold": 2}, "threshold"),

@@ -1,0 +1,78 @@
+"""A vector of the wrong size never breaks the index; a rebuild that fails leaves the old index serving."""
+
+import numpy as np
+import pytest
+
+from gallery import vectors as stored_vectors
+from gallery.models import Image, ImageVector
+from search.embeddings import get_embedder, model_name
+from search.errors import IndexUnavailable, InvalidQuery
+from search.index import get_index
+from search.python_api import add_image, find_similar
+from search.reconcile import reconcile, reindex
+from tests.photos import write_library, write_photo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def library(tmp_path, ingest):
+    write_library(tmp_path / "in", 6, size=(96, 72))
+    ingest(tmp_path / "in")
+    return list(Image.objects.order_by("pk"))
+
+
+def test_a_custom_embedding_of_the_wrong_size_is_refused_before_anything_is_stored(library, tmp_path):
+    photo = write_photo(tmp_path / "mine.jpg", 77)
+    wrong = np.random.default_rng(0).random(get_embedder().dimension + 7)
+    with pytest.raises(InvalidQuery, match=rf"has {len(wrong)} values; .* gives {get_embedder().dimension}"):
+        add_image(photo, embedding=wrong)
+    assert Image.objects.count() == len(library)
+    with pytest.raises(InvalidQuery, match="values"):
+        find_similar(query_embedding=wrong)
+    right = np.random.default_rng(0).random(get_embedder().dimension)
+    assert add_image(photo, embedding=right)["filename"] == "mine.jpg"
+
+
+def test_one_bad_stored_vector_fails_that_photo_only(library):
+    from search.models import IndexOutbox
+
+    wrong = stored_vectors.to_bytes(np.ones(384, dtype=np.float32))
+    synced, rebuilt = library[2], library[3]
+    ImageVector.objects.filter(pk__in=[synced.pk, rebuilt.pk]).update(data=wrong)
+    IndexOutbox.objects.create(image_id=synced.pk)  # its metadata changed, say: reconcile syncs it
+    result = reconcile()
+    assert [pk for pk, _ in result.embed_failed] == [synced.pk]
+    count, _ = reindex()  # neither crashes
+    assert count == len(library) - 2
+    for victim in (synced, rebuilt):
+        victim.refresh_from_db()
+        assert victim.embedding_state == Image.Embedding.FAILED and "384 values" in victim.embedding_error
+    assert not {synced.pk, rebuilt.pk} & {int(pk) for pk in get_index().ids(model_name())}
+    assert len(find_similar(query_image_id=library[0].pk, top_k=10, threshold=-1)) == len(library) - 3
+
+
+def test_a_rebuild_that_fails_half_way_leaves_the_old_index_serving(library, monkeypatch):
+    from search import reconcile as reconcile_module
+
+    before = find_similar(query_image_id=library[0].pk, top_k=5)
+
+    def broken(image):
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setattr(reconcile_module, "index_metadata", broken)
+    with pytest.raises(RuntimeError):
+        reindex()
+    assert get_index().count(model_name()) == len(library)
+    assert find_similar(query_image_id=library[0].pk, top_k=5) == before
+
+
+def test_a_collection_that_vanished_is_opened_again_and_search_says_503(library):
+    index = get_index()
+    index.count(model_name())  # the handle is cached
+    index.client().delete_collection(index.collection_name(model_name()))  # as a server that lost its data
+    assert index.count(model_name()) == 0  # no crash: opened again, empty
+    with pytest.raises(IndexUnavailable, match="holds 0 of the library's 6 photos"):
+        find_similar(query_text="photo")
+    reindex()
+    assert len(find_similar(query_text="photo", top_k=10, threshold=-1)) == 6
