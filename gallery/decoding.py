@@ -175,6 +175,38 @@ def decode(data: bytes) -> DecodedPhoto:
     )
 
 
+def decode_query(data: bytes) -> PILImage.Image:
+    """Decode a query photo (not stored) for the model only: reduced at decode time, within a pixel budget.
+
+    A search request must not cost gigabytes: a few bytes can declare 13000x13000
+    pixels. JPEGs are decoded at a reduced scale (draft); other formats are refused
+    above IMGSIM_QUERY_MAX_PIXELS before a byte of pixels is allocated.
+    """
+    if not data:
+        raise NotAnImage("empty file")
+    image = _open(data)
+    budget = settings.IMGSIM_QUERY_MAX_PIXELS
+    try:
+        if SUPPORTED_FORMATS[image.format] == "JPEG":
+            image.draft("RGB", (QUERY_EDGE, QUERY_EDGE))
+        width, height = image.size
+        if width * height > budget:
+            raise DecodeError(f"refused: a query photo of {width}x{height} is more than {budget:,} pixels "
+                              "(IMGSIM_QUERY_MAX_PIXELS); search with a smaller copy")
+        image.seek(0)
+        image.load()
+        upright = _upright(_to_rgb(image), read_exif(image).orientation)
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise DecodeError(f"cannot decode: {error}") from None
+    except MemoryError:
+        raise DecodeError("cannot decode: not enough memory for this image") from None
+    return shrink(upright, QUERY_EDGE)
+
+
+# A query photo is decoded to about this long edge: twice the model's input, enough for its crop.
+QUERY_EDGE = 512
+
+
 def _to_rgb(image: PILImage.Image) -> PILImage.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         image = image.point(lambda value: value * (1 / 256)).convert("L")

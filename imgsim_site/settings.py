@@ -187,6 +187,9 @@ IMGSIM_REQUEST_MAX_BYTES = env_int("IMGSIM_REQUEST_MAX_MB", 1024, minimum=1) * 1
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Pillow refuses images above this many pixels before decoding them.
 IMGSIM_MAX_PIXELS = env_int("IMGSIM_MAX_PIXELS", 180_000_000, minimum=1_000_000)
+# A photo used as a search query is decoded only for the model: a smaller budget (JPEGs are
+# reduced while decoding, so only other formats meet it) keeps a search request's memory bounded.
+IMGSIM_QUERY_MAX_PIXELS = env_int("IMGSIM_QUERY_MAX_PIXELS", 32_000_000, minimum=1_000_000)
 
 # Embedding model and vector index: pluggable backends, built once per process.
 IMGSIM_MODEL = env_str("IMGSIM_MODEL", "openai/clip-vit-base-patch32")

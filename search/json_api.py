@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from imgsim_site.api import ApiError, api_view, for_client, json_body, parse
 from search.duplicates import duplicate_groups
-from search.python_api import find_similar
+from search.python_api import find_similar, read_upload
 
 
 class SearchRequest(BaseModel):
@@ -40,7 +40,7 @@ def search(request):
     results = find_similar(
         query_text=query.query or None,
         query_image_id=query.image_id,
-        query_image=upload.read() if upload is not None else None,
+        query_image=read_upload(upload) if upload is not None else None,
         exclude_text=query.exclude or None,
         top_k=query.top_k,
         threshold=query.threshold,

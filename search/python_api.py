@@ -69,13 +69,17 @@ def query_vector(
     elif query_embedding is not None:
         vector = custom_embedding(query_embedding)
     else:
-        from gallery.decoding import DecodeError, NotAnImage, decode
+        from gallery.decoding import DecodeError, NotAnImage, decode_query
 
         try:
-            data = Path(query_image_path).read_bytes() if query_image_path is not None else query_image
-            if len(data) > settings.IMGSIM_UPLOAD_MAX_BYTES:
-                raise QueryTooLarge(f"the query image is larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB")
-            pixels = decode(data).pixels
+            if query_image_path is not None:
+                path = Path(query_image_path)
+                _refuse_if_large(path.stat().st_size)  # before reading it
+                data = path.read_bytes()
+            else:
+                data = query_image
+                _refuse_if_large(len(data))
+            pixels = decode_query(data)
         except NotAnImage as error:
             raise UnsupportedImage(f"the query image cannot be used: {error}") from None
         except DecodeError as error:
@@ -131,6 +135,17 @@ def find_similar(
         raise InvalidQuery("threshold must be between -1 and 1")
     hits = nearest(vector, top_k=top_k, threshold=threshold, where=filter_metadata or None, exclude_ids=exclude_ids)
     return describe(hits)
+
+
+def _refuse_if_large(size: int) -> None:
+    if size > settings.IMGSIM_UPLOAD_MAX_BYTES:
+        raise QueryTooLarge(f"the query image is larger than {settings.IMGSIM_UPLOAD_MAX_BYTES // 2**20} MB")
+
+
+def read_upload(upload) -> bytes:
+    """The bytes of an uploaded query photo, refused by its size before they are read."""
+    _refuse_if_large(upload.size)
+    return upload.read()
 
 
 def custom_embedding(embedding) -> np.ndarray:

@@ -7,7 +7,7 @@ from django.conf import settings
 from gallery.models import Image
 from search.errors import USER_ERRORS, ModelUnavailable
 from search.forms import SearchForm
-from search.python_api import find_similar
+from search.python_api import find_similar, read_upload
 
 
 @dataclass
@@ -29,7 +29,7 @@ def form_query(form: SearchForm) -> tuple[dict, Image | None]:
     like = Image.objects.live().filter(pk=data["like"]).first() if data.get("like") else None
     text, negative = form.query_parts()
     if data.get("image"):
-        query = {"query_image": data["image"].read()}
+        query = {"query_image": read_upload(data["image"])}
     elif like:
         query = {"query_image_id": like.pk}
     elif text:
@@ -50,12 +50,12 @@ def page_search(form: SearchForm) -> PageSearch:
     if not form.is_valid():
         words = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
         return PageSearch(error=words, status=400)
-    query, like = form_query(form)
-    outcome = PageSearch(like=like, negative=form.query_parts()[1], ran=bool(query))
-    if not query:
-        return outcome
+    outcome = PageSearch(negative=form.query_parts()[1])
     try:
-        outcome.results = find_similar(**query)
+        query, outcome.like = form_query(form)
+        outcome.ran = bool(query)
+        if query:
+            outcome.results = find_similar(**query)
     except ModelUnavailable as error:
         outcome.error, outcome.model_missing, outcome.status = str(error), True, 503
     except USER_ERRORS as error:
