@@ -191,8 +191,10 @@ def decode_query(data: bytes) -> PILImage.Image:
             image.draft("RGB", (QUERY_EDGE, QUERY_EDGE))
         width, height = image.size
         if width * height > budget:
-            raise DecodeError(f"refused: a query photo of {width}x{height} is more than {budget:,} pixels "
-                              "(IMGSIM_QUERY_MAX_PIXELS); search with a smaller copy")
+            raise DecodeError(
+                f"refused: a query photo of {width}x{height} is more than {budget:,} pixels "
+                "(IMGSIM_QUERY_MAX_PIXELS); search with a smaller copy"
+            )
         image.seek(0)
         image.load()
         upright = _upright(_to_rgb(image), read_exif(image).orientation)

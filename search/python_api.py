@@ -158,8 +158,10 @@ def custom_embedding(embedding) -> np.ndarray:
     if dimension is None:
         dimension = get_embedder().dimension  # no stored vectors yet: the model says (raises if it is missing)
     if vector.shape[0] != dimension:
-        raise InvalidQuery(f"the embedding has {vector.shape[0]} values; {model_name()} gives {dimension}. "
-                           "Give a vector of the configured model, or leave embedding out to let imgsim compute it.")
+        raise InvalidQuery(
+            f"the embedding has {vector.shape[0]} values; {model_name()} gives {dimension}. "
+            "Give a vector of the configured model, or leave embedding out to let imgsim compute it."
+        )
     return _unit(vector)
 
 

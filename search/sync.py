@@ -201,8 +201,13 @@ def expected_dimension(model: str) -> int | None:
 
             from gallery.models import ImageVector
 
-            common = (ImageVector.objects.filter(image__embedding_model=model).values(size=Length("data"))
-                      .annotate(n=Count("pk")).order_by("-n").first())
+            common = (
+                ImageVector.objects.filter(image__embedding_model=model)
+                .values(size=Length("data"))
+                .annotate(n=Count("pk"))
+                .order_by("-n")
+                .first()
+            )
             if common is None:
                 return None
             _dimensions[model] = common["size"] // 4
@@ -212,11 +217,16 @@ def expected_dimension(model: str) -> int | None:
 def usable_vectors(vector_of: dict[int, np.ndarray], model: str, report: SyncReport) -> dict[int, np.ndarray]:
     """Keep the vectors of the model's length and finite; mark the others' photos failed, with the fix."""
     dimension = expected_dimension(model)
-    bad = {pk: vector for pk, vector in vector_of.items()
-           if (dimension is not None and len(vector) != dimension) or not np.isfinite(vector).all()}
+    bad = {
+        pk: vector
+        for pk, vector in vector_of.items()
+        if (dimension is not None and len(vector) != dimension) or not np.isfinite(vector).all()
+    }
     for pk, vector in bad.items():
-        message = (f"stored vector has {len(vector)} values where {model} gives {dimension}, or is not finite; "
-                   "`python manage.py reconcile --retry-failed` embeds the photo again")
+        message = (
+            f"stored vector has {len(vector)} values where {model} gives {dimension}, or is not finite; "
+            "`python manage.py reconcile --retry-failed` embeds the photo again"
+        )
         Image.objects.filter(pk=pk).update(embedding_state=Image.Embedding.FAILED, embedding_error=message)
         report.failed.append((pk, message))
         log.warning("photo %s: %s", pk, message)
