@@ -53,3 +53,24 @@ def _refused(request, status: int, message: str):
     if request.path.startswith("/api/"):
         return JsonResponse({"error": message, "status": status}, status=status)
     return render(request, "refused.html", {"message": message, "status": status}, status=status)
+
+
+# Pages run only the app's own scripts (static/js, htmx): an injected <script> or inline
+# handler does nothing. Styles may be inline (htmx adds its indicator style).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Send the policy with every HTML page (media responses set a stricter one of their own)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.get("Content-Type", "").startswith("text/html"):
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response

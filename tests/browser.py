@@ -7,9 +7,15 @@ from tests.conftest import ROOT
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-def login(browser, live_server, username: str):
-    """A new browser context logged in through the real login form; return its page."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
+def login(browser, live_server, username: str, *, enforce_csp: bool = False):
+    """A new browser context logged in through the real login form; return its page.
+
+    Playwright's wait_for_function evaluates test code in the page, which the app's
+    Content-Security-Policy forbids: tests bypass the policy unless they test it.
+    """
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, base_url=live_server.url, bypass_csp=not enforce_csp
+    )
     page = context.new_page()
     page.set_default_timeout(15000)
     page.goto("/")

@@ -174,3 +174,34 @@ def test_a_viewer_gets_404_for_a_trashed_photos_files(browser, live_server, view
     page = login(browser, live_server, "vera")  # a browser that had not cached them
     assert [page.goto(url).status for url in urls] == [404, 404, 404]
     page.context.close()
+
+
+def test_every_page_runs_under_the_content_security_policy(browser, live_server, admin_user, tmp_path, ingest):
+    write_library(tmp_path / "in", 2, size=(96, 72))
+    ingest(tmp_path / "in")
+    photo = Image.objects.first()
+    page = login(browser, live_server, "root", enforce_csp=True)
+    violations = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    for url in (
+        "/",
+        f"/images/{photo.pk}/",
+        "/search/?q=photo",
+        "/stats/",
+        "/duplicates/",
+        "/trash/",
+        "/upload/",
+        "/profile/",
+        "/admin/gallery/image/",
+        f"/admin/gallery/image/{photo.pk}/change/",
+    ):
+        response = page.goto(url)
+        assert "script-src 'self'" in response.headers["content-security-policy"], url
+        page.wait_for_load_state("networkidle")
+    page.goto(f"/images/{photo.pk}/")
+    page.wait_for_selector("#similar-strip")  # htmx works under the policy
+    assert violations == []
+    page.context.close()
