@@ -55,6 +55,19 @@ def open_index(model_name: str) -> None:
         _index_opener(model_name)
 
 
+_not_searchable: Callable[[list[int] | None], int] | None = None
+
+
+def set_not_searchable(counter: Callable[[list[int] | None], int]) -> None:
+    global _not_searchable
+    _not_searchable = counter
+
+
+def not_searchable(image_ids: list[int] | None = None) -> int:
+    """How many live photos (of these, or of all) are stored but cannot be found by search yet."""
+    return _not_searchable(image_ids) if _not_searchable else 0
+
+
 _stats_contributor: Callable[[], dict] | None = None
 _contributions_version: Callable[[], object] | None = None
 

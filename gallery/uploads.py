@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from gallery.hooks import not_searchable
 from gallery.ingest import Pipeline, Source
 
 
@@ -13,6 +14,7 @@ class UploadResult:
     status: int = 200
     error: str = ""
     outcomes: list[dict] = field(default_factory=list)
+    not_searchable: int = 0  # stored, but not in search yet (embeddings to compute, or the index unreachable)
 
 
 def _source(upload_file) -> Source:
@@ -48,6 +50,7 @@ def receive_uploads(files: list, *, user) -> UploadResult:
     result.outcomes += [
         {"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id} for o in report.outcomes
     ]
+    result.not_searchable = not_searchable([o.image_id for o in report.outcomes if o.status == "added"])
     if len(files) == 1 and result.outcomes[0]["status"] == "failed" and not accepted:
         result.status = 413
     elif len(files) == 1 and result.outcomes[0]["status"] == "not_image":

@@ -214,6 +214,8 @@ IMGSIM_INDEX = {
 IMGSIM_WORKER = env_bool("IMGSIM_WORKER", False)
 # After a commit, compute missing embeddings in the same process (off when a worker does it).
 IMGSIM_EMBED_ON_COMMIT = env_bool("IMGSIM_EMBED_ON_COMMIT", not IMGSIM_WORKER)
+# Without a worker, a failed index write is retried on a thread of the writing process for this long.
+IMGSIM_INDEX_RETRY_SECONDS = env_int("IMGSIM_INDEX_RETRY_MINUTES", 60) * 60
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 IMGSIM_SEARCH_TOP_K = env_int("IMGSIM_SEARCH_TOP_K", 24, minimum=1)
 IMGSIM_SEARCH_THRESHOLD = env_float("IMGSIM_SEARCH_THRESHOLD", 0.0, minimum=-1.0, maximum=1.0)

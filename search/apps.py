@@ -20,6 +20,7 @@ class SearchConfig(AppConfig):
         signals.connect()
         hooks.set_vectorizer_factory(get_embedder)
         hooks.set_index_opener(lambda model_name: get_index().collection(model_name))
-        from search.health import library_stats, library_stats_version
+        from search.health import library_stats, library_stats_version, not_searchable
 
         hooks.set_stats_contributor(library_stats, library_stats_version)
+        hooks.set_not_searchable(not_searchable)

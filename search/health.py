@@ -1,6 +1,7 @@
 """What /healthz and the stats page report about the index, the model and pending work."""
 
 from django.conf import settings
+from django.db.models import Q
 
 from gallery import background
 from gallery.models import Image
@@ -35,6 +36,7 @@ def queue_health() -> dict:
         "tasks_queued": DBTaskResult.objects.ready().count(),
         "tasks_running": DBTaskResult.objects.running().count(),
         "threads": background.running(),  # this process's own background work (gallery.background)
+        "not_searchable": not_searchable(),
     }
 
 
@@ -62,3 +64,19 @@ def library_stats_version() -> str:
 
     latest_scan = DuplicateScan.objects.values_list("pk", flat=True).first() or 0
     return f"{current_generation()}.{latest_scan}.{NotDuplicate.objects.count()}"
+
+
+def not_searchable(image_ids: list[int] | None = None) -> int:
+    """Live photos stored but not in the index yet: an index update still to do, or an embedding to compute.
+
+    For the whole library (every gallery page asks) two indexed counts are added up
+    instead of one exact query that would scan every photo; a photo in both is rare.
+    """
+    if image_ids is None:
+        return Image.objects.waiting_for_embedding().count() + IndexOutbox.objects.values("image_id").distinct().count()
+    return (
+        Image.objects.live()
+        .filter(pk__in=image_ids)
+        .filter(Q(embedding_state=Image.Embedding.PENDING) | Q(pk__in=IndexOutbox.objects.values("image_id")))
+        .count()
+    )

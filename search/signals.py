@@ -45,9 +45,12 @@ class _PendingBatch:
 
                 request_index_work()
         except Exception:
-            # The change is committed and its outbox rows remain: reconcile (or the
-            # worker) finishes the work. A request must not fail because the index did.
-            log.exception("index sync failed for %d image(s); left for reconcile", len(self.ids))
+            # The change is committed and its outbox rows remain. A request must not fail
+            # because the index did: the rows are retried, with back-off, until it is back.
+            log.exception("index sync failed for %d image(s); retrying in the background", len(self.ids))
+            from search.tasks import retry_outbox_soon
+
+            retry_outbox_soon()
 
 
 def _current_batch() -> _PendingBatch:

@@ -59,7 +59,7 @@ def index_work(attempt: int = 0) -> dict:
         "deleted": total.deleted,
         "error": total.model_error,
     }
-    if total.model_error or waiting_ids(1):
+    if total.model_error or waiting_ids(1) or IndexOutbox.objects.exists():
         if attempt + 1 >= MAX_ATTEMPTS:
             log.error("index work still stuck after %d attempts (%s); run reconcile", attempt + 1, total.model_error)
         else:
@@ -120,6 +120,41 @@ def _periodic_check_queued() -> bool:
         .filter(task_path=check_index.module_path, args_kwargs__kwargs__repeat=True)
         .exists()
     )
+
+
+RETRY_FIRST, RETRY_MAX = 2, 60  # seconds: the first wait, the longest
+
+
+def retry_outbox_soon() -> None:
+    """Retry the outbox after an index write failed: in the worker if there is one, else on a thread here.
+
+    Waits 2, 4, 8 ... up to 60 s between attempts, so writes made while Chroma was
+    down reach search seconds after it is back, not at the next periodic check.
+    """
+    if settings.IMGSIM_WORKER:
+        request_index_work()
+        return
+    from gallery import background
+
+    if not settings.IMGSIM_INDEX_RETRY_SECONDS or "outbox-retry" in background.running():
+        return  # switched off, or one retrying thread per process is enough
+    background.start("outbox-retry", _retry_outbox)
+
+
+def _retry_outbox() -> None:
+    import time
+
+    from search.sync import embed_on_commit, process_outbox
+
+    delay, waited = RETRY_FIRST, 0
+    while waited < settings.IMGSIM_INDEX_RETRY_SECONDS and IndexOutbox.objects.exists():
+        time.sleep(delay)  # a back-off between attempts, not a wait for a condition
+        waited += delay
+        try:
+            process_outbox(embed=embed_on_commit())
+        except Exception as error:  # still down: wait longer
+            log.info("the index is still unavailable (%s); next try in %d s", error, min(delay * 2, RETRY_MAX))
+            delay = min(delay * 2, RETRY_MAX)
 
 
 def request_index_work() -> None:

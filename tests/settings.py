@@ -11,6 +11,8 @@ os.environ.setdefault("IMGSIM_PRECISION", "fp32")
 from imgsim_site.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+# No retry threads outliving a test that broke the index on purpose (the retry has a test of its own).
+IMGSIM_INDEX_RETRY_SECONDS = 0
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns about a missing folder
 
 # A real database file (WAL, busy timeout), not the in-memory shared cache Django

@@ -5,6 +5,7 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
 from gallery.filters import FilterForm
+from gallery.hooks import not_searchable
 from gallery.models import Image
 from gallery.selectors import filter_choices, image_page, neighbours
 from gallery.versions import library_version
@@ -31,6 +32,7 @@ def index(request):
         # Lazy: on a cache hit the template never asks, and the queries never run.
         "page": SimpleLazyObject(lambda: image_page(form=form, page=request.GET.get("page", 1))),
         "choices": SimpleLazyObject(filter_choices),
+        "not_searchable": not_searchable(),
         "cache_seconds": GRID_CACHE_SECONDS,
         "cache_key": f"{library_version()}:{request.get_full_path()}",
     }

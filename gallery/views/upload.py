@@ -14,7 +14,13 @@ def upload(request):
     if request.method == "GET":
         return render(request, "gallery/upload.html", _upload_limits())
     result = receive_uploads(request.FILES.getlist("files"), user=request.user)
-    context = {"outcomes": result.outcomes, "error": result.error, "worker": settings.IMGSIM_WORKER, **_upload_limits()}
+    context = {
+        "outcomes": result.outcomes,
+        "error": result.error,
+        "worker": settings.IMGSIM_WORKER,
+        "not_searchable": result.not_searchable,
+        **_upload_limits(),
+    }
     template = "gallery/upload.html#results" if request.htmx else "gallery/upload.html"
     return render(request, template, context, status=result.status)
 

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from gallery.hooks import not_searchable
 from gallery.ingest import IngestError, Pipeline, discover
 from imgsim_site.progress import progress_bar
 
@@ -122,6 +123,16 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{pending} photo(s) wait for embeddings: run `python manage.py reconcile` "
                     "once the model is available."
+                )
+            added = [outcome.image_id for outcome in report.outcomes if outcome.status == "added"]
+            unindexed = not_searchable(added) - max(pending, 0)
+            if unindexed > 0:
+                self.stderr.write(
+                    self.style.WARNING(
+                        f"{unindexed} photo(s) are stored but not searchable yet: the search index could not be "
+                        "updated. They are indexed as soon as it is reachable again (the worker, or "
+                        "`python manage.py reconcile`)."
+                    )
                 )
         for outcome in report.not_images:
             self.stdout.write(f"  skipped {outcome.name}: {outcome.reason}")
