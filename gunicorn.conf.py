@@ -32,3 +32,13 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # stay in the listen queue for whichever worker is free (see above).
 keepalive = 0
 worker_connections = int(os.environ.get("IMGSIM_WORKER_CONNECTIONS", threads))
+
+
+def on_starting(server):
+    """Run Django's checks before serving: missing static files or a wrong backend stop the start, with the fix."""
+    import django
+    from django.core.management import call_command
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imgsim_site.settings")
+    django.setup()
+    call_command("check")

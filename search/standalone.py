@@ -78,6 +78,11 @@ class ChromaDBBackend:
             vector = self.embedder.encode_images([photo.pixels])[0]
         else:
             vector = np.asarray(embedding, dtype=np.float32).ravel()
+            if vector.shape[0] != self.embedder.dimension:
+                raise InvalidQuery(
+                    f"the embedding has {vector.shape[0]} values; {self._model} gives {self.embedder.dimension}: "
+                    "every vector of a collection must come from the same model"
+                )
             vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         stored.update(metadata or {})
         self.index.upsert(self._model, [image_id], vector[None], [stored])

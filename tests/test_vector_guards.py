@@ -76,3 +76,13 @@ def test_a_collection_that_vanished_is_opened_again_and_search_says_503(library)
         find_similar(query_text="photo")
     reindex()
     assert len(find_similar(query_text="photo", top_k=10, threshold=-1)) == 6
+
+
+def test_the_standalone_toolkit_refuses_a_vector_of_another_size(tmp_path):
+    from search.standalone import ChromaDBBackend
+
+    backend = ChromaDBBackend(collection_name="guarded")
+    photo = write_photo(tmp_path / "p.jpg", 5)
+    with pytest.raises(InvalidQuery, match="every vector of a collection must come from the same model"):
+        backend.add_image(photo, embedding=np.random.default_rng(1).random(384))
+    assert backend.get_stats()["total_images"] == 0
