@@ -78,7 +78,14 @@ MIDDLEWARE = [
 # one address, that pair is refused (429) for IMGSIM_LOGIN_COOLOFF_MINUTES (django-axes).
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env_int("IMGSIM_LOGIN_FAILURES", 5, minimum=1)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("IMGSIM_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+IMGSIM_LOGIN_COOLOFF_MINUTES = env_int("IMGSIM_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=IMGSIM_LOGIN_COOLOFF_MINUTES)
+# A wrong password while locked must not push the lock further: one guess every 15 minutes
+# would otherwise keep an account (admin) locked for ever.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# All usernames together, per address (password spraying); imgsim_site/login.py.
+IMGSIM_LOGIN_FAILURES_PER_ADDRESS = env_int("IMGSIM_LOGIN_FAILURES_PER_ADDRESS", 30, minimum=1)
+AXES_CLIENT_IP_CALLABLE = "imgsim_site.login.client_ip"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -169,7 +176,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS and env_bool("IMGSIM_HSTS_SUBDOMAINS", Fa
 SECURE_HSTS_PRELOAD = HTTPS and env_bool("IMGSIM_HSTS_PRELOAD", False)
 # check --deploy would ask for both; leaving them off is the decision above, not an oversight.
 SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
-if env_bool("IMGSIM_BEHIND_PROXY", False):
+IMGSIM_BEHIND_PROXY = env_bool("IMGSIM_BEHIND_PROXY", False)
+if IMGSIM_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

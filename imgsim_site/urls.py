@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from imgsim_site import views
+from imgsim_site import login, views
 
 admin.site.site_header = "imgsim administration"
 admin.site.site_title = "imgsim admin"
@@ -11,7 +11,7 @@ admin.site.index_title = "Library"
 urlpatterns = [
     path("", include("gallery.urls")),
     path("", include("search.urls")),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", login.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include("imgsim_site.api_urls")),
     path("profile/", views.profile, name="profile"),

@@ -220,3 +220,37 @@ def test_production_settings_send_the_security_headers(tmp_path):
     # Subdomains and preload reach beyond this app: opt-in (IMGSIM_HSTS_SUBDOMAINS, IMGSIM_HSTS_PRELOAD).
     assert hsts == "max-age=31536000"
     assert (referrer, frames, sniff) == ("same-origin", "DENY", "nosniff")
+
+
+def test_failures_while_locked_do_not_extend_the_lock(client, viewer):
+    from axes.models import AccessAttempt
+
+    login = reverse("login")
+    for _ in range(5):
+        client.post(login, {"username": "vera", "password": "wrong"})
+    locked_at = AccessAttempt.objects.get(username="vera").attempt_time
+    assert client.post(login, {"username": "vera", "password": "wrong"}).status_code == 429
+    assert AccessAttempt.objects.get(username="vera").attempt_time == locked_at  # the cool-off still ends on time
+
+
+def test_spraying_one_password_over_many_usernames_is_limited_per_address(client, settings):
+    settings.IMGSIM_LOGIN_FAILURES_PER_ADDRESS = 12
+    login = reverse("login")
+    statuses = [client.post(login, {"username": f"user{i}", "password": "Summer2026!"}).status_code for i in range(14)]
+    assert statuses[:12] == [200] * 12 and statuses[12:] == [429, 429]
+    assert Client(REMOTE_ADDR="10.0.0.8").post(login, {"username": "user0", "password": "x"}).status_code == 200
+
+
+def test_behind_a_proxy_each_client_has_its_own_lock(viewer, settings):
+    settings.IMGSIM_BEHIND_PROXY = True
+    login = reverse("login")
+    proxy = {"REMOTE_ADDR": "172.18.0.2"}  # every request comes from the proxy
+    mallory = Client(HTTP_X_FORWARDED_FOR="203.0.113.9", **proxy)
+    for _ in range(5):
+        mallory.post(login, {"username": "vera", "password": "wrong"})
+    assert mallory.post(login, {"username": "vera", "password": "pw-vera"}).status_code == 429
+    vera = Client(HTTP_X_FORWARDED_FOR="198.51.100.4", **proxy)
+    assert vera.post(login, {"username": "vera", "password": "pw-vera"}).status_code == 302
+    # A client cannot pick its address: the proxy appends the real one last.
+    forged = Client(HTTP_X_FORWARDED_FOR="198.51.100.4, 203.0.113.9", **proxy)
+    assert forged.post(login, {"username": "vera", "password": "pw-vera"}).status_code == 429
