@@ -13,11 +13,11 @@ RUN useradd --create-home --uid 1000 imgsim && mkdir -p /data && chown imgsim /d
 
 # The CPU build of torch first, from PyTorch's CPU index, so pip never pulls a CUDA build.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY imgsim_site ./imgsim_site
 COPY gallery ./gallery
 COPY search ./search
-RUN pip install ".[postgres]"
+RUN pip install -c requirements.lock ".[postgres]"
 COPY . .
 # collectstatic needs settings but no database; a throwaway data dir keeps the image clean.
 RUN IMGSIM_DATA_DIR=/tmp/build SECRET_KEY=build-only-secret-key-not-used-at-run-time \
