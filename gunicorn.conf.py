@@ -42,3 +42,7 @@ def on_starting(server):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imgsim_site.settings")
     django.setup()
     call_command("check")
+    from imgsim_site.checks import static_files
+
+    for problem in static_files():
+        raise SystemExit(f"{problem.msg} {problem.hint}")

@@ -10,4 +10,5 @@ class ImgsimSiteConfig(AppConfig):
 
         from imgsim_site.checks import static_files
 
-        checks.register(static_files, "imgsim")
+        # A deployment check only: migrate and collectstatic itself run the ordinary checks.
+        checks.register(static_files, "imgsim", deploy=True)

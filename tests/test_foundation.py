@@ -176,7 +176,10 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     )
     env.pop("IMGSIM_PLAIN_STATIC", None)  # the test run's own shortcut: production uses the manifest
     # Without collected static files the check fails, naming the fix (every page would be a 500).
-    missing = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env).returncode == 0
+    missing = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert missing.returncode != 0 and "imgsim.E003" in missing.stderr and "collectstatic" in missing.stderr
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     result = subprocess.run(
