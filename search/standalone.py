@@ -39,11 +39,34 @@ class ChromaDBBackend:
         embedding_model: str | None = None,
         *,
         embedder: Embedder | None = None,
+        reembed: bool = False,
     ):
         self.collection_name = collection_name
         self.persist_directory = str(persist_directory) if persist_directory else None
         self.index = ChromaIndex(path=self.persist_directory, collection=collection_name)
         self.embedder = embedder or (ClipEmbedder(model=embedding_model) if embedding_model else get_embedder())
+        self._check_model(reembed=reembed)
+
+    def _check_model(self, *, reembed: bool) -> None:
+        """A persisted collection holds one model's vectors: another model may only take it over by re-embedding."""
+        built_with = (self.index.collection(self._model).metadata or {}).get("model")
+        if not built_with or built_with == self._model:
+            return
+        if not reembed:
+            raise InvalidQuery(
+                f"collection {self.collection_name!r} holds vectors of {built_with}, not of {self._model}: "
+                "pass reembed=True to embed its images again with this model, or use another collection_name"
+            )
+        ids, _, metadatas = self._all()
+        kept = dict(zip(ids, metadatas))  # the caller's own metadata stays with each image
+        self.index.drop(self._model)  # the new model's vectors may differ in length: a new collection
+        paths = [Path(meta["path"]) for meta in metadatas if meta.get("path")]
+        for start in range(0, len(paths), 32):
+            described = [self._describe_file(path) for path in paths[start : start + 32] if path.is_file()]
+            if described:
+                vectors = self.embedder.encode_images([photo.pixels for _, photo, _ in described])
+                metadata = [{**kept.get(pk, {}), **facts} for pk, _, facts in described]
+                self.index.upsert(self._model, [pk for pk, _, _ in described], vectors, metadata)
 
     @property
     def _model(self) -> str:

@@ -86,3 +86,19 @@ def test_the_standalone_toolkit_refuses_a_vector_of_another_size(tmp_path):
     with pytest.raises(InvalidQuery, match="every vector of a collection must come from the same model"):
         backend.add_image(photo, embedding=np.random.default_rng(1).random(384))
     assert backend.get_stats()["total_images"] == 0
+
+
+def test_a_persisted_collection_of_another_model_is_reopened_only_by_re_embedding(tmp_path):
+    from search.standalone import ChromaDBBackend
+    from tests.embedders import PixelEmbedder
+
+    folder = tmp_path / "db"
+    first = ChromaDBBackend(collection_name="holiday", persist_directory=folder)
+    first.add_image(write_photo(tmp_path / "a.jpg", 1), metadata={"album": "summer"})
+    first.index.refresh()
+    with pytest.raises(InvalidQuery, match="holds vectors of .*tiny-clip, not of test/pixel-embedder"):
+        ChromaDBBackend(collection_name="holiday", persist_directory=folder, embedder=PixelEmbedder())
+    again = ChromaDBBackend(collection_name="holiday", persist_directory=folder, embedder=PixelEmbedder(), reembed=True)
+    stats = again.get_stats()
+    assert stats["total_images"] == 1 and stats["embedding_dimension"] == PixelEmbedder().dimension
+    assert again.find_similar(query_image_path=tmp_path / "a.jpg", top_k=1)[0]["metadata"]["album"] == "summer"
