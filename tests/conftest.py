@@ -119,32 +119,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def chroma_server(tmp_path):
-    """A real `chroma run` server on a free loopback port; yields its URL."""
-    port = free_port()
+def start_chroma(folder: Path, port: int, log_path: Path) -> subprocess.Popen:
+    """Start a real `chroma run` server on a loopback port; return once it accepts connections."""
     chroma = Path(sys.executable).parent / "chroma"
-    log = open(tmp_path / "chroma.log", "w")
+    log = open(log_path, "a")
     process = subprocess.Popen(
-        [str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        [str(chroma), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
     )
+    log.close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
+                return process
         except OSError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        raise RuntimeError("chroma run did not start: " + (tmp_path / "chroma.log").read_text())
+            time.sleep(0.1)  # polling until it listens
+    process.kill()
+    raise RuntimeError("chroma run did not start: " + log_path.read_text())
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` server on a free loopback port; yields its URL."""
+    port = free_port()
+    process = start_chroma(tmp_path / "chroma-server", port, tmp_path / "chroma.log")
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=10)
-    log.close()
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
