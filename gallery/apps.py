@@ -7,6 +7,7 @@ class GalleryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        _return_big_blocks_to_the_system()
         from django.db.models.signals import post_migrate
 
         from gallery import versions
@@ -14,3 +15,21 @@ class GalleryConfig(AppConfig):
 
         post_migrate.connect(ensure_roles_after_migrate, sender=self, dispatch_uid="gallery.ensure_roles")
         versions.connect()
+
+
+def _return_big_blocks_to_the_system() -> None:
+    """Ask glibc to map allocations of 4 MB and more directly, and so give them back when freed.
+
+    By default glibc raises that threshold after the first big free, and a decode's
+    16 MB blocks then stay in the arena of the thread that freed them: three 169 MP
+    decodes on three threads grew a process by 941 MB, and 695 MB with this (one
+    decode's worth), as tests/test_query_images.py checks.
+    """
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").mallopt(-3, 4 << 20)  # -3: M_MMAP_THRESHOLD
+        except (OSError, AttributeError):  # not glibc (musl, say): keep its default
+            pass

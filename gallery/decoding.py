@@ -7,10 +7,12 @@ that still covers the preview (`Image.draft`), which is 2-3x cheaper than a full
 decode of a 12-megapixel photo.
 """
 
+import contextlib
 import hashlib
 import io
 import math
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -138,24 +140,30 @@ def decode(data: bytes) -> DecodedPhoto:
         raise NotAnImage("empty file")
     image = _open(data)
     image_format = SUPPORTED_FORMATS[image.format]
-    exif = read_exif(image)
-    width, height = image.size
-    if exif.orientation in (5, 6, 7, 8):
-        width, height = height, width
-    if width * height > settings.IMGSIM_MAX_PIXELS:
-        raise DecodeError(f"refused: {width}x{height} is more than {settings.IMGSIM_MAX_PIXELS:,} pixels")
+    declared = image.size[0] * image.size[1]
+    if declared > settings.IMGSIM_MAX_PIXELS:
+        raise DecodeError(
+            f"refused: {image.size[0]}x{image.size[1]} is more than {settings.IMGSIM_MAX_PIXELS:,} pixels"
+        )
     preview_size = RENDITIONS["preview"][0]
-    try:
-        if image_format == "JPEG":
-            image.draft("RGB", (preview_size, preview_size))
-        image.seek(0)  # first frame of a GIF or multi-page TIFF
-        image.load()
-        upright = _upright(_to_rgb(image), exif.orientation)
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise DecodeError(f"cannot decode: {error}") from None
-    except MemoryError:
-        raise DecodeError("cannot decode: not enough memory for this image") from None
-    upright = shrink(upright, preview_size)
+    if image_format == "JPEG":
+        image.draft("RGB", (preview_size, preview_size))
+    # A decode costs ~4 bytes per pixel it produces (673 MB for 169 MP): big ones take turns,
+    # so a process decoding many at once (uploads on gunicorn's threads) holds one at a time.
+    # The turn starts before EXIF: reading a PNG's EXIF decodes the whole image.
+    with _LARGE_DECODES if image.size[0] * image.size[1] > LARGE_DECODE_PIXELS else contextlib.nullcontext():
+        exif = read_exif(image)
+        width, height = (image.size[1], image.size[0]) if exif.orientation in (5, 6, 7, 8) else image.size
+        try:
+            image.seek(0)  # first frame of a GIF or multi-page TIFF
+            image.load()
+            upright = shrink(_upright(_to_rgb(image), exif.orientation), preview_size)
+            if upright is not image:
+                image.close()  # the full-size pixels go before the next big decode may start
+        except (OSError, ValueError, SyntaxError, EOFError) as error:
+            raise DecodeError(f"cannot decode: {error}") from None
+        except MemoryError:
+            raise DecodeError("cannot decode: not enough memory for this image") from None
     renditions = {"preview": _encode(upright, "jpg")}
     thumb = shrink(upright, RENDITIONS["thumb"][0])
     renditions["thumb"] = _encode(thumb, "webp")
@@ -204,6 +212,10 @@ def decode_query(data: bytes) -> PILImage.Image:
         raise DecodeError("cannot decode: not enough memory for this image") from None
     return shrink(upright, QUERY_EDGE)
 
+
+# Decodes producing more pixels than this run one at a time per process (see decode()).
+LARGE_DECODE_PIXELS = 24_000_000
+_LARGE_DECODES = threading.Lock()
 
 # A query photo is decoded to about this long edge: twice the model's input, enough for its crop.
 QUERY_EDGE = 512

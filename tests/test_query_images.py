@@ -72,3 +72,23 @@ def test_a_search_with_a_pixel_bomb_stays_under_300_mb(tmp_path, tiny_model):
     assert run.returncode == 0, run.stderr
     growth = float(run.stdout.split("GROWTH_MB")[1])
     assert "InvalidQuery" in run.stdout and growth < 300, run.stdout
+
+
+def test_big_decodes_take_turns_so_a_process_holds_one_at_a_time(tmp_path):
+    """Three uploads of a 169 MP PNG at once: the process grows by about one decode, not three."""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb())
+    code = (
+        "import resource, threading, django; django.setup()\n"
+        "from gallery.decoding import decode\n"
+        f"data = open({str(bomb)!r}, 'rb').read()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "threads = [threading.Thread(target=decode, args=(data,)) for _ in range(3)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print('GROWTH_MB', (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)"
+    )
+    env = {**project_env(tmp_path, "unused"), "DJANGO_SETTINGS_MODULE": "imgsim_site.settings"}
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    growth = float(run.stdout.split("GROWTH_MB")[1])
+    assert 300 < growth < 850, f"{growth:.0f} MB for three concurrent 169 MP decodes (one is ~690 MB)"
