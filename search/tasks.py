@@ -24,9 +24,11 @@ from search.models import IndexOutbox
 log = logging.getLogger(__name__)
 
 BATCH = 16  # photos per model call and commit, as in ingest
-# Seconds before retry n (1, 2, ...): 5, 10, 20, ... capped at 10 minutes.
-BACKOFF_BASE, BACKOFF_MAX = 5, 600
-MAX_ATTEMPTS = 12
+# Seconds before retry n (1, 2, ...): 5, 10, 20, 40, then every minute.
+# Capped at a minute so that work waiting for an index (or a model) that is back is done
+# within a minute, not at the next of ever longer waits; 70 tries cover about an hour.
+BACKOFF_BASE, BACKOFF_MAX = 5, 60
+MAX_ATTEMPTS = 70
 CHECK_MINUTES = 10
 
 
