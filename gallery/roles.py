@@ -1,5 +1,7 @@
 """The two roles of a team library, as Django groups with permissions."""
 
+from django.contrib.auth.decorators import permission_required
+
 VIEWER = "viewer"
 EDITOR = "editor"
 
@@ -51,8 +53,6 @@ def editor_required(view):
     The view is marked too, so imgsim_site.middleware.BodyGuardMiddleware refuses
     others before their request body (an upload) is read at all.
     """
-    from django.contrib.auth.decorators import permission_required
-
     guarded = permission_required(EDIT_PERMISSION, raise_exception=True)(view)
     guarded.required_permission = EDIT_PERMISSION
     return guarded

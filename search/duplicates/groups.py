@@ -151,11 +151,9 @@ def choose_keeper(images: list[Image]) -> tuple[Image, str]:
     return ranked[0], keeper_reason(ranked[0], ranked[1])
 
 
-def duplicate_groups(*, tier: str | None = None) -> list[Group]:
-    """Return the groups waiting for review (of one tier's pairs only, if given), biggest saving first."""
+def _waiting() -> tuple[dict, dict[int, Image], list[int]]:
+    """Read the undecided pairs of live photos once: ({(a, b): (tier, similarity, hamming)}, photos, ranking)."""
     pairs = DuplicatePair.objects.filter(image_a__trashed_at__isnull=True, image_b__trashed_at__isnull=True)
-    if tier:
-        pairs = pairs.filter(tier=tier)
     refused = set(NotDuplicate.objects.values_list("image_a_id", "image_b_id"))
     relation = {
         (a, b): (pair_tier, similarity, hamming)
@@ -166,7 +164,14 @@ def duplicate_groups(*, tier: str | None = None) -> list[Group]:
     }
     ids = {pk for pair in relation for pk in pair}
     images = Image.objects.select_related("metadata").prefetch_related("metadata__tags").in_bulk(ids)
-    ranking = sorted(images, key=lambda pk: _rank(images[pk]), reverse=True)
+    return relation, images, sorted(images, key=lambda pk: _rank(images[pk]), reverse=True)
+
+
+def _of_tier(relation: dict, tier: str | None) -> dict:
+    return {pair: facts for pair, facts in relation.items() if facts[0] == tier} if tier else relation
+
+
+def _groups(relation: dict, images: dict[int, Image], ranking: list[int]) -> list[Group]:
     groups = []
     for keeper_id, member_ids in star_groups(relation, ranking):
         keeper = images[keeper_id]
@@ -175,6 +180,19 @@ def duplicate_groups(*, tier: str | None = None) -> list[Group]:
     return sorted(groups, key=lambda g: (-g.bytes_to_free, g.keeper.pk))
 
 
+def review_queue(*, tier: str | None = None) -> tuple[list[Group], dict[str, int]]:
+    """The groups waiting for review (of one tier's pairs only, if given) and how many each tier makes, in one read."""
+    relation, images, ranking = _waiting()
+    counts = {choice.value: len(star_groups(_of_tier(relation, choice.value), ranking)) for choice in Tier}
+    return _groups(_of_tier(relation, tier), images, ranking), counts
+
+
+def duplicate_groups(*, tier: str | None = None) -> list[Group]:
+    """Return the groups waiting for review (of one tier's pairs only, if given), biggest saving first."""
+    relation, images, ranking = _waiting()
+    return _groups(_of_tier(relation, tier), images, ranking)
+
+
 def tier_counts() -> dict[str, int]:
     """How many groups each tier's pairs make on their own (the numbers on the tier tabs)."""
-    return {choice.value: len(duplicate_groups(tier=choice.value)) for choice in Tier}
+    return review_queue()[1]

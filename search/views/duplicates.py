@@ -12,7 +12,8 @@ from gallery.forms import PhotoIdsField
 from gallery.models import Image
 from gallery.roles import editor_required
 from gallery.views.confirm import confirmation_page
-from search.duplicates import duplicate_groups, start_scan, tier_counts
+from search.duplicates import duplicate_groups, start_scan
+from search.duplicates.groups import review_queue
 from search.duplicates.review import ReviewError, decide, decision_undo
 from search.models import DuplicateScan, Tier
 
@@ -52,11 +53,11 @@ def _summary(groups=None) -> dict:
 @editor_required
 def review(request):
     tier = request.GET.get("tier") if request.GET.get("tier") in Tier.values else None
-    groups = duplicate_groups(tier=tier)
+    groups, counts = review_queue(tier=tier)
     context = {
         "groups": groups[:SHOWN],
         "more": max(0, len(groups) - SHOWN),
-        "counts": tier_counts(),
+        "counts": counts,
         "tiers": Tier,
         "tier": tier,
         "scan": DuplicateScan.objects.first(),
