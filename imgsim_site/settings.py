@@ -236,6 +236,9 @@ IMGSIM_DUPLICATE_CROP_CONFIRM = env_float("IMGSIM_DUPLICATE_CROP_CONFIRM", 0.97,
 # On the review page exact copies are ticked for the trash; near-duplicates and similar
 # shots only from this CLIP similarity to the keeper up (search/duplicates/groups.py).
 IMGSIM_DUPLICATE_PRESELECT = env_float("IMGSIM_DUPLICATE_PRESELECT", 0.98, minimum=0.0, maximum=1.01)
+# Photos per block of the scan's matrix product: a block's scores take rows x library x 2-4 bytes,
+# and a stopping worker waits for the block in hand.
+IMGSIM_DUPLICATE_BLOCK = env_int("IMGSIM_DUPLICATE_BLOCK", 1024, minimum=1)
 IMGSIM_TRASH_DAYS = env_int("IMGSIM_TRASH_DAYS", 30, minimum=0)
 
 LOGGING = {

@@ -88,6 +88,8 @@ class DuplicateScan(models.Model):
     pairs = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Set when a stopping worker interrupted the scan: candidates so far and where to go on.
+    checkpoint = models.JSONField(null=True, blank=True)
     similarity_threshold = models.FloatField()
     hamming_threshold = models.PositiveSmallIntegerField()
 

@@ -10,6 +10,7 @@ from gallery import storage
 from gallery import vectors as stored_vectors
 from gallery.models import Image
 from search.embeddings import model_name
+from search.stopping import stop_requested
 from search.sync import (
     SyncReport,
     index_metadata,
@@ -93,6 +94,8 @@ def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_f
             if report.model_error:
                 result.model_error = report.model_error
                 break
+            if stop_requested():  # the worker is stopping: the rest waits for its next start
+                break
     result.still_pending = needing.count()
 
     with reading_index() as index:
@@ -100,6 +103,8 @@ def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_f
     wanted = set(indexable().values_list("pk", flat=True))
     missing, orphans = wanted - in_index, in_index - wanted
     for ids in _chunks(sorted(missing) + sorted(orphans)):
+        if stop_requested():  # the worker is stopping; its next start checks the index again
+            break
         sync_images(ids, embed=False)
     result.missing_added, result.orphans_removed = len(missing), len(orphans)
 

@@ -26,6 +26,7 @@ from search.embeddings import get_embedder, model_name
 from search.errors import ModelUnavailable
 from search.index import get_index
 from search.models import IndexGeneration, IndexOutbox
+from search.stopping import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def process_outbox(*, batch_size: int = 256, embed: bool = True) -> SyncReport:
             .values_list("image_id", flat=True)
             .distinct()[:batch_size]
         )
-        if not ids:
+        if not ids or stop_requested():  # a stopping worker leaves the rest in the outbox
             return total
         merge_into(total, sync_images(ids, embed=embed))
         last_id = ids[-1]

@@ -20,6 +20,7 @@ from django_tasks import task
 
 from gallery.models import Image
 from search.models import IndexOutbox
+from search.stopping import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def index_work(attempt: int = 0) -> dict:
     from search.sync import merge_into, process_outbox, sync_images
 
     total = process_outbox(batch_size=BATCH, embed=True)
-    while not total.model_error:
+    while not total.model_error and not stop_requested():  # a stopping worker leaves the rest for its next start
         ids = waiting_ids(BATCH)
         if not ids:
             break
@@ -61,7 +62,9 @@ def index_work(attempt: int = 0) -> dict:
         "deleted": total.deleted,
         "error": total.model_error,
     }
-    if total.model_error or waiting_ids(1) or IndexOutbox.objects.exists():
+    if stop_requested():
+        summary["stopped"] = True  # catch_up() queues the rest when a worker starts
+    elif total.model_error or waiting_ids(1) or IndexOutbox.objects.exists():
         if attempt + 1 >= MAX_ATTEMPTS:
             log.error("index work still stuck after %d attempts (%s); run reconcile", attempt + 1, total.model_error)
         else:
@@ -197,8 +200,14 @@ def catch_up() -> dict:
         status=TaskResultStatus.FAILED, finished_at=timezone.now()
     )
     scans = list(DuplicateScan.objects.filter(status=DuplicateScan.Status.RUNNING).values_list("pk", flat=True))
+    queued = set(
+        DBTaskResult.objects.ready()
+        .filter(task_path=duplicate_scan.module_path)
+        .values_list("args_kwargs__kwargs__scan_id", flat=True)
+    )
     for scan_id in scans:
-        duplicate_scan.enqueue(scan_id=scan_id)
+        if scan_id not in queued:  # a stopped worker's scan goes on from its checkpoint
+            duplicate_scan.enqueue(scan_id=scan_id)
     # One periodic index check at a time: the new worker starts the chain unless one is queued.
     if not _periodic_check_queued():
         check_index.enqueue(repeat=True)

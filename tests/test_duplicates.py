@@ -8,6 +8,7 @@ from PIL import ImageEnhance
 
 from gallery import storage
 from gallery.models import Image, Tag
+from gallery.services import image_trash
 from search.duplicates import choose_keeper, duplicate_groups, start_scan
 from search.embeddings import get_embedder, model_name
 from search.index import get_index
@@ -227,3 +228,34 @@ def test_pages_and_permissions(library, editor, viewer):
         reverse("search:duplicates_resolve"), {"action": "keep", "ids": ["1"]}, HTTP_HX_REQUEST="true"
     )
     assert bad.status_code == 400
+
+
+def test_a_stopped_scan_keeps_a_checkpoint_and_goes_on_from_it(library, settings, monkeypatch):
+    """A worker asked to stop ends the scan between blocks; the next run finishes it with the same pairs."""
+    from search import stopping
+    from search.duplicates import find_pairs, run_scan
+    from search.models import DuplicateScan
+
+    settings.IMGSIM_DUPLICATE_BLOCK = 4
+    first = start_scan()
+    expected = {(p.a, p.b, p.tier) for p in find_pairs()}
+    assert expected and len(expected) == first.pairs
+    blocks = iter(range(1000))
+    monkeypatch.setattr(stopping, "stop_requested", lambda: next(blocks) >= 2)  # stop after the third block
+    scan = DuplicateScan.objects.create(similarity_threshold=0.95, hamming_threshold=10)
+    run_scan(scan)
+    scan.refresh_from_db()
+    assert scan.status == "running" and scan.checkpoint["next_id"] > 0
+    assert 0 < scan.progress < 0.95
+    assert DuplicatePair.objects.count() == first.pairs  # the previous scan's pairs serve meanwhile
+
+    # A photo trashed while the scan waits leaves its pairs out; positions shifted, ids did not.
+    gone = Image.objects.get(original_name="f3_resized.jpg")
+    image_trash(images=[gone])
+    monkeypatch.setattr(stopping, "stop_requested", lambda: False)
+    run_scan(scan)
+    scan.refresh_from_db()
+    assert scan.status == "done" and scan.checkpoint is None
+    got = set(DuplicatePair.objects.values_list("image_a_id", "image_b_id", "tier"))
+    assert got == {pair for pair in expected if gone.pk not in pair[:2]}
+    assert len(got) < len(expected)

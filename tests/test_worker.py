@@ -145,3 +145,69 @@ def test_workers_starting_keep_exactly_one_chain_of_index_checks(worker_mode):
     assert queued_checks() == 1
     tasks.check_index.call(repeat=True)  # a check of the chain runs while the next one is queued
     assert queued_checks() == 1
+
+
+SCAN_SETUP = """
+from bench.common import synthetic_library
+from search.duplicates import start_scan
+from search.embeddings import get_embedder
+from search.reconcile import reindex
+embedder = get_embedder()
+synthetic_library(4000, dimension=embedder.dimension, model=embedder.model_name)
+reindex()
+start_scan(similarity_threshold=0.7, background=True)
+"""
+
+SCAN_MATCHES_A_FRESH_ONE = """
+from search.duplicates import find_pairs
+from search.models import DuplicatePair, DuplicateScan
+scan = DuplicateScan.objects.get()
+got = set(DuplicatePair.objects.values_list("image_a_id", "image_b_id"))
+want = {(p.a, p.b) for p in find_pairs(similarity_threshold=0.7)}
+assert scan.status == "done" and scan.checkpoint is None, (scan.status, scan.error)
+assert got == want and len(want) > 100, (len(got), len(want))
+print("same pairs", len(want))
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_scan_at_a_checkpoint_and_the_next_worker_finishes_it(tmp_path, tiny_model):
+    """docker stop sends SIGTERM and kills 10 s later: the worker must not wait for a long scan to end."""
+    env = project_env(tmp_path, tiny_model)
+    env.update(IMGSIM_WORKER="true", IMGSIM_DUPLICATE_BLOCK="4")  # many small blocks: a scan of some seconds
+    manage(env, "migrate", "-v0")
+    manage(env, "shell", "-c", SCAN_SETUP)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "worker", "--interval", "0.2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    started = wait_for_count(
+        env, "SELECT CAST(progress * 100 AS INTEGER) FROM search_duplicatescan", at_least=5, process=worker
+    )
+    worker.send_signal(signal.SIGTERM)
+    output, _ = worker.communicate(timeout=120)
+    assert started is not None, output
+    assert worker.returncode == 0, output  # a graceful stop, not the second-signal exit
+    state = (
+        "from search.models import DuplicateScan; s = DuplicateScan.objects.get();"
+        "print(s.status, s.checkpoint and s.checkpoint['next_id'], s.progress)"
+    )
+    status, next_id, progress = manage(env, "shell", "-c", state).stdout.split()[-3:]
+    assert status == "running" and next_id != "None", "the scan stopped at a checkpoint instead of running to its end"
+    assert float(progress) < 0.95
+
+    restarted = subprocess.run(
+        [sys.executable, "manage.py", "worker", "--batch"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "1 interrupted scan(s) queued again" in restarted.stdout
+    assert "same pairs" in manage(env, "shell", "-c", SCAN_MATCHES_A_FRESH_ONE).stdout

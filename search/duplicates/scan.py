@@ -8,7 +8,7 @@ triangle only; an incremental scan compares only photos added since the last one
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,6 @@ from search.sync import current_generation
 log = logging.getLogger(__name__)
 
 CROP_HAMMING = 26
-BLOCK = 1024
 TIER_ORDER = {Tier.EXACT: 0, Tier.NEAR: 1, Tier.SIMILAR: 2}
 
 
@@ -37,10 +36,6 @@ class Pair:
     similarity: float
     hamming: int | None
     rule: str = ""
-
-
-def _popcount(values: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(values).astype(np.int16)
 
 
 def classify(
@@ -79,10 +74,15 @@ def pair_reason(tier: str, similarity: float, hamming: int | None) -> str:
     return f"CLIP similarity {similarity:.3f}"
 
 
-def similar_pairs(
-    vectors: np.ndarray, rows: np.ndarray, floor: float, on_progress: Callable[[float], None] | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (i, j, similarity) with i in rows, i != j, each pair once, similarity >= floor."""
+def similar_blocks(
+    vectors: np.ndarray, rows: np.ndarray, floor: float, *, triangle: bool, first: int = 0
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (rows done, i, j, similarity) block by block: i in rows, i != j, each pair once, similarity >= floor.
+
+    triangle: rows are the photos from position rows[0] on (a full scan), so each
+    row needs only the columns from its own on. Otherwise rows are compared with
+    every column. first: the position in rows to start at (a resumed scan).
+    """
     import torch
 
     from search.embeddings import cpu_supports_bf16
@@ -90,38 +90,53 @@ def similar_pairs(
     dtype = torch.bfloat16 if cpu_supports_bf16() else torch.float32
     matrix = torch.from_numpy(np.ascontiguousarray(vectors)).to(dtype)
     margin = 0.01 if dtype == torch.bfloat16 else 0.0  # bf16 rounds; candidates are re-scored in fp32
-    full = len(rows) == len(vectors)
     in_rows = np.zeros(len(vectors), dtype=bool)
     in_rows[rows] = True
-    found_i, found_j = [], []
+    block = settings.IMGSIM_DUPLICATE_BLOCK
     with torch.inference_mode():
-        for start in range(0, len(rows), BLOCK):
-            block_rows = rows[start : start + BLOCK]
-            # A full scan needs only the upper triangle: columns from this block on.
-            first_column = int(block_rows[0]) if full else 0
+        for start in range(first, len(rows), block):
+            block_rows = rows[start : start + block]
+            first_column = int(block_rows[0]) if triangle else 0
             scores = matrix[block_rows] @ matrix[first_column:].T
-            if full:  # within the block itself, keep only j > i (no self-pairs, no repeats)
+            if triangle:  # within the block itself, keep only j > i (no self-pairs, no repeats)
                 width = len(block_rows)
                 scores[:, :width] = torch.triu(scores[:, :width], diagonal=1)
             hits = scores >= floor - margin
             # Almost every row has no hit: find the few that do before extracting positions.
             busy = torch.nonzero(hits.any(dim=1)).flatten()
+            i = j = np.zeros(0, dtype=np.int64)
             if len(busy):
                 sub_r, sub_c = torch.nonzero(hits[busy], as_tuple=True)
-                block_i = block_rows[busy[sub_r].numpy()]
-                block_j = sub_c.numpy() + first_column
-                if not full:  # pairs among scanned rows: keep each once, drop self-pairs
-                    keep = (block_j != block_i) & (~in_rows[block_j] | (block_j > block_i))
-                    block_i, block_j = block_i[keep], block_j[keep]
-                found_i.append(block_i)
-                found_j.append(block_j)
-            if on_progress:
-                on_progress(min(1.0, (start + BLOCK) / max(len(rows), 1)))
-    i = np.concatenate(found_i) if found_i else np.zeros(0, dtype=np.int64)
-    j = np.concatenate(found_j) if found_j else np.zeros(0, dtype=np.int64)
-    exact = np.einsum("ij,ij->i", vectors[i], vectors[j]) if len(i) else np.zeros(0, dtype=np.float32)
-    keep = exact >= floor
-    return i[keep], j[keep], exact[keep]
+                i = block_rows[busy[sub_r].numpy()]
+                j = sub_c.numpy() + first_column
+                if not triangle:  # pairs among scanned rows: keep each once, drop self-pairs
+                    keep = (j != i) & (~in_rows[j] | (j > i))
+                    i, j = i[keep], j[keep]
+            exact = np.einsum("ij,ij->i", vectors[i], vectors[j]) if len(i) else np.zeros(0, dtype=np.float32)
+            keep = exact >= floor
+            yield start + len(block_rows), i[keep], j[keep], exact[keep]
+
+
+def similar_pairs(
+    vectors: np.ndarray, rows: np.ndarray, floor: float, on_progress: Callable[[float], None] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (i, j, similarity) with i in rows, i != j, each pair once, similarity >= floor."""
+    found = []
+    for done, *block in similar_blocks(vectors, rows, floor, triangle=len(rows) == len(vectors)):
+        found.append(block)
+        if on_progress:
+            on_progress(done / max(len(rows), 1))
+    if not found:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return tuple(np.concatenate(parts) for parts in zip(*found))
+
+
+class ScanStopped(Exception):
+    """The worker is stopping; checkpoint holds what the scan has found and where to go on."""
+
+    def __init__(self, checkpoint: dict):
+        super().__init__("duplicate scan stopped at a checkpoint")
+        self.checkpoint = checkpoint
 
 
 def find_pairs(
@@ -130,35 +145,50 @@ def find_pairs(
     hamming_threshold: int | None = None,
     since_id: int = 0,
     on_progress: Callable[[float], None] | None = None,
+    checkpoint: dict | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[Pair]:
-    """Compare live, embedded photos (only those with id > since_id against all); return tiered pairs."""
+    """Compare live, embedded photos (only those with id > since_id against all); return tiered pairs.
+
+    When should_stop() turns true between blocks, raises ScanStopped with a
+    checkpoint (the candidates found so far and the id to go on from); passing it
+    back as checkpoint continues the scan where it stopped.
+    """
     similarity_threshold = settings.IMGSIM_DUPLICATE_THRESHOLD if similarity_threshold is None else similarity_threshold
     hamming_threshold = settings.IMGSIM_DUPLICATE_HAMMING if hamming_threshold is None else hamming_threshold
     columns = column_cache.columns(current_generation(), exact=True)
     ids, vectors = columns.ids, columns.vectors
     facts = dict(((pk, (ph, px)) for pk, ph, px in Image.objects.live().values_list("pk", "phash", "pixel_hash")))
-    phash = np.array([int(facts.get(int(pk), ("", ""))[0] or "0", 16) for pk in ids], dtype=np.uint64)
-    has_phash = np.array([bool(facts.get(int(pk), ("", ""))[0]) for pk in ids], dtype=bool)
     rows = np.flatnonzero(ids > since_id)
-    pairs: dict[tuple[int, int], Pair] = {}
+    found = [tuple(candidate) for candidate in (checkpoint or {}).get("candidates", [])]
     if len(ids) and len(rows):
         floor = min(
             similarity_threshold, settings.IMGSIM_DUPLICATE_NEAR_CONFIRM, settings.IMGSIM_DUPLICATE_CROP_CONFIRM
         )
-        i, j, similarity = similar_pairs(vectors, rows, floor, on_progress)
-        hamming = _popcount(phash[i] ^ phash[j])
-        for a, b, sim, bits, known in zip(ids[i], ids[j], similarity, hamming, has_phash[i] & has_phash[j]):
-            a, b = (int(a), int(b)) if a < b else (int(b), int(a))
-            same = facts[a][1] != "" and facts[a][1] == facts[b][1]
-            found = classify_with_rule(
-                float(sim),
-                int(bits) if known else None,
-                same,
-                similarity_threshold=similarity_threshold,
-                hamming_threshold=hamming_threshold,
-            )
-            if found:
-                pairs[(a, b)] = Pair(a, b, found[0], float(sim), int(bits) if known else None, found[1])
+        # Positions shift when photos come or go between a stop and the resumption; ids do not.
+        first = int(np.searchsorted(ids[rows], (checkpoint or {}).get("next_id", 0)))
+        for done, i, j, similarity in similar_blocks(vectors, rows, floor, triangle=since_id == 0, first=first):
+            found.extend(zip(ids[i].tolist(), ids[j].tolist(), similarity.tolist()))
+            if on_progress:
+                on_progress(done / len(rows))
+            if done < len(rows) and should_stop():
+                raise ScanStopped({"next_id": int(ids[rows[done]]), "candidates": found})
+    pairs: dict[tuple[int, int], Pair] = {}
+    for a, b, sim in found:
+        a, b = (a, b) if a < b else (b, a)
+        if a not in facts or b not in facts:
+            continue  # trashed while a stopped scan waited
+        (phash_a, pixels_a), (phash_b, pixels_b) = facts[a], facts[b]
+        bits = (int(phash_a, 16) ^ int(phash_b, 16)).bit_count() if phash_a and phash_b else None
+        found_tier = classify_with_rule(
+            float(sim),
+            bits,
+            pixels_a != "" and pixels_a == pixels_b,
+            similarity_threshold=similarity_threshold,
+            hamming_threshold=hamming_threshold,
+        )
+        if found_tier:
+            pairs[(a, b)] = Pair(a, b, found_tier[0], float(sim), bits, found_tier[1])
     # Exact copies by pixel hash, also among photos that have no embedding yet.
     by_pixels: dict[str, list[int]] = {}
     for pk, (_, pixel_hash) in facts.items():
@@ -174,9 +204,17 @@ def find_pairs(
 
 
 def run_scan(scan: DuplicateScan) -> DuplicateScan:
-    """Run a recorded scan to completion, saving pairs and progress."""
+    """Run a recorded scan to completion, saving pairs and progress.
+
+    A worker asked to stop leaves the scan running with a checkpoint; run_scan on
+    the same row (the next worker start does it) goes on from there.
+    """
+    from search.stopping import stop_requested
+
     started = time.perf_counter()
-    last_id = Image.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    checkpoint = scan.checkpoint or {}
+    # Photos up to this id are compared with everything when the scan ends; kept across a stop.
+    last_id = checkpoint.get("last_id") or Image.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     since = 0
     if scan.incremental:
         previous = DuplicateScan.objects.filter(status=DuplicateScan.Status.DONE).exclude(pk=scan.pk).first()
@@ -191,6 +229,8 @@ def run_scan(scan: DuplicateScan) -> DuplicateScan:
             hamming_threshold=scan.hamming_threshold,
             since_id=since,
             on_progress=progress,
+            checkpoint=checkpoint,
+            should_stop=stop_requested,
         )
         with transaction.atomic():
             if not scan.incremental:
@@ -208,10 +248,19 @@ def run_scan(scan: DuplicateScan) -> DuplicateScan:
                 batch_size=2000,
             )
         scan.status, scan.pairs, scan.last_image_id = DuplicateScan.Status.DONE, len(pairs), last_id
+    except ScanStopped as stopped:
+        spent = checkpoint.get("seconds", 0.0) + time.perf_counter() - started
+        DuplicateScan.objects.filter(pk=scan.pk).update(
+            checkpoint={**stopped.checkpoint, "last_id": last_id, "seconds": spent}
+        )
+        log.info("duplicate scan %s stopped at a checkpoint; the next worker goes on from it", scan.pk)
+        scan.refresh_from_db()
+        return scan
     except Exception as error:  # the page shows the failure; the previous pairs stay
         log.exception("duplicate scan failed")
         scan.status, scan.error = DuplicateScan.Status.FAILED, f"{type(error).__name__}: {error}"
-    scan.progress, scan.finished_at, scan.seconds = 1.0, timezone.now(), time.perf_counter() - started
+    scan.progress, scan.finished_at = 1.0, timezone.now()
+    scan.seconds, scan.checkpoint = checkpoint.get("seconds", 0.0) + time.perf_counter() - started, None
     scan.save()
     return scan
 
