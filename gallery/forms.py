@@ -1,9 +1,9 @@
-"""Forms for actions on photos picked on a page (the trash's checkboxes, a photo's own buttons)."""
+"""Forms: actions on photos picked on a page (the trash's checkboxes, a photo's own buttons), metadata edits."""
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from gallery.models import Image
+from gallery.models import Image, Metadata
 
 
 class PhotoIdsField(forms.Field):
@@ -41,3 +41,60 @@ class SelectionForm(forms.Form):
         if self.cleaned_data["all"]:
             return list(queryset)
         return list(queryset.filter(pk__in=self.cleaned_data["ids"]))
+
+
+class TagsField(forms.Field):
+    """Tags typed as "beach, family" on the page, or sent as a list by the JSON API."""
+
+    def to_python(self, value) -> list[str]:
+        if value in (None, ""):
+            return []
+        items = value if isinstance(value, list | tuple) else str(value).split(",")
+        names = list(dict.fromkeys(str(item).strip().lower() for item in items if str(item).strip()))
+        if any(len(name) > 64 for name in names):
+            raise ValidationError("A tag is at most 64 characters.")
+        return names
+
+    def prepare_value(self, value) -> str:
+        return ", ".join(value) if isinstance(value, list | tuple) else value or ""
+
+
+class MetadataForm(forms.ModelForm):
+    """What a person may edit about a photo: the photo page's form and PATCH /api/images/ID both use it."""
+
+    tags = TagsField(required=False, help_text="Separate tags with commas.")
+
+    class Meta:
+        model = Metadata
+        fields = ["title", "description", "category", "tags", "location", "taken_at", "latitude", "longitude"]
+        labels = {"taken_at": "Date taken", "latitude": "Latitude", "longitude": "Longitude"}
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "taken_at": forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"),
+            "latitude": forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 48.8584"}),
+            "longitude": forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 2.2945"}),
+            "tags": forms.TextInput(attrs={"list": "tag-names", "autocomplete": "off", "data-tag-input": ""}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["tags"] = list(self.instance.tags.values_list("name", flat=True))
+
+    @classmethod
+    def for_change(cls, metadata: Metadata, change: dict) -> "MetadataForm":
+        """A bound form for a partial change (PATCH): the fields not in change keep their values."""
+        current = cls(instance=metadata)
+        data = {name: current.initial.get(name) for name in cls._meta.fields}
+        return cls({**{k: v for k, v in data.items() if v is not None}, **change}, instance=metadata)
+
+    def clean(self):
+        data = super().clean()
+        if (data.get("latitude") is None) != (data.get("longitude") is None):
+            raise ValidationError("GPS needs both latitude and longitude (or neither).")
+        return data
+
+    def changes(self) -> tuple[dict, list[str]]:
+        """(fields for metadata_update, tags) from the cleaned data."""
+        fields = {name: self.cleaned_data[name] for name in self._meta.fields if name != "tags"}
+        return fields, self.cleaned_data["tags"]

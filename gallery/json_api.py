@@ -1,17 +1,19 @@
 """The gallery's JSON endpoints: a photo (read, edit, trash), uploads, statistics."""
 
+from datetime import datetime
 from typing import Annotated
 
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from gallery.forms import MetadataForm
 from gallery.models import Image
 from gallery.serializers import image_dict
 from gallery.services import image_trash, metadata_update
 from gallery.stats import get_stats
 from gallery.uploads import receive_uploads
-from imgsim_site.api import api_view, error, for_client, json_body, parse, require_editor
+from imgsim_site.api import api_view, error, for_client, json_body, parse, require_editor, valid
 
 
 def _text(limit: int):
@@ -19,7 +21,7 @@ def _text(limit: int):
 
 
 class MetadataChange(BaseModel):
-    """What PATCH /api/images/ID may change."""
+    """What PATCH /api/images/ID may change: the JSON types here, the values by MetadataForm (as on the page)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -30,6 +32,9 @@ class MetadataChange(BaseModel):
     tags: (
         list[Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, strict=True)]] | None
     ) = None
+    taken_at: datetime | None = None
+    latitude: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    longitude: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 @api_view({"POST"}, editor=True)
@@ -52,7 +57,8 @@ def image(request, pk: int):
     if request.method == "PATCH":
         require_editor(request, "Editing metadata")
         change = parse(MetadataChange, json_body(request)).model_dump(exclude_unset=True)
-        metadata_update(image=photo, fields={k: v for k, v in change.items() if k != "tags"}, tags=change.get("tags"))
+        fields, tags = valid(MetadataForm.for_change(photo.metadata, change)).changes()
+        metadata_update(image=photo, fields=fields, tags=tags)
         photo = Image.objects.select_related("metadata").get(pk=pk)
     return JsonResponse(for_client(request, image_dict(photo)))
 

@@ -1,6 +1,7 @@
 """What a photo is: the stored file, its facts, and the metadata people edit."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -115,6 +116,11 @@ class ImageVector(models.Model):
         return f"vector of image {self.image_id}"
 
 
+def _between(limit: int, name: str) -> list:
+    message = f"{name} is between -{limit} and {limit} degrees."
+    return [MinValueValidator(-limit, message), MaxValueValidator(limit, message)]
+
+
 class Metadata(models.Model):
     image = models.OneToOneField(Image, primary_key=True, related_name="metadata", on_delete=models.CASCADE)
     title = models.CharField(max_length=200, blank=True)
@@ -125,8 +131,10 @@ class Metadata(models.Model):
     camera_model = models.CharField(max_length=64, blank=True)
     lens = models.CharField(max_length=128, blank=True)
     taken_at = models.DateTimeField(null=True, blank=True)
-    latitude = models.FloatField(null=True, blank=True)
-    longitude = models.FloatField(null=True, blank=True)
+    latitude = models.FloatField(null=True, blank=True, validators=_between(90, "Latitude"), help_text="degrees north")
+    longitude = models.FloatField(
+        null=True, blank=True, validators=_between(180, "Longitude"), help_text="degrees east"
+    )
     location = models.CharField(max_length=200, blank=True)
     extra = models.JSONField(default=dict, blank=True)
 

@@ -58,6 +58,15 @@ def filter_choices() -> dict:
     }
 
 
+def tag_names(limit: int = 500) -> list[str]:
+    """The most used tags, for the editor's suggestions."""
+    from django.db.models import Count
+
+    return list(
+        Tag.objects.annotate(uses=Count("photos")).order_by("-uses", "name").values_list("name", flat=True)[:limit]
+    )
+
+
 TRASH_PAGE_SIZE = 60
 
 

@@ -83,16 +83,23 @@ def trash_purge(*, older_than_days: int | None = None) -> int:
 
 
 METADATA_TEXT_FIELDS = ("title", "description", "category", "camera_make", "camera_model", "lens", "location")
+METADATA_OTHER_FIELDS = ("taken_at", "latitude", "longitude")  # validated by gallery.forms.MetadataForm
 
 
 def metadata_update(*, image: Image, fields: dict, tags: list[str] | None = None, extra: dict | None = None) -> None:
-    """Change a photo's metadata text fields (each cut to its column's length), tags and free-form extra."""
+    """Change a photo's metadata fields (text cut to its column's length), tags and free-form extra.
+
+    Values of the other fields (date taken, GPS) are set as given: callers validate
+    them with gallery.forms.MetadataForm.
+    """
     meta = image.metadata
     with transaction.atomic():
         for name, value in fields.items():
-            if name not in METADATA_TEXT_FIELDS:
-                raise ValueError(f"{name} is not a metadata text field")
-            setattr(meta, name, str(value)[: meta._meta.get_field(name).max_length or None])
+            if name in METADATA_TEXT_FIELDS:
+                value = str(value)[: meta._meta.get_field(name).max_length or None]
+            elif name not in METADATA_OTHER_FIELDS:
+                raise ValueError(f"{name} is not an editable metadata field")
+            setattr(meta, name, value)
         if extra:
             meta.extra = {**meta.extra, **extra}
         meta.save()

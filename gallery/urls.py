@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gallery.views import browse, media, stats, trash, upload
+from gallery.views import browse, edit, media, stats, trash, upload
 
 app_name = "gallery"
 urlpatterns = [
@@ -8,6 +8,8 @@ urlpatterns = [
     path("images/<int:pk>/", browse.detail, name="detail"),
     path("images/<int:pk>/original", media.original, name="original"),
     path("images/<int:pk>/<str:kind>.img", media.rendition, name="rendition"),
+    path("images/<int:pk>/edit/", edit.edit, name="edit"),
+    path("images/<int:pk>/facts/", edit.facts, name="facts"),
     path("images/<int:pk>/trash/", trash.image_to_trash, name="image_trash"),
     path("upload/", upload.upload, name="upload"),
     path("stats/", stats.stats_page, name="stats"),

@@ -27,6 +27,18 @@ def login(browser, live_server, username: str, *, enforce_csp: bool = False):
     return page
 
 
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def shot(page, name: str, *, docs: bool = False) -> None:
+    """Save a full-page screenshot under test-artifacts/ and, for the README's pictures, docs/screenshots/."""
+    for folder in [ARTIFACTS] + ([DOCS_SCREENSHOTS] if docs else []):
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def fits(page, width: int) -> None:
+    """Set a phone-sized viewport and check the page does not scroll sideways."""
+    page.set_viewport_size({"width": width, "height": 844})
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{page.url} is {scroll}px wide on a {width}px screen"

@@ -8,7 +8,7 @@ from gallery import storage
 from gallery.models import Image
 from gallery.services import image_trash
 from search.models import DuplicatePair, NotDuplicate
-from tests.browser import login, shot
+from tests.browser import fits, login, shot
 from tests.photos import write_library, write_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -34,12 +34,6 @@ def posts_to(page, fragment: str) -> list[str]:
         lambda request: seen.append(request.url) if request.method == "POST" and fragment in request.url else None,
     )
     return seen
-
-
-def fits(page, width: int) -> None:
-    page.set_viewport_size({"width": width, "height": 844})
-    scroll = page.evaluate("document.documentElement.scrollWidth")
-    assert scroll <= width, f"{page.url} is {scroll}px wide on a {width}px screen"
 
 
 def test_a_chain_never_shows_its_ends_in_one_group(browser, live_server, editor, tmp_path, ingest):

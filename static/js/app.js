@@ -22,3 +22,26 @@ document.addEventListener("input", (event) => {
   const output = event.target.dataset && event.target.dataset.showsIn;
   if (output) document.getElementById(output).value = event.target.value;
 });
+
+// Esc in a form marked data-escape-cancels follows its Cancel link (htmx swaps the view back).
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  const form = event.target.closest && event.target.closest("form[data-escape-cancels]");
+  const cancel = form && form.querySelector("[data-cancel]");
+  if (cancel) { event.preventDefault(); cancel.click(); }
+});
+
+// Tag suggestions complete the last of the comma-separated tags: each suggestion
+// carries the tags already typed in front of it.
+document.addEventListener("input", (event) => {
+  const input = event.target;
+  if (!input.matches || !input.matches("[data-tag-input]")) return;
+  const list = document.getElementById(input.getAttribute("list"));
+  if (!list) return;
+  if (!list.dataset.names) list.dataset.names = JSON.stringify(Array.from(list.options, (o) => o.value));
+  const typed = input.value.split(",");
+  const prefix = typed.slice(0, -1).map((t) => t.trim()).filter(Boolean);
+  const chosen = new Set(prefix);
+  const lead = prefix.length ? prefix.join(", ") + ", " : "";
+  list.replaceChildren(...JSON.parse(list.dataset.names).filter((n) => !chosen.has(n)).map((n) => new Option(lead + n)));
+});
