@@ -9,8 +9,9 @@ the JSON API and the Python API select the same photos.
 
 Semantics, decided once: text fields match whole values, case-insensitively
 ("landscape" finds "Landscape"; on SQLite only ASCII letters fold case); numbers
-compare; `tags` holds any of the names given with $in; `camera` in the sidebar is
-the make or the model.
+compare; `tags` and `album` are lists a photo has (one photo, many albums; albums by
+name), so `{"album": "Holidays"}` selects the photos in it and $in any of several;
+`camera` in the sidebar is the make or the model.
 """
 
 import functools
@@ -40,7 +41,9 @@ FIELDS = {
     "year": ("metadata__taken_at", NUMBER),
     "has_gps": ("metadata__latitude", BOOLEAN),
     "tags": ("metadata__tags__name", TEXT),
+    "album": ("albums__name", TEXT),
 }
+LIST_FIELDS = {"tags", "album"}  # a photo has several: $eq means "has", $contains works too
 MAX_DEPTH = 16  # nested $and / $or levels: deeper is a mistake or an attack on the stack
 TEXT_FIELDS = {key for key, (_, kind) in FIELDS.items() if kind == TEXT}
 _ORM_LOOKUP = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
@@ -104,7 +107,7 @@ def validate(where, *, free_form: bool = False, depth: int = 0) -> dict:
     if len(condition) != 1:
         raise InvalidFilter(f"filter on '{key}' needs exactly one operator")
     ((op, value),) = condition.items()
-    allowed = COMPARISON | SETS | (ARRAY if key == "tags" or kind is None else set())
+    allowed = COMPARISON | SETS | (ARRAY if key in LIST_FIELDS or kind is None else set())
     if op not in allowed:
         raise InvalidFilter(f"operator '{op}' cannot filter '{key}'; use one of {', '.join(sorted(allowed))}")
     if op in _ORM_LOOKUP and kind != NUMBER:
@@ -162,6 +165,8 @@ def _field_q(key: str, op: str, value) -> Q:
         return functools.reduce(operator.or_, (_field_q(key, "$eq", item) for item in value), Q(pk__in=[]))
     if key == "tags":
         return Q(pk__in=_tag_subquery(value))
+    if key == "album":
+        return Q(pk__in=_album_subquery(value))
     if key == "has_gps":
         return Q(**{f"{path}__isnull": not value})
     if key == "year":
@@ -190,6 +195,12 @@ def _tag_subquery(name: str):
     return Metadata.objects.filter(tags__name=fold_text(name)).values("image_id")
 
 
+def _album_subquery(name: str):
+    from gallery.models import Album
+
+    return Album.photos.through.objects.filter(album__name__iexact=name).values("image_id")
+
+
 def to_q(where: dict) -> Q:
     """Translate a validated filter into a Q over gallery.Image."""
     return fold(where, leaf=_field_q, both=operator.and_, either=operator.or_)
@@ -202,13 +213,13 @@ def _chroma_leaf(key: str, op: str, value) -> dict:
     # Chroma compares exactly: the index stores text fields folded (search.sync), so values are folded too.
     if key in TEXT_FIELDS:
         value = [fold_text(v) for v in value] if isinstance(value, list) else fold_text(value)
-    if key != "tags":
+    if key not in LIST_FIELDS:
         return {key: {op: value}}
     if op in ("$eq", "$contains"):
-        return {"tags": {"$contains": value}}
+        return {key: {"$contains": value}}
     if op in ("$ne", "$not_contains"):
-        return {"tags": {"$not_contains": value}}
-    items = [{"tags": {"$contains" if op == "$in" else "$not_contains": item}} for item in value]
+        return {key: {"$not_contains": value}}
+    items = [{key: {"$contains" if op == "$in" else "$not_contains": item}} for item in value]
     return items[0] if len(items) == 1 else {"$or" if op == "$in" else "$and": items}
 
 
@@ -221,7 +232,7 @@ def _chroma_join(glue: str):
 
 
 def to_chroma(where: dict) -> dict:
-    """Translate a validated filter into Chroma's own where syntax (tags become $contains)."""
+    """Translate a validated filter into Chroma's own where syntax (tags and albums become $contains)."""
     return fold(where, leaf=_chroma_leaf, both=_chroma_join("$and"), either=_chroma_join("$or"))
 
 
@@ -245,6 +256,7 @@ class FilterForm(forms.Form):
 
     category = forms.CharField(required=False, max_length=64)
     tag = forms.CharField(required=False, max_length=200, help_text="comma-separated; any of them")
+    album = forms.CharField(required=False, max_length=120)
     camera = forms.CharField(required=False, max_length=64, help_text="make or model")
     year = forms.IntegerField(required=False, min_value=1900, max_value=2100)
     taken_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -256,7 +268,18 @@ class FilterForm(forms.Form):
     min_width = forms.IntegerField(required=False, min_value=1, max_value=100_000)
     sort = forms.ChoiceField(required=False, choices=SORTS)
 
-    FILTER_FIELDS = ("category", "tag", "camera", "year", "taken_from", "taken_to", "has_gps", "format", "min_width")
+    FILTER_FIELDS = (
+        "album",
+        "category",
+        "tag",
+        "camera",
+        "year",
+        "taken_from",
+        "taken_to",
+        "has_gps",
+        "format",
+        "min_width",
+    )
 
     def tags(self) -> list[str]:
         raw = self.cleaned_data.get("tag") or ""
@@ -286,6 +309,8 @@ class FilterForm(forms.Form):
         """The sidebar's filter in the filter language (None when no filter is set)."""
         data = self.cleaned_data
         parts = []
+        if data.get("album"):
+            parts.append({"album": data["album"]})
         if data.get("category"):
             parts.append({"category": data["category"]})
         if self.tags():

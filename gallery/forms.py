@@ -3,7 +3,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from gallery.models import Image, Metadata
+from gallery.models import Album, Image, Metadata
 
 
 class PhotoIdsField(forms.Field):
@@ -98,3 +98,46 @@ class MetadataForm(forms.ModelForm):
         """(fields for metadata_update, tags) from the cleaned data."""
         fields = {name: self.cleaned_data[name] for name in self._meta.fields if name != "tags"}
         return fields, self.cleaned_data["tags"]
+
+
+class AlbumForm(forms.ModelForm):
+    class Meta:
+        model = Album
+        fields = ["name", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+    def clean_name(self) -> str:
+        return self.cleaned_data["name"].strip()
+
+
+class AlbumPhotosForm(SelectionForm):
+    """Photos into or out of an album: an existing one, or (adding) a new one named here."""
+
+    album_id = forms.ModelChoiceField(queryset=Album.objects.all(), required=False)
+    new_album = forms.CharField(required=False, max_length=120, strip=True)
+    action = forms.ChoiceField(choices=[("add", "add"), ("remove", "remove")], required=False)
+    next = forms.CharField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        data["action"] = data.get("action") or "add"
+        if not data.get("album_id") and not (data["action"] == "add" and data.get("new_album")):
+            raise ValidationError("Choose an album, or name a new one.")
+        return data
+
+    def album(self, *, user) -> Album:
+        """The chosen album, or the one named new_album (found ignoring case, or created)."""
+        from gallery.services import album_create
+
+        if self.cleaned_data["album_id"]:
+            return self.cleaned_data["album_id"]
+        name = self.cleaned_data["new_album"]
+        return Album.objects.filter(name__iexact=name).first() or album_create(name=name, user=user)
+
+    def next_url(self, request) -> str:
+        from django.utils.http import url_has_allowed_host_and_scheme
+
+        wanted = self.data.get("next", "")
+        if url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()}):
+            return wanted
+        return "/"

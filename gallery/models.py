@@ -177,6 +177,33 @@ class Metadata(models.Model):
         return self.latitude is not None
 
 
+class Album(models.Model):
+    """A collection the team shares; a photo can be in many. Deleting an album leaves its photos alone."""
+
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    photos = models.ManyToManyField(Image, blank=True, related_name="albums")
+    cover = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = [Lower("name")]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="album_name_unique_ignoring_case",
+                violation_error_message="There is already an album with this name.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(name=""), name="album_name_not_empty", violation_error_message="Name the album."
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class LibraryVersion(models.Model):
     """A counter bumped after every committed change to photos, metadata or tags (gallery.versions).
 

@@ -4,7 +4,7 @@ from django.core.paginator import Paginator
 from django.db.models import F
 
 from gallery.filters import FilterForm
-from gallery.models import Image, Tag
+from gallery.models import Album, Image, Tag
 
 PAGE_SIZE = 60
 
@@ -42,6 +42,7 @@ def filter_choices() -> dict:
     from gallery.models import Metadata
 
     return {
+        "albums": list(Album.objects.values_list("name", flat=True)[:200]),
         "categories": list(
             Metadata.objects.exclude(category="")
             .values_list("category", flat=True)
@@ -64,6 +65,15 @@ def tag_names(limit: int = 500) -> list[str]:
 
     return list(
         Tag.objects.annotate(uses=Count("photos")).order_by("-uses", "name").values_list("name", flat=True)[:limit]
+    )
+
+
+def album_list():
+    """Every album with its cover and how many live photos it holds."""
+    from django.db.models import Count, Q
+
+    return Album.objects.select_related("cover").annotate(
+        size=Count("photos", filter=Q(photos__trashed_at__isnull=True))
     )
 
 

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from gallery import storage
 from gallery import vectors as stored_vectors
-from gallery.models import Image, Metadata, Tag
+from gallery.models import Album, Image, Metadata, Tag
+from gallery.signals import images_changed
 
 
 def image_create(*, facts: dict, metadata: dict, tags: Iterable[str] = (), vector=None, model_name: str = "") -> Image:
@@ -156,3 +157,67 @@ def metadata_unmerge(*, keeper: Image, merged: dict) -> None:
     meta.save()
     if merged.get("tags"):
         meta.tags.remove(*meta.tags.filter(name__in=merged["tags"]))
+
+
+# --- albums ---------------------------------------------------------------------------
+# Search mirrors each photo's album names (the `album` filter), so every change to an
+# album's name or members names its photos in images_changed, inside the transaction.
+
+
+def _album_photos_changed(image_ids) -> None:
+    image_ids = list(image_ids)
+    if image_ids:
+        images_changed.send(sender=Image, image_ids=image_ids)
+
+
+def album_create(*, name: str, description: str = "", user=None) -> Album:
+    return Album.objects.create(name=name.strip(), description=description, created_by=user)
+
+
+def album_update(*, album: Album, name: str, description: str, cover: Image | None = None) -> None:
+    """Rename or describe an album, or pick its cover (one of its photos)."""
+    renamed = name.strip() != album.name
+    with transaction.atomic():
+        album.name, album.description = name.strip(), description
+        if cover is not None:
+            album.cover = cover
+        album.save()
+        if renamed:
+            _album_photos_changed(album.photos.values_list("pk", flat=True))
+
+
+def album_delete(*, album: Album) -> int:
+    """Delete an album; its photos stay in the library. Return how many photos it held."""
+    with transaction.atomic():
+        members = list(album.photos.values_list("pk", flat=True))
+        album.delete()
+        _album_photos_changed(members)
+    return len(members)
+
+
+def album_add(*, album: Album, images: Iterable[Image]) -> int:
+    """Put photos in an album (those already in it stay once); return how many were added."""
+    through = Album.photos.through
+    with transaction.atomic():
+        present = set(album.photos.values_list("pk", flat=True))
+        new = sorted({image.pk for image in images} - present)
+        through.objects.bulk_create([through(album_id=album.pk, image_id=pk) for pk in new], batch_size=2000)
+        if album.cover_id is None and new:
+            album.cover_id = new[0]
+            album.save(update_fields=["cover"])
+        _album_photos_changed(new)
+    return len(new)
+
+
+def album_remove(*, album: Album, images: Iterable[Image]) -> int:
+    """Take photos out of an album (they stay in the library); return how many were removed."""
+    through = Album.photos.through
+    ids = {image.pk for image in images}
+    with transaction.atomic():
+        removed = list(through.objects.filter(album=album, image_id__in=ids).values_list("image_id", flat=True))
+        through.objects.filter(album=album, image_id__in=removed).delete()
+        if album.cover_id in removed:
+            album.cover_id = album.photos.order_by("pk").values_list("pk", flat=True).first()
+            album.save(update_fields=["cover"])
+        _album_photos_changed(removed)
+    return len(removed)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gallery.views import browse, edit, media, stats, trash, upload
+from gallery.views import albums, browse, edit, media, stats, trash, upload
 
 app_name = "gallery"
 urlpatterns = [
@@ -11,6 +11,12 @@ urlpatterns = [
     path("images/<int:pk>/edit/", edit.edit, name="edit"),
     path("images/<int:pk>/facts/", edit.facts, name="facts"),
     path("images/<int:pk>/trash/", trash.image_to_trash, name="image_trash"),
+    path("albums/", albums.albums, name="albums"),
+    path("albums/new/", albums.album_new, name="album_new"),
+    path("albums/photos/", albums.album_photos, name="album_photos"),
+    path("albums/<int:pk>/", albums.album, name="album"),
+    path("albums/<int:pk>/change/", albums.album_change, name="album_change"),
+    path("albums/<int:pk>/delete/", albums.album_remove_all, name="album_delete"),
     path("upload/", upload.upload, name="upload"),
     path("stats/", stats.stats_page, name="stats"),
     path("stats/export.json.gz", stats.export_download, name="export"),

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
-from gallery.models import Image, LibraryVersion, Metadata, Tag
+from gallery.models import Album, Image, LibraryVersion, Metadata, Tag
 from gallery.signals import images_changed
 
 NAME = "library"
@@ -48,9 +48,11 @@ def changed(**kwargs) -> None:
 
 
 def connect() -> None:
-    for sender in (Image, Metadata, Tag):  # a renamed tag changes what filters select
+    for sender in (Image, Metadata, Tag, Album):  # a renamed tag or album changes what filters select
         post_save.connect(changed, sender=sender, dispatch_uid=f"gallery.version.save.{sender.__name__}")
     post_delete.connect(changed, sender=Image, dispatch_uid="gallery.version.delete")
     pre_delete.connect(changed, sender=Tag, dispatch_uid="gallery.version.tag_delete")
     m2m_changed.connect(changed, sender=Metadata.tags.through, dispatch_uid="gallery.version.tags")
+    post_delete.connect(changed, sender=Album, dispatch_uid="gallery.version.album_delete")
+    m2m_changed.connect(changed, sender=Album.photos.through, dispatch_uid="gallery.version.albums")
     images_changed.connect(changed, sender=Image, dispatch_uid="gallery.version.bulk")

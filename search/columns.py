@@ -3,7 +3,8 @@
 SQLite's planner cannot know that category "x" is rare when most photos share two
 categories, and scans every photo (30-40 ms at 100k). numpy over a few arrays takes
 well under a millisecond for any filter. The copy is rebuilt when the index
-generation says something changed, at most every REFRESH_SECONDS; callers re-check
+generation says something changed: at once after this process's own changes, at
+most every REFRESH_SECONDS for other processes' changes; callers re-check
 their final hits against SQLite, so a stale copy can only delay a new match, never
 return a wrong one.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gallery.filters import InvalidFilter, fold, fold_text, year_bounds
-from gallery.models import Metadata
+from gallery.models import Album, Metadata
 from search.embeddings import model_name
 
 REFRESH_SECONDS = 2.0
@@ -34,6 +35,7 @@ class Columns:
     vocabulary: dict[str, dict[str, int]] = field(default_factory=dict)
     numbers: dict[str, np.ndarray] = field(default_factory=dict)  # float64, NaN when unknown
     tags: dict[str, np.ndarray] = field(default_factory=dict)  # tag -> sorted image ids
+    albums: dict[str, np.ndarray] = field(default_factory=dict)  # folded album name -> sorted image ids
 
     def mask(self, where: dict) -> np.ndarray:
         """Evaluate a validated filter; return a boolean mask over self.ids."""
@@ -48,10 +50,9 @@ class Columns:
             for item in value:
                 result |= self._field(key, "$eq", item)
             return result
-        if key == "tags":
-            return np.isin(
-                self.ids, self.tags.get(fold_text(str(value)), np.empty(0, dtype=np.int64)), assume_unique=True
-            )
+        if key in ("tags", "album"):
+            members = (self.tags if key == "tags" else self.albums).get(fold_text(str(value)))
+            return np.isin(self.ids, np.empty(0, dtype=np.int64) if members is None else members, assume_unique=True)
         if key == "has_gps":
             return self.numbers["has_gps"] == (1.0 if value else 0.0)
         if key in _TEXT_FIELDS:
@@ -101,6 +102,12 @@ class ColumnCache:
             if self._columns is current:  # nobody rebuilt while we waited
                 self._columns = build_columns(generation, previous=current)
             return self._columns
+
+    def expire(self) -> None:
+        """This process changed the index: its next read rebuilds (reusing the vectors) and shows the change."""
+        current = self._columns
+        if current is not None:
+            current.built_at = float("-inf")
 
     def clear(self) -> None:
         with self._lock:
@@ -155,6 +162,10 @@ def build_columns(generation: int, previous: Columns | None = None) -> Columns:
     for image_id, tag in Metadata.tags.through.objects.values_list("metadata_id", "tag__name"):
         by_tag.setdefault(tag, []).append(image_id)
     columns.tags = {tag: np.array(sorted(ids), dtype=np.int64) for tag, ids in by_tag.items()}
+    by_album: dict[str, list[int]] = {}
+    for image_id, name in Album.photos.through.objects.values_list("image_id", "album__name"):
+        by_album.setdefault(fold_text(name), []).append(image_id)
+    columns.albums = {name: np.array(sorted(ids), dtype=np.int64) for name, ids in by_album.items()}
     return columns
 
 

@@ -124,7 +124,9 @@ def _fix_stale_metadata(ids: list[int]) -> int:
     for chunk in _chunks(ids):
         with reading_index() as index:
             stored = {int(pk): value for pk, value in index.get(current, chunk).items()}
-        images = Image.objects.filter(pk__in=chunk).select_related("metadata").prefetch_related("metadata__tags")
+        images = (
+            Image.objects.filter(pk__in=chunk).select_related("metadata").prefetch_related("metadata__tags", "albums")
+        )
         for image in images:
             expected = {k: v for k, v in index_metadata(image).items() if v not in (None, "", [])}
             if stored.get(image.pk, ({}, None))[0] != expected:
@@ -157,7 +159,9 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
         nonlocal count
         for chunk in _chunks(ids, 5000):
             images = list(
-                Image.objects.filter(pk__in=chunk).select_related("metadata").prefetch_related("metadata__tags")
+                Image.objects.filter(pk__in=chunk)
+                .select_related("metadata")
+                .prefetch_related("metadata__tags", "albums")
             )
             vector_of = usable_vectors(stored_vectors.load(chunk), current, SyncReport())
             images = [image for image in images if image.pk in vector_of]

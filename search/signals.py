@@ -13,7 +13,7 @@ import threading
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
-from gallery.models import Image, Metadata, Tag
+from gallery.models import Album, Image, Metadata, Tag
 from gallery.signals import images_changed
 from search.models import IndexOutbox
 from search.sync import embed_on_commit
@@ -101,6 +101,14 @@ def tags_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs)
             _record(image_id)
 
 
+def album_members_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
+    # album.photos.add(...) names images in pk_set; image.albums.add(...) is the image itself.
+    if action in {"post_add", "post_remove"}:
+        _record(*([instance.pk] if reverse else pk_set))
+    elif action == "pre_clear":
+        _record(*([instance.pk] if reverse else instance.photos.values_list("pk", flat=True)))
+
+
 def images_bulk_changed(sender, image_ids, **kwargs) -> None:
     _record(*image_ids)
 
@@ -117,4 +125,5 @@ def connect() -> None:
     post_save.connect(metadata_saved, sender=Metadata, dispatch_uid="search.metadata_saved")
     m2m_changed.connect(tags_changed, sender=Metadata.tags.through, dispatch_uid="search.tags_changed")
     pre_delete.connect(tag_deleting, sender=Tag, dispatch_uid="search.tag_deleting")
+    m2m_changed.connect(album_members_changed, sender=Album.photos.through, dispatch_uid="search.album_members")
     images_changed.connect(images_bulk_changed, sender=Image, dispatch_uid="search.images_bulk_changed")

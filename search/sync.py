@@ -22,6 +22,7 @@ from gallery import vectors as stored_vectors
 from gallery.filters import fold_text
 from gallery.hooks import is_embedding_deferred
 from gallery.models import Image
+from search.columns import column_cache
 from search.embeddings import get_embedder, model_name
 from search.errors import ModelUnavailable
 from search.index import get_index
@@ -55,6 +56,7 @@ def index_metadata(image: Image) -> dict:
         "height": image.height,
         "category": fold_text(meta.category),
         "tags": sorted(tag.name for tag in meta.tags.all()),
+        "album": sorted(fold_text(album.name) for album in image.albums.all()),
         "camera_make": fold_text(meta.camera_make),
         "camera_model": fold_text(meta.camera_model),
         "year": taken_at.year if taken_at else None,
@@ -102,6 +104,7 @@ def writing_index():
         IndexGeneration.objects.get_or_create(name=GENERATION_NAME)
         IndexGeneration.objects.filter(name=GENERATION_NAME).update(generation=F("generation") + 1)
         index.seen_generation = current_generation()
+        column_cache.expire()  # this process's own change is in its next search
 
 
 def embed_images(images: list[Image], report: SyncReport) -> None:
@@ -150,7 +153,9 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
         return report
     last_outbox = IndexOutbox.objects.filter(image_id__in=ids).order_by("-pk").values_list("pk", flat=True).first()
     current_model = model_name()
-    images = list(Image.objects.filter(pk__in=ids).select_related("metadata").prefetch_related("metadata__tags"))
+    images = list(
+        Image.objects.filter(pk__in=ids).select_related("metadata").prefetch_related("metadata__tags", "albums")
+    )
     live = [image for image in images if image.trashed_at is None]
     needs_vector = [
         image

@@ -10,6 +10,7 @@ from django.urls import reverse
 from gallery import vectors as stored_vectors
 from gallery.filters import FilterForm
 from gallery.models import Image, Tag
+from gallery.services import album_add, album_create
 from search.embeddings import get_embedder, model_name
 from search.python_api import find_similar
 from search.sync import sync_images
@@ -48,6 +49,8 @@ def library():
         vector = rng.normal(size=dimension)
         stored_vectors.save({photo.pk: (vector / np.linalg.norm(vector)).astype(np.float32)})
         photos.append(photo)
+    album_add(album=album_create(name="Holidays"), images=photos[::3])
+    album_add(album=album_create(name="Work"), images=photos[1::4])
     sync_images([photo.pk for photo in photos])
     return photos
 
@@ -62,6 +65,11 @@ CASES = {
     "category": ({"category": "street"}, lambda p: p.metadata.category.lower() == "street"),
     "one tag": ({"tag": "Sea"}, lambda p: p.metadata.tags.filter(name="sea").exists()),
     "any of two tags": ({"tag": "snow, city"}, lambda p: p.metadata.tags.filter(name__in=["snow", "city"]).exists()),
+    "album any case": ({"album": "HOLIDAYS"}, lambda p: p.albums.filter(name="Holidays").exists()),
+    "album and a tag": (
+        {"album": "Work", "tag": "sea"},
+        lambda p: p.albums.filter(name="Work").exists() and p.metadata.tags.filter(name="sea").exists(),
+    ),
     "camera make": ({"camera": "canon"}, lambda p: p.metadata.camera_make == "Canon"),
     "camera model": ({"camera": "nikon z 6"}, lambda p: p.metadata.camera_model == "NIKON Z 6"),
     "year": ({"year": 2018}, lambda p: taken(p) is not None and taken(p).year == 2018),

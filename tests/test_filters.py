@@ -5,6 +5,7 @@ import pytest
 
 from gallery.filters import InvalidFilter, to_chroma, validate
 from gallery.models import Image, Metadata, Tag
+from gallery.services import album_add, album_create
 from search import query
 from search.embeddings import get_embedder, model_name
 from search.index import get_index
@@ -56,6 +57,9 @@ def varied_library(tmp_path, ingest, django_capture_on_commit_callbacks):
                 meta.latitude, meta.longitude = 46.5, 7.9
             meta.save()
             meta.tags.set(tags[: i % 4])
+        ids = list(Image.objects.order_by("pk").values_list("pk", flat=True))
+        album_add(album=album_create(name="Holidays 2024"), images=Image.objects.filter(pk__in=ids[::3]))
+        album_add(album=album_create(name="Work"), images=Image.objects.filter(pk__in=ids[1::4]))
         Image.objects.filter(pk__in=list(Image.objects.values_list("pk", flat=True)[:10])).update(width=200)
         for image in Image.objects.all():  # QuerySet.update sends no signal: mark them as the docs say
             image.save()
@@ -74,6 +78,9 @@ FILTERS = [
     {"width": {"$gt": 100}},
     {"$and": [{"category": "portrait"}, {"has_gps": True}]},
     {"$or": [{"category": "street"}, {"tags": "city"}]},
+    {"album": "holidays 2024"},
+    {"album": {"$in": ["Work", "Holidays 2024"]}},
+    {"$and": [{"album": "Work"}, {"tags": "sea"}]},
 ]
 
 

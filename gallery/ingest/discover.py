@@ -23,6 +23,7 @@ class Outcome:
     status: str  # added | known | not_image | failed | would_add
     reason: str = ""
     image_id: int | None = None
+    sha256: str = ""  # of a known photo: which one it is
 
 
 class IngestError(Exception):

@@ -157,7 +157,7 @@ class Pipeline:
                 record(item)
                 continue
             if item.sha256 in known_sha:  # the same bytes twice in one run
-                record(Outcome(item.source.name, "known", "same bytes as another file in this run"))
+                record(Outcome(item.source.name, "known", "same bytes as another file in this run", sha256=item.sha256))
                 continue
             known_sha.add(item.sha256)
             accepted += 1
@@ -209,7 +209,7 @@ class Pipeline:
             data = source.data if source.data is not None else source.path.read_bytes()
             sha256 = hashlib.sha256(data).hexdigest()
             if sha256 in known_sha:
-                return Outcome(source.name, "known", "already in the library")
+                return Outcome(source.name, "known", "already in the library", sha256=sha256)
             return _Prepared(source, sha256, None if self.in_place else data, decode(data))
         except NotAnImage as error:
             return Outcome(source.name, "not_image", str(error))
@@ -265,7 +265,7 @@ class Pipeline:
                     created.append(None)
         for item, image in zip(written, created):
             if image is None:
-                record(Outcome(item.source.name, "known", "added by another process meanwhile"))
+                record(Outcome(item.source.name, "known", "added by another process meanwhile", sha256=item.sha256))
             else:
                 record(Outcome(item.source.name, "added", image_id=image.pk))
 

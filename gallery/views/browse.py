@@ -6,7 +6,8 @@ from django.views.decorators.http import require_GET
 
 from gallery.filters import FilterForm
 from gallery.hooks import not_searchable
-from gallery.models import Image
+from gallery.models import Album, Image
+from gallery.roles import can_edit
 from gallery.selectors import filter_choices, image_page, neighbours
 from gallery.versions import library_version
 
@@ -20,21 +21,27 @@ PARTIALS = {"grid-more": "gallery/index.html#grid_page", "gallery-results": "gal
 
 @require_GET
 def index(request):
-    form = FilterForm(request.GET)
+    return gallery_page(request, FilterForm(request.GET))
+
+
+def gallery_page(request, form: FilterForm, **extra):
+    """The grid with its filters, for the gallery and for an album (which fixes the album filter)."""
     form.is_valid()  # the template reads the active filters even when the grid comes from the cache
     query = request.GET.copy()
     query.pop("page", None)
+    chips = form.chips(request.GET) if form.is_bound and not form.errors else []
     context = {
         "form": form,
         "query": query.urlencode(),
         "library_empty": not Image.objects.live().exists(),
-        "chips": form.chips(request.GET) if form.is_bound and not form.errors else [],
+        "chips": [chip for chip in chips if not (extra.get("album") and chip["name"] == "album")],
         # Lazy: on a cache hit the template never asks, and the queries never run.
         "page": SimpleLazyObject(lambda: image_page(form=form, page=request.GET.get("page", 1))),
         "choices": SimpleLazyObject(filter_choices),
         "not_searchable": not_searchable(),
         "cache_seconds": GRID_CACHE_SECONDS,
         "cache_key": f"{library_version()}:{request.get_full_path()}",
+        **extra,
     }
     template = PARTIALS.get(request.htmx.target, "gallery/index.html") if request.htmx else "gallery/index.html"
     return render(request, template, context)
@@ -56,5 +63,7 @@ def detail(request, pk: int):
             "next_id": next_id,
             "query": query,
             "tags": image.metadata.tags.all(),
+            "albums": image.albums.all(),
+            "album_choices": Album.objects.exclude(photos=image) if can_edit(request.user) else [],
         },
     )

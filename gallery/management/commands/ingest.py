@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
 
 from gallery.hooks import not_searchable
 from gallery.ingest import IngestError, Pipeline, discover
@@ -47,6 +48,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="report what would be added; change nothing")
         parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        parser.add_argument(
+            "--album",
+            default="",
+            metavar="NAME",
+            help="put every photo of the run in this album (created if missing), those already in the library too",
+        )
         parser.add_argument("--user", default="", help="record this username as the one who added the photos")
 
     def handle(
@@ -64,6 +71,7 @@ class Command(BaseCommand):
         dry_run,
         progress,
         user,
+        album,
         **options,
     ):
         if batch_size < 1:
@@ -97,6 +105,19 @@ class Command(BaseCommand):
             )
         report.outcomes[:0] = skipped
         self._summary(report, dry_run=dry_run)
+        if album.strip() and not dry_run:
+            self._into_album(album.strip(), report, added_by)
+
+    def _into_album(self, name: str, report, user) -> None:
+        from gallery.models import Album, Image
+        from gallery.services import album_add, album_create
+
+        known = [o.sha256 for o in report.outcomes if o.sha256]
+        ids = [o.image_id for o in report.outcomes if o.image_id]
+        photos = list(Image.objects.live().filter(Q(pk__in=ids) | Q(sha256__in=known)))
+        chosen = Album.objects.filter(name__iexact=name).first() or album_create(name=name[:120], user=user)
+        added = album_add(album=chosen, images=photos)
+        self.stdout.write(f"Album “{chosen.name}”: {added} photo(s) added, {chosen.photos.count()} in all.")
 
     def _summary(self, report, *, dry_run):
         if dry_run:
