@@ -15,7 +15,8 @@ from django.urls import reverse
 
 from gallery import collection
 from gallery.collection import ImportRefused, export_collection, import_collection
-from gallery.models import Image, Metadata, Tag
+from gallery.models import Album, Image, Metadata, Tag
+from gallery.services import album_add, album_create
 from search.models import IndexOutbox
 from search.python_api import find_similar
 from tests.photos import write_photo
@@ -47,6 +48,9 @@ def library(tmp_path, ingest):
         meta.save()
         if i < 2:
             meta.tags.add(sea)
+    paris = album_create(name="Paris 2023", description="Spring")
+    album_add(album=paris, images=Image.objects.filter(original_name__in=["p1.jpg", "p2.jpg"]))
+    album_add(album=album_create(name="Empty"), images=[])
     trashed = Image.objects.get(original_name="p3.jpg")
     trashed.trashed_at = datetime(2024, 2, 2, tzinfo=UTC)
     trashed.save()
@@ -79,6 +83,7 @@ def _empty_instance(settings, tmp_path, name: str) -> None:
     _reset_backends()
     Image.objects.all().delete()
     Tag.objects.all().delete()
+    Album.objects.all().delete()
     IndexOutbox.objects.all().delete()
     _reset_backends()
 
@@ -104,7 +109,8 @@ def test_bundle_round_trip_is_exact_without_model_calls(library, settings, monke
     report = export_collection(bundle, with_files=True)
     assert report.count == 6 and report.files == 6 * 3  # the in-place original is bundled too
     first = _document(bundle)
-    assert first["count"] == 6 and first["version"] == 1 and first["dimension"] == 32
+    assert first["count"] == 6 and first["version"] == 2 and first["dimension"] == 32
+    assert {album["name"]: album["description"] for album in first["albums"]} == {"Paris 2023": "Spring", "Empty": ""}
     assert all(not record["in_place"] for record in first["images"])  # a bundle stores every original
 
     _empty_instance(settings, library, "second")
@@ -113,8 +119,12 @@ def test_bundle_round_trip_is_exact_without_model_calls(library, settings, monke
     assert (result.added, result.vectors_imported, result.renditions_made, result.failed) == (6, 6, 0, [])
     again = library / "out" / "again.zip"
     export_collection(again, with_files=True)
-    assert _document(again) == first
+    assert _document(again) == first  # albums, their members, descriptions and covers included
     assert _search("a photo") == before
+    assert {r["filename"] for r in find_similar(query_text="a", filter_metadata={"album": "paris 2023"})} == {
+        "p1.jpg",
+        "p2.jpg",
+    }
     restored = Image.objects.get(original_name="p3.jpg")
     assert restored.trashed_at == datetime(2024, 2, 2, tzinfo=UTC)
     assert all(
@@ -142,6 +152,7 @@ def test_json_round_trip_keeps_in_place_references(library, settings, monkeypatc
     # The same data dir under a new database: originals and renditions are there already.
     Image.objects.all().delete()
     Tag.objects.all().delete()
+    Album.objects.all().delete()
     _no_model_calls(monkeypatch)
     call_command("import_collection", str(out), "--no-progress")
     assert Image.objects.count() == 6
@@ -243,8 +254,14 @@ def _break(case: str, document: dict, members: dict, folder: Path) -> tuple[Path
         document["format"] = "something-else"
         return _write_zip(folder / "bad.zip", document, members), "not an imgsim collection"
     if case == "wrong version":
-        document["version"] = 2
-        return _write_zip(folder / "bad.zip", document, members), "format version 2"
+        document["version"] = 3
+        return _write_zip(folder / "bad.zip", document, members), "format version 3"
+    if case == "bad album":
+        document["albums"].append({"name": " padded ", "cover": "not-a-sha"})
+        return _write_zip(folder / "bad.zip", document, members), "album 3"
+    if case == "bad album name in a record":
+        first["albums"] = ["ok", "x" * 121]
+        return _write_zip(folder / "bad.zip", document, members), "albums.1"
     if case == "missing field":
         del first["width"]
         return _write_zip(folder / "bad.zip", document, members), "missing field 'width'"
@@ -305,6 +322,8 @@ CASES = [
     "truncated",
     "wrong format",
     "wrong version",
+    "bad album",
+    "bad album name in a record",
     "missing field",
     "dimension mismatch",
     "duplicate ids",
@@ -324,6 +343,18 @@ CASES = [
 ]
 
 
+def test_a_version_1_document_without_albums_is_still_read(exported, library, settings):
+    document, members = exported
+    document["version"] = 1
+    del document["albums"]
+    for record in document["images"]:
+        del record["albums"]
+    path = _write_zip(library / "v1.zip", document, members)
+    _empty_instance(settings, library, "second")
+    report = import_collection(path)
+    assert report.added == 6 and report.failed == [] and not Album.objects.exists()
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_malformed_input_is_refused_and_changes_nothing(case, exported, library, settings):
     document, members = exported
@@ -333,7 +364,7 @@ def test_malformed_input_is_refused_and_changes_nothing(case, exported, library,
     _empty_instance(settings, library, "second")
     with pytest.raises(ImportRefused, match=message):
         import_collection(path)
-    assert Image.objects.count() == 0 and Tag.objects.count() == 0
+    assert Image.objects.count() == 0 and Tag.objects.count() == 0 and Album.objects.count() == 0
     assert _stored_files(settings) == []
 
 

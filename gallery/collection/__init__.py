@@ -1,10 +1,12 @@
 """Export and import of the whole library: a versioned JSON document, optionally zipped with the files.
 
-The document (format "imgsim-collection", version 1) is one JSON object:
+The document (format "imgsim-collection", version 2) is one JSON object:
 
-    {"format": "imgsim-collection", "version": 1, "exported_at": ISO-8601,
+    {"format": "imgsim-collection", "version": 2, "exported_at": ISO-8601,
      "model": current embedding model, "dimension": its vector length or null,
-     "images": [RECORD, ...], "count": number of records}
+     "images": [RECORD, ...],
+     "albums": [{"name", "description", "cover": sha256 of the cover photo or null}, ...],
+     "count": number of records}
 
 and each RECORD describes one photo, keyed by the SHA-256 of its original bytes:
 
@@ -15,7 +17,12 @@ and each RECORD describes one photo, keyed by the SHA-256 of its original bytes:
      "metadata": {"title", "description", "category", "tags": [...], "camera_make",
                   "camera_model", "lens", "taken_at", "latitude", "longitude",
                   "location", "extra": {...}},
-     "embedding": {"model": name, "vector": base64 of little-endian float32} or null}
+     "embedding": {"model": name, "vector": base64 of little-endian float32} or null,
+     "albums": [album names]}
+
+Version 1 had no albums (neither list); imgsim still reads it. Album names match
+the library's albums ignoring case; an import creates the ones it lacks and gives
+them the description and cover of the document when they have none.
 
 Records are sorted by id and written one at a time, and "count" comes last, so
 neither side holds the library in memory. A `--with-files` bundle is a zip holding

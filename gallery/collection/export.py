@@ -17,13 +17,13 @@ from django.utils import timezone
 from gallery import storage
 from gallery.collection.source import DOCUMENT_NAME, FORMAT, VERSION
 from gallery.hooks import current_model_name
-from gallery.models import Image, ImageVector, Metadata
+from gallery.models import Album, Image, ImageVector, Metadata
 from gallery.serializers import iso, metadata_dict
 
 CHUNK = 1000
 
 
-def record(image: Image, tags: list[str], vector: bytes | None, *, bundle: bool) -> dict:
+def record(image: Image, tags: list[str], vector: bytes | None, *, bundle: bool, albums: list[str] = ()) -> dict:
     """One photo's export record (see the format in gallery.collection)."""
     in_place = image.in_place and not bundle
     return {
@@ -48,6 +48,7 @@ def record(image: Image, tags: list[str], vector: bytes | None, *, bundle: bool)
             if vector is not None and image.embedding_state == Image.Embedding.DONE
             else None
         ),
+        "albums": sorted(albums),
     }
 
 
@@ -71,8 +72,30 @@ def iter_records(*, bundle: bool = False) -> Iterator[tuple[Image, dict]]:
         for image_id, name in through.objects.filter(metadata_id__in=ids).values_list("metadata_id", "tag__name"):
             tags.setdefault(image_id, []).append(name)
         vectors = dict(ImageVector.objects.filter(image_id__in=ids).values_list("image_id", "data"))
+        albums: dict[int, list[str]] = {}
+        for image_id, name in Album.photos.through.objects.filter(image_id__in=ids).values_list(
+            "image_id", "album__name"
+        ):
+            albums.setdefault(image_id, []).append(name)
         for image in chunk:
-            yield image, record(image, sorted(tags.get(image.pk, [])), vectors.get(image.pk), bundle=bundle)
+            yield (
+                image,
+                record(
+                    image,
+                    sorted(tags.get(image.pk, [])),
+                    vectors.get(image.pk),
+                    bundle=bundle,
+                    albums=albums.get(image.pk, []),
+                ),
+            )
+
+
+def album_records() -> list[dict]:
+    """Every album's own facts: a few per library, written after the photos."""
+    return [
+        {"name": name, "description": description, "cover": cover}
+        for name, description, cover in Album.objects.values_list("name", "description", "cover__sha256")
+    ]
 
 
 def stored_dimension(model: str) -> int | None:
@@ -100,7 +123,8 @@ def document_chunks(records: Iterator[dict] | None = None) -> Iterator[str]:
     for item in records if records is not None else (item for _, item in iter_records()):
         yield ("\n" if count == 0 else ",\n") + json.dumps(item, ensure_ascii=False, sort_keys=True)
         count += 1
-    yield f'\n], "count": {count}}}\n'
+    albums = json.dumps(album_records(), ensure_ascii=False, sort_keys=True)
+    yield f'\n], "albums": {albums}, "count": {count}}}\n'
 
 
 @dataclass

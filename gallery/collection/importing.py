@@ -8,14 +8,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import IntegrityError, transaction
+from pydantic import ValidationError as PydanticValidationError
 
 from gallery import storage
 from gallery import vectors as stored_vectors
 from gallery.collection.export import stored_dimension
-from gallery.collection.schema import Record, parse_record
-from gallery.collection.source import DOCUMENT_NAME, FORMAT, VERSION, ImportRefused, Source, items, read_header
+from gallery.collection.schema import AlbumRecord, Record, parse_record
+from gallery.collection.source import (
+    DOCUMENT_NAME,
+    FORMAT,
+    READABLE_VERSIONS,
+    ImportRefused,
+    Source,
+    items,
+    read_header,
+)
 from gallery.hooks import current_model_name, get_vectorizer
-from gallery.models import Image, Metadata
+from gallery.models import Album, Image, Metadata
 from gallery.services import tags_named
 from gallery.signals import images_changed
 
@@ -56,6 +65,7 @@ class Plan:
     new: int = 0
     known: int = 0
     known_ids: set[str] = field(default_factory=set)  # photos the library already has
+    albums: list = field(default_factory=list)  # AlbumRecord: the albums' own facts
 
 
 class CurrentDimension:
@@ -93,8 +103,9 @@ def validate(source: Source) -> Plan:
     if header.get("format") != FORMAT:
         raise ImportRefused(f'{name} is not an imgsim collection (its "format" is not {FORMAT!r})')
     version = header.get("version")
-    if version != VERSION:
-        raise ImportRefused(f"{name} is format version {version!r}; this imgsim reads version {VERSION}")
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
+        raise ImportRefused(f"{name} is format version {version!r}; this imgsim reads versions {readable}")
     plan = Plan(source, model=current_model_name())
     problems = Problems()
     seen: set[str] = set()
@@ -134,6 +145,12 @@ def validate(source: Source) -> Plan:
         plan.new += 1
         if problem := _original_problem(source, record):
             problems.add(where, problem)
+    for number, raw in enumerate(items(source, "albums.item"), start=1):
+        try:
+            plan.albums.append(AlbumRecord.model_validate(raw))
+        except PydanticValidationError as error:
+            for problem in error.errors(include_url=False):
+                problems.add(f"album {number}", f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}")
     if source.kind == "zip":
         for member in source.members:
             if member != DOCUMENT_NAME and member not in expected_files:
@@ -198,6 +215,7 @@ def import_collection(
                 batch = []
         if batch:
             _import_batch(source, plan, batch, extra_tags, report, on_record)
+        _album_facts(plan.albums)
         return report
     finally:
         source.close()
@@ -349,6 +367,7 @@ def _create_rows(records: list[Record], plan: Plan, extra_tags: list[str], repor
             for name in sorted(set(record.metadata.tags) | set(extra_tags))
         ]
     )
+    _memberships(images, records)
     vectors = {
         image.pk: stored_vectors.from_bytes(record.embedding.vector)
         for image, record in zip(images, records)
@@ -357,3 +376,37 @@ def _create_rows(records: list[Record], plan: Plan, extra_tags: list[str], repor
     stored_vectors.save(vectors)
     report.vectors_imported += len(vectors)
     return [image.pk for image in images]
+
+
+def _albums_named(names: set[str]) -> dict[str, Album]:
+    """Albums by name, matched ignoring case as the library does, created when missing."""
+    found = {}
+    for name in sorted(names):
+        found[name] = Album.objects.filter(name__iexact=name).first() or Album.objects.create(name=name)
+    return found
+
+
+def _memberships(images: list[Image], records: list[Record]) -> None:
+    album_of = _albums_named({name for record in records for name in record.albums})
+    through = Album.photos.through
+    through.objects.bulk_create(
+        [
+            through(album_id=album_of[name].pk, image_id=image.pk)
+            for image, record in zip(images, records)
+            for name in set(record.albums)
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _album_facts(albums: list[AlbumRecord]) -> None:
+    """Give the albums their descriptions and covers where the library has none yet."""
+    with transaction.atomic():
+        album_of = _albums_named({a.name for a in albums})
+        for facts in albums:
+            album = album_of[facts.name]
+            if facts.description and not album.description:
+                album.description = facts.description
+            if facts.cover and album.cover_id is None:
+                album.cover = Image.objects.filter(sha256=facts.cover).first()
+            album.save()

@@ -22,7 +22,7 @@ from pydantic import (
 
 from gallery import storage
 from gallery import vectors as stored_vectors
-from gallery.models import Image, Metadata
+from gallery.models import Album, Image, Metadata
 
 MAX_EXTRA_JSON = 64 * 1024
 MAX_EXTRA_DEPTH = 16
@@ -98,6 +98,20 @@ def _vector(value) -> bytes:
 Tag = Annotated[
     str, StringConstraints(min_length=1, max_length=64, strict=True), AfterValidator(_tag), AfterValidator(_no_nul)
 ]
+
+
+def _album_name(value: str) -> str:
+    if value != value.strip() or not value:
+        raise ValueError("album names are not empty and have no surrounding spaces")
+    return value
+
+
+AlbumName = Annotated[
+    str,
+    StringConstraints(max_length=_max_length(Album, "name"), strict=True),
+    AfterValidator(_album_name),
+    AfterValidator(_no_nul),
+]
 Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]*$", strict=True)]
 Coordinate = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -152,6 +166,7 @@ class Record(BaseModel):
     trashed_at: AwareDatetime | None = None
     metadata: MetadataRecord
     embedding: EmbeddingRecord | None = None
+    albums: list[AlbumName] = []  # names (format version 2)
 
     @model_validator(mode="after")
     def _file_where_it_belongs(self):
@@ -164,6 +179,14 @@ class Record(BaseModel):
         elif self.file != storage.original_relpath(self.id, self.format):
             raise ValueError(f"file: must be {storage.original_relpath(self.id, self.format)}, got {self.file[:200]!r}")
         return self
+
+
+class AlbumRecord(BaseModel):
+    """An album's own facts (format version 2); its photos name it in their records."""
+
+    name: AlbumName
+    description: Annotated[str, StringConstraints(strict=True), AfterValidator(_no_nul)] = ""
+    cover: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$", strict=True)] | None = None
 
 
 def parse_record(raw) -> tuple[str, Record | None, list[str]]:

@@ -12,7 +12,8 @@ from gallery import storage
 from gallery.collection.schema import leaves_data_dir
 
 FORMAT = "imgsim-collection"
-VERSION = 1
+VERSION = 2  # 2 added albums; version 1 documents (without them) are read too
+READABLE_VERSIONS = (1, 2)
 DOCUMENT_NAME = "collection.json"
 # A real document compresses about 1.3x (vectors are noise to gzip); far more is a bomb.
 MAX_EXPANSION = 64
