@@ -11,7 +11,8 @@ Semantics, decided once: text fields match whole values, case-insensitively
 ("landscape" finds "Landscape"; on SQLite only ASCII letters fold case); numbers
 compare; `tags` and `album` are lists a photo has (one photo, many albums; albums by
 name), so `{"album": "Holidays"}` selects the photos in it and $in any of several;
-`camera` in the sidebar is the make or the model.
+`favourite_of` names the people who starred a photo (the sidebar's "Favourites"
+box asks for the viewer's own); `camera` in the sidebar is the make or the model.
 """
 
 import functools
@@ -42,8 +43,9 @@ FIELDS = {
     "has_gps": ("metadata__latitude", BOOLEAN),
     "tags": ("metadata__tags__name", TEXT),
     "album": ("albums__name", TEXT),
+    "favourite_of": ("favourites__user__username", TEXT),
 }
-LIST_FIELDS = {"tags", "album"}  # a photo has several: $eq means "has", $contains works too
+LIST_FIELDS = {"tags", "album", "favourite_of"}  # a photo has several: $eq means "has", $contains works too
 MAX_DEPTH = 16  # nested $and / $or levels: deeper is a mistake or an attack on the stack
 TEXT_FIELDS = {key for key, (_, kind) in FIELDS.items() if kind == TEXT}
 _ORM_LOOKUP = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
@@ -167,6 +169,8 @@ def _field_q(key: str, op: str, value) -> Q:
         return Q(pk__in=_tag_subquery(value))
     if key == "album":
         return Q(pk__in=_album_subquery(value))
+    if key == "favourite_of":
+        return Q(pk__in=_favourite_subquery(value))
     if key == "has_gps":
         return Q(**{f"{path}__isnull": not value})
     if key == "year":
@@ -199,6 +203,12 @@ def _album_subquery(name: str):
     from gallery.models import Album
 
     return Album.photos.through.objects.filter(album__name__iexact=name).values("image_id")
+
+
+def _favourite_subquery(username: str):
+    from gallery.models import Favourite
+
+    return Favourite.objects.filter(user__username__iexact=username).values("image_id")
 
 
 def to_q(where: dict) -> Q:
@@ -257,6 +267,7 @@ class FilterForm(forms.Form):
     category = forms.CharField(required=False, max_length=64)
     tag = forms.CharField(required=False, max_length=200, help_text="comma-separated; any of them")
     album = forms.CharField(required=False, max_length=120)
+    favourites = forms.BooleanField(required=False, label="Only my favourites")
     camera = forms.CharField(required=False, max_length=64, help_text="make or model")
     year = forms.IntegerField(required=False, min_value=1900, max_value=2100)
     taken_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -281,6 +292,10 @@ class FilterForm(forms.Form):
         "min_width",
     )
 
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user  # whose favourites "Only my favourites" means
+
     def tags(self) -> list[str]:
         raw = self.cleaned_data.get("tag") or ""
         return sorted({fold_text(t.strip()) for t in raw.split(",") if t.strip()})
@@ -291,7 +306,11 @@ class FilterForm(forms.Form):
         for name in self.FILTER_FIELDS:
             value = self.cleaned_data.get(name)
             if value not in (None, ""):
+                if name == "favourites" and not value:
+                    continue
                 label = {True: "with GPS", False: "without GPS"}[value] if name == "has_gps" else str(value)
+                if name == "favourites":
+                    label = "mine"
                 chips.append((name, self.fields[name].label or name.replace("_", " "), label))
         return chips
 
@@ -309,6 +328,8 @@ class FilterForm(forms.Form):
         """The sidebar's filter in the filter language (None when no filter is set)."""
         data = self.cleaned_data
         parts = []
+        if data.get("favourites") and self.user is not None and self.user.is_authenticated:
+            parts.append({"favourite_of": self.user.get_username()})
         if data.get("album"):
             parts.append({"album": data["album"]})
         if data.get("category"):

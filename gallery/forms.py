@@ -116,7 +116,6 @@ class AlbumPhotosForm(SelectionForm):
     album_id = forms.ModelChoiceField(queryset=Album.objects.all(), required=False)
     new_album = forms.CharField(required=False, max_length=120, strip=True)
     action = forms.ChoiceField(choices=[("add", "add"), ("remove", "remove")], required=False)
-    next = forms.CharField(required=False)
 
     def clean(self):
         data = super().clean()
@@ -133,11 +132,3 @@ class AlbumPhotosForm(SelectionForm):
             return self.cleaned_data["album_id"]
         name = self.cleaned_data["new_album"]
         return Album.objects.filter(name__iexact=name).first() or album_create(name=name, user=user)
-
-    def next_url(self, request) -> str:
-        from django.utils.http import url_has_allowed_host_and_scheme
-
-        wanted = self.data.get("next", "")
-        if url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()}):
-            return wanted
-        return "/"

@@ -204,6 +204,17 @@ class Album(models.Model):
         return self.name
 
 
+class Favourite(models.Model):
+    """A photo one person starred: their own, though the team's filters can ask for anyone's."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourites")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="favourites")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "image"], name="favourite_once")]
+
+
 class LibraryVersion(models.Model):
     """A counter bumped after every committed change to photos, metadata or tags (gallery.versions).
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from gallery import storage
 from gallery import vectors as stored_vectors
-from gallery.models import Album, Image, Metadata, Tag
+from gallery.models import Album, Favourite, Image, Metadata, Tag
 from gallery.signals import images_changed
 
 
@@ -160,11 +160,12 @@ def metadata_unmerge(*, keeper: Image, merged: dict) -> None:
 
 
 # --- albums ---------------------------------------------------------------------------
-# Search mirrors each photo's album names (the `album` filter), so every change to an
-# album's name or members names its photos in images_changed, inside the transaction.
+# Search mirrors each photo's album names and who starred it (the `album` and
+# `favourite_of` filters), so every change to an album's name or members, and every
+# star, names its photos in images_changed, inside the transaction.
 
 
-def _album_photos_changed(image_ids) -> None:
+def _mirrored_change(image_ids) -> None:
     image_ids = list(image_ids)
     if image_ids:
         images_changed.send(sender=Image, image_ids=image_ids)
@@ -183,7 +184,7 @@ def album_update(*, album: Album, name: str, description: str, cover: Image | No
             album.cover = cover
         album.save()
         if renamed:
-            _album_photos_changed(album.photos.values_list("pk", flat=True))
+            _mirrored_change(album.photos.values_list("pk", flat=True))
 
 
 def album_delete(*, album: Album) -> int:
@@ -191,7 +192,7 @@ def album_delete(*, album: Album) -> int:
     with transaction.atomic():
         members = list(album.photos.values_list("pk", flat=True))
         album.delete()
-        _album_photos_changed(members)
+        _mirrored_change(members)
     return len(members)
 
 
@@ -205,7 +206,7 @@ def album_add(*, album: Album, images: Iterable[Image]) -> int:
         if album.cover_id is None and new:
             album.cover_id = new[0]
             album.save(update_fields=["cover"])
-        _album_photos_changed(new)
+        _mirrored_change(new)
     return len(new)
 
 
@@ -219,5 +220,22 @@ def album_remove(*, album: Album, images: Iterable[Image]) -> int:
         if album.cover_id in removed:
             album.cover_id = album.photos.order_by("pk").values_list("pk", flat=True).first()
             album.save(update_fields=["cover"])
-        _album_photos_changed(removed)
+        _mirrored_change(removed)
     return len(removed)
+
+
+# --- favourites -----------------------------------------------------------------------
+
+
+def favourite_set(*, user, images: Iterable[Image], on: bool) -> int:
+    """Star (on) or unstar photos for one person; return how many changed. Search mirrors who starred what."""
+    ids = {image.pk for image in images}
+    with transaction.atomic():
+        starred = set(Favourite.objects.filter(user=user, image_id__in=ids).values_list("image_id", flat=True))
+        changing = sorted(ids - starred) if on else sorted(starred)
+        if on:
+            Favourite.objects.bulk_create([Favourite(user=user, image_id=pk) for pk in changing], ignore_conflicts=True)
+        else:
+            Favourite.objects.filter(user=user, image_id__in=changing).delete()
+        _mirrored_change(changing)
+    return len(changing)

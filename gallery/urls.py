@@ -10,6 +10,7 @@ urlpatterns = [
     path("images/<int:pk>/<str:kind>.img", media.rendition, name="rendition"),
     path("images/<int:pk>/edit/", edit.edit, name="edit"),
     path("images/<int:pk>/facts/", edit.facts, name="facts"),
+    path("images/<int:pk>/favourite/", edit.favourite, name="favourite"),
     path("images/<int:pk>/trash/", trash.image_to_trash, name="image_trash"),
     path("albums/", albums.albums, name="albums"),
     path("albums/new/", albums.album_new, name="album_new"),

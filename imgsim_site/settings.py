@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "imgsim_site.context_processors.roles",
                 "imgsim_site.context_processors.trash",
+                "imgsim_site.context_processors.favourites",
             ],
         },
     },

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gallery.filters import InvalidFilter, fold, fold_text, year_bounds
-from gallery.models import Album, Metadata
+from gallery.models import Album, Favourite, Metadata
 from search.embeddings import model_name
 
 REFRESH_SECONDS = 2.0
@@ -36,6 +36,7 @@ class Columns:
     numbers: dict[str, np.ndarray] = field(default_factory=dict)  # float64, NaN when unknown
     tags: dict[str, np.ndarray] = field(default_factory=dict)  # tag -> sorted image ids
     albums: dict[str, np.ndarray] = field(default_factory=dict)  # folded album name -> sorted image ids
+    favourites: dict[str, np.ndarray] = field(default_factory=dict)  # folded username -> sorted image ids
 
     def mask(self, where: dict) -> np.ndarray:
         """Evaluate a validated filter; return a boolean mask over self.ids."""
@@ -50,8 +51,9 @@ class Columns:
             for item in value:
                 result |= self._field(key, "$eq", item)
             return result
-        if key in ("tags", "album"):
-            members = (self.tags if key == "tags" else self.albums).get(fold_text(str(value)))
+        if key in ("tags", "album", "favourite_of"):
+            lists = {"tags": self.tags, "album": self.albums, "favourite_of": self.favourites}[key]
+            members = lists.get(fold_text(str(value)))
             return np.isin(self.ids, np.empty(0, dtype=np.int64) if members is None else members, assume_unique=True)
         if key == "has_gps":
             return self.numbers["has_gps"] == (1.0 if value else 0.0)
@@ -166,6 +168,10 @@ def build_columns(generation: int, previous: Columns | None = None) -> Columns:
     for image_id, name in Album.photos.through.objects.values_list("image_id", "album__name"):
         by_album.setdefault(fold_text(name), []).append(image_id)
     columns.albums = {name: np.array(sorted(ids), dtype=np.int64) for name, ids in by_album.items()}
+    by_user: dict[str, list[int]] = {}
+    for image_id, username in Favourite.objects.values_list("image_id", "user__username"):
+        by_user.setdefault(fold_text(username), []).append(image_id)
+    columns.favourites = {name: np.array(sorted(ids), dtype=np.int64) for name, ids in by_user.items()}
     return columns
 
 

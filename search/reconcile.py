@@ -125,7 +125,9 @@ def _fix_stale_metadata(ids: list[int]) -> int:
         with reading_index() as index:
             stored = {int(pk): value for pk, value in index.get(current, chunk).items()}
         images = (
-            Image.objects.filter(pk__in=chunk).select_related("metadata").prefetch_related("metadata__tags", "albums")
+            Image.objects.filter(pk__in=chunk)
+            .select_related("metadata")
+            .prefetch_related("metadata__tags", "albums", "favourites__user")
         )
         for image in images:
             expected = {k: v for k, v in index_metadata(image).items() if v not in (None, "", [])}
@@ -161,7 +163,7 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
             images = list(
                 Image.objects.filter(pk__in=chunk)
                 .select_related("metadata")
-                .prefetch_related("metadata__tags", "albums")
+                .prefetch_related("metadata__tags", "albums", "favourites__user")
             )
             vector_of = usable_vectors(stored_vectors.load(chunk), current, SyncReport())
             images = [image for image in images if image.pk in vector_of]

@@ -57,6 +57,7 @@ def index_metadata(image: Image) -> dict:
         "category": fold_text(meta.category),
         "tags": sorted(tag.name for tag in meta.tags.all()),
         "album": sorted(fold_text(album.name) for album in image.albums.all()),
+        "favourite_of": sorted(fold_text(favourite.user.get_username()) for favourite in image.favourites.all()),
         "camera_make": fold_text(meta.camera_make),
         "camera_model": fold_text(meta.camera_model),
         "year": taken_at.year if taken_at else None,
@@ -154,7 +155,9 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
     last_outbox = IndexOutbox.objects.filter(image_id__in=ids).order_by("-pk").values_list("pk", flat=True).first()
     current_model = model_name()
     images = list(
-        Image.objects.filter(pk__in=ids).select_related("metadata").prefetch_related("metadata__tags", "albums")
+        Image.objects.filter(pk__in=ids)
+        .select_related("metadata")
+        .prefetch_related("metadata__tags", "albums", "favourites__user")
     )
     live = [image for image in images if image.trashed_at is None]
     needs_vector = [

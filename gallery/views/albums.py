@@ -12,6 +12,7 @@ from gallery.models import Album, Image
 from gallery.roles import editor_required
 from gallery.selectors import album_list
 from gallery.services import album_add, album_create, album_delete, album_remove, album_update
+from gallery.views import posted_next
 from gallery.views.browse import gallery_page
 
 
@@ -25,7 +26,9 @@ def album(request, pk: int):
     chosen = get_object_or_404(Album.objects.select_related("cover"), pk=pk)
     params = request.GET.copy()
     params["album"] = chosen.name
-    return gallery_page(request, FilterForm(params), album=chosen, album_form=AlbumForm(instance=chosen))
+    return gallery_page(
+        request, FilterForm(params, user=request.user), album=chosen, album_form=AlbumForm(instance=chosen)
+    )
 
 
 @require_POST
@@ -71,7 +74,7 @@ def album_photos(request):
     form = AlbumPhotosForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
-        return redirect(form.next_url(request))
+        return redirect(posted_next(request, reverse("gallery:albums")))
     chosen = form.album(user=request.user)
     photos = form.photos(Image.objects.live())
     if form.cleaned_data["action"] == "remove":
@@ -80,4 +83,4 @@ def album_photos(request):
     else:
         count = album_add(album=chosen, images=photos)
         messages.success(request, f"Added {count} photo{'s' if count != 1 else ''} to “{chosen.name}”.")
-    return redirect(form.next_url(request))
+    return redirect(posted_next(request, reverse("gallery:albums")))

@@ -21,7 +21,7 @@ PARTIALS = {"grid-more": "gallery/index.html#grid_page", "gallery-results": "gal
 
 @require_GET
 def index(request):
-    return gallery_page(request, FilterForm(request.GET))
+    return gallery_page(request, FilterForm(request.GET, user=request.user))
 
 
 def gallery_page(request, form: FilterForm, **extra):
@@ -40,7 +40,9 @@ def gallery_page(request, form: FilterForm, **extra):
         "choices": SimpleLazyObject(filter_choices),
         "not_searchable": not_searchable(),
         "cache_seconds": GRID_CACHE_SECONDS,
-        "cache_key": f"{library_version()}:{request.get_full_path()}",
+        # "Only my favourites" differs per person: so does its cache.
+        "cache_key": f"{library_version()}:{request.get_full_path()}"
+        + (f":{request.user.pk}" if form.is_valid() and form.cleaned_data.get("favourites") else ""),
         **extra,
     }
     template = PARTIALS.get(request.htmx.target, "gallery/index.html") if request.htmx else "gallery/index.html"
@@ -50,7 +52,7 @@ def gallery_page(request, form: FilterForm, **extra):
 @require_GET
 def detail(request, pk: int):
     image = get_object_or_404(Image.objects.select_related("metadata", "added_by"), pk=pk, trashed_at__isnull=True)
-    form = FilterForm(request.GET)
+    form = FilterForm(request.GET, user=request.user)
     previous_id, next_id = neighbours(image=image, form=form) if form.is_valid() else (None, None)
     query = request.GET.urlencode()
     return render(
@@ -64,6 +66,7 @@ def detail(request, pk: int):
             "query": query,
             "tags": image.metadata.tags.all(),
             "albums": image.albums.all(),
+            "starred": image.favourites.filter(user=request.user).exists(),
             "album_choices": Album.objects.exclude(photos=image) if can_edit(request.user) else [],
         },
     )

@@ -4,7 +4,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from gallery.forms import SelectionForm
@@ -12,6 +11,7 @@ from gallery.models import Image
 from gallery.roles import editor_required
 from gallery.selectors import trash_page, trash_summary
 from gallery.services import image_delete, image_restore, image_trash
+from gallery.views import posted_next
 from gallery.views.confirm import confirmation_page
 
 
@@ -42,10 +42,7 @@ def _answer(request, message: str, *, error: bool = False, status: int = 200):
         }
         return render(request, "gallery/trash.html#trash_list", context, status=status)
     (messages.error if error else messages.success)(request, message)
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = f"{reverse('gallery:trash')}?page={request.POST.get('page', 1)}"
-    return redirect(target)
+    return redirect(posted_next(request, f"{reverse('gallery:trash')}?page={request.POST.get('page', 1)}"))
 
 
 @require_POST

@@ -14,7 +14,9 @@ from search.selectors import page_search, waiting_count
 
 @require_http_methods(["GET", "POST"])
 def search_page(request):
-    form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None)
+    form = SearchForm(
+        request.POST if request.method == "POST" else request.GET, request.FILES or None, user=request.user
+    )
     search = page_search(form)
     context = {
         "form": form,
