@@ -132,3 +132,71 @@ class AlbumPhotosForm(SelectionForm):
             return self.cleaned_data["album_id"]
         name = self.cleaned_data["new_album"]
         return Album.objects.filter(name__iexact=name).first() or album_create(name=name, user=user)
+
+
+class BulkForm(SelectionForm):
+    """One action on the photos picked on a grid: the ticked ones, or `all` that match the page's filters."""
+
+    ACTIONS = {
+        "tags_add": "add tags",
+        "tags_remove": "remove tags",
+        "category": "set category",
+        "album_add": "add to album",
+        "album_remove": "remove from album",
+        "favourite": "favourite",
+        "unfavourite": "unfavourite",
+        "trash": "move to trash",
+        "restore": "undo the move to the trash",
+        "download": "download",
+    }
+    FOR_EVERYONE = {"favourite", "unfavourite", "download"}  # a viewer's own stars and copies
+
+    action = forms.ChoiceField(choices=list(ACTIONS.items()))
+    query = forms.CharField(required=False, max_length=4000)  # the grid's filters, for `all`
+    album = forms.IntegerField(required=False)  # the album page the grid shows, for `all`
+    tags = TagsField(required=False)
+    category = forms.CharField(required=False, max_length=64, strip=True)
+    album_id = forms.ModelChoiceField(queryset=Album.objects.all(), required=False)
+    new_album = forms.CharField(required=False, max_length=120, strip=True)
+    undo = forms.CharField(required=False, max_length=200_000)  # signed ids of a move to the trash
+
+    def clean(self):
+        action = self.cleaned_data.get("action")
+        if action == "restore":  # the undo names its photos itself
+            self.errors.pop("__all__", None)
+            return self.cleaned_data
+        data = super().clean()
+        if action in ("tags_add", "tags_remove") and not data.get("tags"):
+            raise ValidationError("Type the tags first (separated by commas).")
+        if action in ("album_add", "album_remove") and not data.get("album_id"):
+            if not (action == "album_add" and data.get("new_album")):
+                raise ValidationError("Choose an album, or name a new one.")
+        return data
+
+    def photos(self, *, user) -> list[Image]:
+        """The photos the action applies to: live ones among the ticked, or all matching the grid's filters."""
+        from django.http import QueryDict
+
+        from gallery.filters import FilterForm
+        from gallery.selectors import image_list
+
+        if not self.cleaned_data["all"]:
+            return list(Image.objects.live().filter(pk__in=self.cleaned_data["ids"]))
+        params = QueryDict(self.cleaned_data["query"] or "", mutable=True)
+        if self.cleaned_data["album"]:
+            chosen = Album.objects.filter(pk=self.cleaned_data["album"]).first()
+            if chosen is None:
+                raise ValidationError("That album no longer exists.")
+            params["album"] = chosen.name
+        form = FilterForm(params, user=user)
+        if not form.is_valid():
+            raise ValidationError("The filters of this page are not valid: " + form.errors.as_text())
+        return list(image_list(form=form).select_related(None))
+
+    def target_album(self, *, user) -> Album:
+        from gallery.services import album_create
+
+        if self.cleaned_data["album_id"]:
+            return self.cleaned_data["album_id"]
+        name = self.cleaned_data["new_album"]
+        return Album.objects.filter(name__iexact=name).first() or album_create(name=name, user=user)

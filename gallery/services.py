@@ -44,15 +44,14 @@ def _set_trashed(images: list[Image], trashed_at) -> int:
     """Set trashed_at on those of these photos whose state (in the database) differs; return how many."""
     wanted_live = trashed_at is None
     with transaction.atomic():
-        changing = list(Image.objects.filter(pk__in=[image.pk for image in images], trashed_at__isnull=not wanted_live))
-        for image in changing:
-            image.trashed_at = trashed_at
-            image.save(update_fields=["trashed_at"])  # post_save removes the vector or puts it back
-    changed = {image.pk for image in changing}
+        rows = Image.objects.filter(pk__in=[image.pk for image in images], trashed_at__isnull=not wanted_live)
+        changed = set(rows.values_list("pk", flat=True))
+        Image.objects.filter(pk__in=changed).update(trashed_at=trashed_at)
+        _mirrored_change(sorted(changed))  # search drops the vectors, or puts them back
     for image in images:
         if image.pk in changed:
             image.trashed_at = trashed_at
-    return len(changing)
+    return len(changed)
 
 
 def image_trash(*, images: list[Image]) -> int:
@@ -239,3 +238,47 @@ def favourite_set(*, user, images: Iterable[Image], on: bool) -> int:
             Favourite.objects.filter(user=user, image_id__in=changing).delete()
         _mirrored_change(changing)
     return len(changing)
+
+
+# --- bulk metadata --------------------------------------------------------------------
+# One transaction and one images_changed per action, whatever the number of photos:
+# search syncs them after commit in one batch.
+
+
+def tags_add(*, images: Iterable[Image], names: Iterable[str]) -> int:
+    """Give every photo these tags; return how many photos gained at least one."""
+    through = Metadata.tags.through
+    ids = sorted({image.pk for image in images})
+    with transaction.atomic():
+        tags = tags_named(names)
+        have = set(through.objects.filter(metadata_id__in=ids, tag__in=tags).values_list("metadata_id", "tag_id"))
+        new = [through(metadata_id=pk, tag_id=tag.pk) for pk in ids for tag in tags if (pk, tag.pk) not in have]
+        through.objects.bulk_create(new, batch_size=5000)
+        changed = sorted({row.metadata_id for row in new})
+        _mirrored_change(changed)
+    return len(changed)
+
+
+def tags_remove(*, images: Iterable[Image], names: Iterable[str]) -> int:
+    """Take these tags off every photo (the tags themselves stay); return how many photos lost one."""
+    through = Metadata.tags.through
+    ids = sorted({image.pk for image in images})
+    wanted = {name.strip().lower() for name in names if name.strip()}
+    with transaction.atomic():
+        rows = through.objects.filter(metadata_id__in=ids, tag__name__in=wanted)
+        changed = sorted(set(rows.values_list("metadata_id", flat=True)))
+        through.objects.filter(metadata_id__in=changed, tag__name__in=wanted).delete()
+        _mirrored_change(changed)
+    return len(changed)
+
+
+def category_set(*, images: Iterable[Image], category: str) -> int:
+    """Set one category on every photo ("" clears it); return how many changed."""
+    category = category.strip()[: Metadata._meta.get_field("category").max_length]
+    ids = sorted({image.pk for image in images})
+    with transaction.atomic():
+        rows = Metadata.objects.filter(image_id__in=ids).exclude(category=category)
+        changed = sorted(rows.values_list("image_id", flat=True))
+        Metadata.objects.filter(image_id__in=changed).update(category=category)
+        _mirrored_change(changed)
+    return len(changed)

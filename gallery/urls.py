@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gallery.views import albums, browse, edit, media, stats, trash, upload
+from gallery.views import albums, browse, bulk, edit, media, stats, trash, upload
 
 app_name = "gallery"
 urlpatterns = [
@@ -18,6 +18,7 @@ urlpatterns = [
     path("albums/<int:pk>/", albums.album, name="album"),
     path("albums/<int:pk>/change/", albums.album_change, name="album_change"),
     path("albums/<int:pk>/delete/", albums.album_remove_all, name="album_delete"),
+    path("bulk/", bulk.bulk, name="bulk"),
     path("upload/", upload.upload, name="upload"),
     path("stats/", stats.stats_page, name="stats"),
     path("stats/export.json.gz", stats.export_download, name="export"),

@@ -241,6 +241,8 @@ IMGSIM_DUPLICATE_PRESELECT = env_float("IMGSIM_DUPLICATE_PRESELECT", 0.98, minim
 # and a stopping worker waits for the block in hand.
 IMGSIM_DUPLICATE_BLOCK = env_int("IMGSIM_DUPLICATE_BLOCK", 1024, minimum=1)
 IMGSIM_TRASH_DAYS = env_int("IMGSIM_TRASH_DAYS", 30, minimum=0)
+# A zip of selected originals is refused above this many MB (it is streamed, but someone waits for it).
+IMGSIM_DOWNLOAD_MAX_MB = env_int("IMGSIM_DOWNLOAD_MAX_MB", 4096, minimum=1)
 
 LOGGING = {
     "version": 1,

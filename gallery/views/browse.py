@@ -38,6 +38,7 @@ def gallery_page(request, form: FilterForm, **extra):
         # Lazy: on a cache hit the template never asks, and the queries never run.
         "page": SimpleLazyObject(lambda: image_page(form=form, page=request.GET.get("page", 1))),
         "choices": SimpleLazyObject(filter_choices),
+        "album_choices": SimpleLazyObject(lambda: list(Album.objects.all())),
         "not_searchable": not_searchable(),
         "cache_seconds": GRID_CACHE_SECONDS,
         # "Only my favourites" differs per person: so does its cache.

@@ -15,11 +15,12 @@
 
   // What a form's action applies to: the ticked boxes, or the whole set ("all N").
   function selection(form, name) {
-    const everything = form.querySelector("input[data-select-everything]:checked");
+    const everything = Array.from(form.elements).find((box) => box.matches("[data-select-everything]") && box.checked);
     if (everything) {
       return { count: Number(everything.dataset.total), bytes: Number(everything.dataset.totalBytes || 0) };
     }
-    const boxes = Array.from(form.querySelectorAll(`input[name="${name}"]:checked:not(:disabled)`));
+    // form.elements includes the boxes that join the form from elsewhere (form="..."), as a grid's cards do.
+    const boxes = Array.from(form.elements).filter((box) => box.name === name && box.checked && !box.disabled);
     return { count: boxes.length, bytes: boxes.reduce((sum, box) => sum + Number(box.dataset.bytes || 0), 0) };
   }
 

@@ -1,0 +1,196 @@
+"""Acting on many photos at once: one request, one transaction, one index sync; the bar in a real browser."""
+
+import io
+import re
+import zipfile
+
+import pytest
+from django.urls import reverse
+
+from gallery.models import Album, Favourite, Image, Metadata
+from gallery.services import category_set, tags_add, tags_remove
+from search.index import get_index
+from search.python_api import find_similar
+from tests.browser import fits, login, shot
+from tests.photos import write_library, write_photo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def photos(tmp_path, ingest) -> list[Image]:
+    write_library(tmp_path / "in", 8, size=(160, 120))
+    ingest(tmp_path / "in")
+    return list(Image.objects.order_by("pk"))
+
+
+def found(**where) -> set[int]:
+    return {hit["id"] for hit in find_similar(query_text="photo", top_k=100, threshold=-1, filter_metadata=where)}
+
+
+def bulk(client, action: str, photos=(), **fields):
+    data = {"action": action, "ids": [p.pk for p in photos], **fields}
+    return client.post(reverse("gallery:bulk"), data, headers=HX)
+
+
+def test_bulk_services_write_once_and_search_follows(photos, monkeypatch):
+    calls = []
+    index = get_index()
+    original = type(index).upsert
+    monkeypatch.setattr(type(index), "upsert", lambda self, *a, **k: (calls.append(len(a[1])), original(self, *a, **k)))
+    assert tags_add(images=photos, names=["Beach", "summer"]) == 8
+    assert calls == [8]  # one sync batch for the whole action
+    assert tags_add(images=photos[:3], names=["beach"]) == 0
+    assert found(tags="beach") == {p.pk for p in photos}
+    assert tags_remove(images=photos[:5], names=["beach"]) == 5
+    assert found(tags="beach") == {p.pk for p in photos[5:]} and found(tags="summer") == {p.pk for p in photos}
+    assert category_set(images=photos[:2], category="Travel") == 2
+    assert found(category="travel") == {p.pk for p in photos[:2]}
+    assert set(Metadata.objects.filter(category="Travel").values_list("image_id", flat=True)) == {
+        p.pk for p in photos[:2]
+    }
+
+
+def test_the_bar_applies_each_action_to_the_selection(photos, editor_client):
+    assert (
+        "Tagged 3 photos with sea, sky."
+        in bulk(editor_client, "tags_add", photos[:3], tags="Sea, sky").content.decode()
+    )
+    assert "Took sea off 1 photo." in bulk(editor_client, "tags_remove", photos[:1], tags="sea").content.decode()
+    assert (
+        "Set category “pets” on 2 photos."
+        in bulk(editor_client, "category", photos[:2], category="pets").content.decode()
+    )
+    answer = bulk(editor_client, "album_add", photos[:4], new_album="Best of")
+    assert "Added 4 photos to “Best of”." in answer.content.decode()
+    album = Album.objects.get(name="Best of")
+    removed = bulk(editor_client, "album_remove", photos[:1], album_id=album.pk)
+    assert removed.headers["HX-Trigger"] == "library-changed" and album.photos.count() == 3
+    assert "Starred 2 photos." in bulk(editor_client, "favourite", photos[:2]).content.decode()
+    assert found(album="best of") == {p.pk for p in photos[1:4]} and found(favourite_of="eddie") == {
+        p.pk for p in photos[:2]
+    }
+
+
+def test_move_to_trash_is_undoable_and_the_undo_cannot_be_forged(photos, editor_client):
+    moved = bulk(editor_client, "trash", photos[:3])
+    html = moved.content.decode()
+    assert "Moved 3 photos to the trash." in html and moved.headers["HX-Trigger"] == "library-changed"
+    assert Image.objects.trashed().count() == 3 and found() == {p.pk for p in photos[3:]}
+    token = re.search(r'"undo": "([^"]+)"', html).group(1)
+    forged = editor_client.post(reverse("gallery:bulk"), {"action": "restore", "undo": token[:-3] + "abc"}, headers=HX)
+    assert forged.status_code == 400 and "not valid" in forged.content.decode()
+    restored = editor_client.post(reverse("gallery:bulk"), {"action": "restore", "undo": token}, headers=HX)
+    assert "Restored 3 photos" in restored.content.decode() and not Image.objects.trashed().exists()
+    assert found() == {p.pk for p in photos}
+
+
+def test_all_matching_covers_photos_never_loaded(editor_client):
+    from tests.factories import make_photos
+
+    make_photos(70, category="scan")  # more than one gallery page (60)
+    make_photos(5, category="other")
+    answer = editor_client.post(
+        reverse("gallery:bulk"),
+        {"action": "tags_add", "all": "1", "query": "category=scan", "tags": "archive"},
+        headers=HX,
+    )
+    assert "Tagged 70 photos with archive." in answer.content.decode()
+    assert Metadata.objects.filter(tags__name="archive").count() == 70
+
+
+def test_bad_requests_get_a_message_and_viewers_change_nothing(photos, editor_client, viewer):
+    from django.test import Client
+
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    for fields, words in [
+        ({"action": "explode", "ids": photos[0].pk}, "not one of the available choices"),
+        ({"action": "tags_add", "ids": "abc", "tags": "x"}, "whole numbers"),
+        ({"action": "tags_add", "ids": photos[0].pk}, "Type the tags first"),
+        ({"action": "tags_add"}, "Select at least one photo"),
+        ({"action": "tags_add", "all": "1", "query": "year=abc", "tags": "x"}, "filters of this page are not valid"),
+        ({"action": "album_add", "ids": photos[0].pk}, "Choose an album"),
+    ]:
+        answer = editor_client.post(reverse("gallery:bulk"), fields, headers=HX)
+        assert answer.status_code == 400 and words in answer.content.decode(), fields
+    refused = bulk(viewer_client, "trash", photos[:2])
+    assert refused.status_code == 403 and "Only editors can move to trash" in refused.content.decode()
+    assert not Image.objects.trashed().exists()
+    assert "Starred 1 photo." in bulk(viewer_client, "favourite", photos[:1]).content.decode()  # a star is one's own
+    assert Favourite.objects.count() == 1
+
+
+def test_download_streams_a_zip_of_the_originals_with_unique_names(tmp_path, ingest, viewer_client, settings):
+    write_photo(tmp_path / "a" / "same.jpg", 1)
+    write_photo(tmp_path / "b" / "same.jpg", 2)
+    write_photo(tmp_path / "b" / "other.png", 3, fmt="PNG")
+    ingest(tmp_path)
+    photos = list(Image.objects.order_by("pk"))
+    answer = viewer_client.post(reverse("gallery:bulk"), {"action": "download", "ids": [p.pk for p in photos]})
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/zip"
+    body = b"".join(answer.streaming_content)
+    assert int(answer["Content-Length"]) == len(body)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert sorted(archive.namelist()) == ["other.png", "same (2).jpg", "same.jpg"]
+        originals = {
+            p.original_name: (tmp_path / ("b" if p.pk != photos[0].pk else "a") / p.original_name) for p in photos
+        }
+        assert archive.read("other.png") == originals["other.png"].read_bytes()
+    settings.IMGSIM_DOWNLOAD_MAX_MB = 0
+    too_big = viewer_client.post(reverse("gallery:bulk"), {"action": "download", "ids": [p.pk for p in photos]})
+    assert too_big.status_code == 302  # without JavaScript: back to the page, with the reason
+    page = viewer_client.get(too_big.url).content.decode()
+    assert "one download holds at most" in page and "Select fewer photos" in page
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 390])
+def test_selecting_and_acting_in_a_browser(browser, live_server, editor, tmp_path, ingest, width):
+    write_library(tmp_path / "in", 64, size=(96, 72))  # more than the first page of 60
+    ingest(tmp_path / "in")
+    page = login(browser, live_server, "eddie")
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto("/")
+    page.get_by_role("button", name="Select").click()
+    cards = page.locator("#grid .card-photo")
+    cards.nth(0).locator("a").click()
+    cards.nth(4).locator("a").click(modifiers=["Shift"])  # a range: cards 1 to 5
+    assert page.locator("#bulk-form [data-count-of=ids]").inner_text() == "5"
+    assert page.url.endswith("/")  # ticking, not opening photos
+    page.get_by_label("Tags to add or remove").fill("harbour")
+    page.get_by_role("button", name="Add tags").click()
+    page.get_by_text("Tagged 5 photos with harbour.").wait_for()
+    assert Metadata.objects.filter(tags__name="harbour").count() == 5
+    if width < 800:
+        fits(page, width)
+    shot(page, f"bulk-{width}", docs=width > 800)
+
+    page.get_by_label("select all 64 matching").check()
+    assert page.locator("#bulk-form [data-count-of=ids]").inner_text() == "64"
+    page.get_by_role("button", name="Add tags").click()
+    page.get_by_text("Tagged 59 photos with harbour.").wait_for()  # 64, of which 5 had it
+    assert Metadata.objects.filter(tags__name="harbour").count() == 64
+
+    page.get_by_role("button", name="Clear").click()
+    cards.nth(1).locator("a").click()
+    cards.nth(2).locator("a").click()
+    questions = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    page.get_by_role("button", name="Move to trash").click()
+    page.get_by_text("Moved 2 photos to the trash.").wait_for()
+    assert questions == ["Move 2 photos to the trash? You can undo this."]
+    page.wait_for_function("document.querySelector('#gallery-results h1 small').textContent.startsWith('62')")
+    page.get_by_role("button", name="Undo").click()
+    page.get_by_text("Restored 2 photos from the trash.").wait_for()
+    page.wait_for_function("document.querySelector('#gallery-results h1 small').textContent.startsWith('64')")
+    assert not Image.objects.trashed().exists()
+
+    cards.nth(0).locator("a").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download zip").click()
+    assert zipfile.ZipFile(download.value.path()).namelist() == [
+        Image.objects.order_by("-added_at", "-id").first().original_name
+    ]
+    page.context.close()
