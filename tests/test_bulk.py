@@ -207,3 +207,17 @@ def test_selecting_and_acting_in_a_browser(browser, live_server, editor, tmp_pat
         Image.objects.order_by("-added_at", "-id").first().original_name
     ]
     page.context.close()
+
+
+@pytest.mark.browser
+def test_search_results_can_be_selected_and_tagged(browser, live_server, editor, photos):
+    page = login(browser, live_server, "eddie")
+    page.goto("/search/?q=photo&threshold=-1")
+    page.get_by_role("button", name="Select").click()
+    page.get_by_label("all shown").check()
+    assert page.locator("#bulk-form [data-count-of=ids]").inner_text() == "8"
+    page.get_by_label("Tags to add or remove").fill("found")
+    page.get_by_role("button", name="Add tags").click()
+    page.get_by_text("Tagged 8 photos with found.").wait_for()
+    assert Metadata.objects.filter(tags__name="found").count() == 8
+    page.context.close()

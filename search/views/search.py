@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
 
-from gallery.models import Image
+from gallery.models import Album, Image
 from gallery.selectors import filter_choices
 from search.errors import USER_ERRORS
 from search.forms import SearchForm
@@ -24,6 +24,7 @@ def search_page(request):
         "pending": waiting_count(),
         "choices": SimpleLazyObject(filter_choices),
         "chips": form.chips(request.GET) if form.is_valid() else [],
+        "album_choices": SimpleLazyObject(lambda: list(Album.objects.all())),
     }
     template = "search/search.html#results" if request.htmx else "search/search.html"
     return render(request, template, context, status=search.status)

@@ -26,8 +26,9 @@
 
   function clear() {
     boxes().forEach((box) => { box.checked = false; });
-    const everything = document.querySelector("[data-select-everything][form=bulk-form]");
-    if (everything) everything.checked = false;
+    document.querySelectorAll("[data-select-everything][form=bulk-form], #bulk-form [data-select-shown]").forEach((box) => {
+      box.checked = false;
+    });
     changed();
   }
 
@@ -61,6 +62,10 @@
   });
 
   document.addEventListener("change", (event) => {
+    if (event.target.matches && event.target.matches("#bulk-form [data-select-shown]")) {
+      boxes().forEach((box) => { box.checked = event.target.checked; });
+      changed();
+    }
     if (event.target.matches && event.target.matches("[data-select-everything][form=bulk-form]")) {
       boxes().forEach((box) => { box.checked = event.target.checked; }); // what is loaded shows it too
     }
