@@ -10,11 +10,12 @@ class GalleryConfig(AppConfig):
         _return_big_blocks_to_the_system()
         from django.db.models.signals import post_migrate
 
-        from gallery import versions
+        from gallery import versions, words
         from gallery.roles import ensure_roles_after_migrate
 
         post_migrate.connect(ensure_roles_after_migrate, sender=self, dispatch_uid="gallery.ensure_roles")
         versions.connect()
+        words.connect()
 
 
 def _return_big_blocks_to_the_system() -> None:

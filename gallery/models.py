@@ -137,6 +137,8 @@ class Metadata(models.Model):
     )
     location = models.CharField(max_length=200, blank=True)
     extra = models.JSONField(default=dict, blank=True)
+    # Derived: the words of the fields above, tags and file name, for full-text search (gallery.words).
+    search_text = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         verbose_name_plural = "metadata"

@@ -14,14 +14,13 @@ class SearchForm(FilterForm):
     )
     image = forms.FileField(required=False)
 
-    def query_parts(self) -> tuple[str, str]:
-        """Split "beach -people" into ("beach", "people"), merged with the separate Not field."""
+    def query_parts(self) -> tuple[str, list[str]]:
+        """Split "beach -people -cars" into ("beach", ["people", "cars"]), with the Not field's terms (commas) too."""
         words, negatives = [], []
         for word in (self.cleaned_data.get("q") or "").split():
             if word.startswith("-") and len(word) > 1:
                 negatives.append(word[1:])
             else:
                 words.append(word)
-        if self.cleaned_data.get("exclude"):
-            negatives.append(self.cleaned_data["exclude"].strip())
-        return " ".join(words), " ".join(negatives)
+        negatives += [term.strip() for term in (self.cleaned_data.get("exclude") or "").split(",") if term.strip()]
+        return " ".join(words), negatives

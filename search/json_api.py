@@ -3,11 +3,13 @@
 import json
 from typing import Annotated, Any
 
+from django.conf import settings
 from django.http import JsonResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from imgsim_site.api import ApiError, api_view, for_client, json_body, parse
 from search.duplicates import duplicate_groups
+from search.hybrid import search_words_and_meaning
 from search.python_api import find_similar, read_upload
 
 
@@ -37,15 +39,24 @@ def search(request):
     as_json = request.content_type == "application/json"
     query = parse(SearchRequest, json_body(request) if as_json else _multipart(request))
     upload = None if as_json else request.FILES.get("image")
-    results = find_similar(
-        query_text=query.query or None,
-        query_image_id=query.image_id,
-        query_image=read_upload(upload) if upload is not None else None,
-        exclude_text=query.exclude or None,
-        top_k=query.top_k,
-        threshold=query.threshold,
-        filter_metadata=query.filters or None,
-    )
+    photo = query.image_id is not None or upload is not None
+    common = {
+        "exclude_text": [term.strip() for term in (query.exclude or "").split(",") if term.strip()] or None,
+        "threshold": query.threshold,
+        "filter_metadata": query.filters or None,
+    }
+    if query.query and not photo:  # words and meaning, fused (search.hybrid)
+        results = search_words_and_meaning(
+            query_text=query.query, top_k=query.top_k or settings.IMGSIM_SEARCH_TOP_K, **common
+        )
+    else:
+        results = find_similar(
+            query_image_id=query.image_id,
+            query_image=read_upload(upload) if upload is not None else None,
+            refine_text=query.query or None,
+            top_k=query.top_k,
+            **common,
+        )
     return JsonResponse({"results": [for_client(request, result) for result in results]})
 
 

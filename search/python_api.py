@@ -47,9 +47,15 @@ def query_vector(
     query_image=None,
     query_image_id: int | None = None,
     query_embedding=None,
-    exclude_text: str | None = None,
+    exclude_text: str | list[str] | None = None,
+    refine_text: str | None = None,
 ) -> tuple[np.ndarray, frozenset[int]]:
-    """Build the unit query vector from exactly one kind of query; return it and ids to leave out."""
+    """Build the unit query vector from exactly one kind of query; return it and ids to leave out.
+
+    exclude_text pushes results away from a phrase, or from each of a list of them
+    ("beach -people -cars"); refine_text adds words to a photo query ("more like
+    this, but at night").
+    """
     given = [query_text or None, query_image_path, query_image, query_image_id, query_embedding]
     if sum(value is not None for value in given) != 1:
         raise InvalidQuery(
@@ -88,9 +94,13 @@ def query_vector(
             raise InvalidQuery(f"cannot read {query_image_path}: {error.strerror}") from None
         vector = image_vector(pixels)
     vector = _unit(vector)
-    if exclude_text and exclude_text.strip():
-        negative = get_embedder().encode_texts([exclude_text.strip()[:500]])[0]
-        vector = _unit(vector - NEGATIVE_WEIGHT * negative)
+    if refine_text and refine_text.strip() and not query_text:
+        vector = _unit(vector + _unit(get_embedder().encode_texts([refine_text.strip()[:500]])[0]))
+    negatives = [exclude_text] if isinstance(exclude_text, str) else list(exclude_text or [])
+    negatives = [phrase.strip()[:500] for phrase in negatives if phrase and phrase.strip()][:20]
+    if negatives:
+        for negative in get_embedder().encode_texts(negatives):
+            vector = _unit(vector - NEGATIVE_WEIGHT * _unit(negative))
     return vector, exclude_ids
 
 
@@ -114,7 +124,8 @@ def find_similar(
     query_image: bytes | None = None,
     query_image_id: int | None = None,
     query_embedding=None,
-    exclude_text: str | None = None,
+    exclude_text: str | list[str] | None = None,
+    refine_text: str | None = None,
     top_k: int | None = None,
     threshold: float | None = None,
     filter_metadata: dict | None = None,
@@ -127,6 +138,7 @@ def find_similar(
         query_image_id=query_image_id,
         query_embedding=query_embedding,
         exclude_text=exclude_text,
+        refine_text=refine_text,
     )
     top_k = settings.IMGSIM_SEARCH_TOP_K if top_k is None else int(top_k)
     if not 1 <= top_k <= 1000:

@@ -7,6 +7,7 @@ from django.conf import settings
 from gallery.models import Image
 from search.errors import USER_ERRORS, ModelUnavailable
 from search.forms import SearchForm
+from search.hybrid import search_words_and_meaning
 from search.python_api import find_similar, read_upload
 
 
@@ -17,7 +18,7 @@ class PageSearch:
     results: list[dict] = field(default_factory=list)
     ran: bool = False  # a query was given (text, photo or "more like")
     like: Image | None = None
-    negative: str = ""
+    negatives: list[str] = field(default_factory=list)
     error: str = ""
     model_missing: bool = False
     status: int = 200
@@ -27,18 +28,18 @@ def form_query(form: SearchForm) -> tuple[dict, Image | None]:
     """The find_similar arguments a valid form asks for, and the photo of "more like this", if any."""
     data = form.cleaned_data
     like = Image.objects.live().filter(pk=data["like"]).first() if data.get("like") else None
-    text, negative = form.query_parts()
+    text, negatives = form.query_parts()
     if data.get("image"):
-        query = {"query_image": read_upload(data["image"])}
+        query = {"query_image": read_upload(data["image"]), "refine_text": text or None}
     elif like:
-        query = {"query_image_id": like.pk}
+        query = {"query_image_id": like.pk, "refine_text": text or None}  # "more like this" refined by words
     elif text:
         query = {"query_text": text}
     else:
         return {}, like
     return {
         **query,
-        "exclude_text": negative or None,
+        "exclude_text": negatives or None,
         "top_k": data.get("top_k") or settings.IMGSIM_SEARCH_TOP_K,
         "threshold": data.get("threshold"),
         "filter_metadata": form.to_where(),
@@ -50,11 +51,13 @@ def page_search(form: SearchForm) -> PageSearch:
     if not form.is_valid():
         words = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
         return PageSearch(error=words, status=400)
-    outcome = PageSearch(negative=form.query_parts()[1])
+    outcome = PageSearch(negatives=form.query_parts()[1])
     try:
         query, outcome.like = form_query(form)
         outcome.ran = bool(query)
-        if query:
+        if "query_text" in query:
+            outcome.results = search_words_and_meaning(**query)
+        elif query:
             outcome.results = find_similar(**query)
     except ModelUnavailable as error:
         outcome.error, outcome.model_missing, outcome.status = str(error), True, 503
