@@ -102,3 +102,16 @@ def embedding_deferred(deferred: bool = True):
 
 def is_embedding_deferred() -> bool:
     return getattr(_local, "deferred", False)
+
+
+_result_ids: Callable[[object, object], list[int]] | None = None
+
+
+def set_result_ids(provider: Callable[[object, object], list[int]]) -> None:
+    global _result_ids
+    _result_ids = provider
+
+
+def result_ids(params, user) -> list[int]:
+    """The photo ids a search with these URL parameters shows this user, in order (for prev/next on a photo)."""
+    return _result_ids(params, user) if _result_ids else []

@@ -27,7 +27,11 @@ def image_page(*, form: FilterForm, page: int):
 
 def neighbours(*, image: Image, form: FilterForm) -> tuple[int | None, int | None]:
     """Return the ids before and after an image within the current filter and order."""
-    ids = list(image_list(form=form).values_list("pk", flat=True)[:5000])
+    return neighbours_in(list(image_list(form=form).values_list("pk", flat=True)[:5000]), image)
+
+
+def neighbours_in(ids: list[int], image: Image) -> tuple[int | None, int | None]:
+    """Return the ids before and after an image in a list of ids (None at the ends, or if it is not there)."""
     try:
         position = ids.index(image.pk)
     except ValueError:

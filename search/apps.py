@@ -24,3 +24,6 @@ class SearchConfig(AppConfig):
 
         hooks.set_stats_contributor(library_stats, library_stats_version)
         hooks.set_not_searchable(not_searchable)
+        from search.selectors import result_ids
+
+        hooks.set_result_ids(result_ids)

@@ -69,3 +69,9 @@ def page_search(form: SearchForm) -> PageSearch:
 def waiting_count() -> int:
     """Live photos that cannot be found yet: their embeddings are pending or failed."""
     return Image.objects.live().exclude(embedding_state=Image.Embedding.DONE).count()
+
+
+def result_ids(params, user) -> list[int]:
+    """The ids the search page shows for these URL parameters, in its order (a photo page's prev/next)."""
+    search = page_search(SearchForm(params, user=user))
+    return [result["id"] for result in search.results]

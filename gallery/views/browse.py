@@ -1,14 +1,15 @@
 """The gallery grid and the photo page."""
 
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
 from gallery.filters import FilterForm
-from gallery.hooks import not_searchable
+from gallery.hooks import not_searchable, result_ids
 from gallery.models import Album, Image
 from gallery.roles import can_edit
-from gallery.selectors import filter_choices, image_page, neighbours
+from gallery.selectors import filter_choices, image_page, neighbours, neighbours_in
 from gallery.versions import library_version
 
 # Rendered grids are cached per library version and URL: the same for every user, and
@@ -29,6 +30,8 @@ def gallery_page(request, form: FilterForm, **extra):
     form.is_valid()  # the template reads the active filters even when the grid comes from the cache
     query = request.GET.copy()
     query.pop("page", None)
+    if extra.get("album"):  # photo pages opened from an album walk the album
+        query["album"] = extra["album"].name
     chips = form.chips(request.GET) if form.is_bound and not form.errors else []
     context = {
         "form": form,
@@ -53,9 +56,7 @@ def gallery_page(request, form: FilterForm, **extra):
 @require_GET
 def detail(request, pk: int):
     image = get_object_or_404(Image.objects.select_related("metadata", "added_by"), pk=pk, trashed_at__isnull=True)
-    form = FilterForm(request.GET, user=request.user)
-    previous_id, next_id = neighbours(image=image, form=form) if form.is_valid() else (None, None)
-    query = request.GET.urlencode()
+    previous_id, next_id, back_url, back_label = _walk(request, image)
     return render(
         request,
         "gallery/detail.html",
@@ -64,10 +65,28 @@ def detail(request, pk: int):
             "meta": image.metadata,
             "previous_id": previous_id,
             "next_id": next_id,
-            "query": query,
+            "query": request.GET.urlencode(),
+            "back_url": back_url,
+            "back_label": back_label,
             "tags": image.metadata.tags.all(),
             "albums": image.albums.all(),
             "starred": image.favourites.filter(user=request.user).exists(),
             "album_choices": Album.objects.exclude(photos=image) if can_edit(request.user) else [],
         },
     )
+
+
+def _walk(request, image: Image) -> tuple[int | None, int | None, str, str]:
+    """Prev/next and the way back for a photo opened from a list: search results, an album, or the gallery."""
+    params = request.GET.copy()
+    came_from = params.pop("in", [""])[0]
+    if came_from == "search":
+        previous_id, next_id = neighbours_in(result_ids(params, request.user), image)
+        return previous_id, next_id, f"{reverse('search:page')}?{params.urlencode()}", "Results"
+    form = FilterForm(params, user=request.user)
+    previous_id, next_id = neighbours(image=image, form=form) if form.is_valid() else (None, None)
+    album = Album.objects.filter(name__iexact=params.get("album", "")).first() if params.get("album") else None
+    if album is not None:
+        params.pop("album")
+        return previous_id, next_id, f"{reverse('gallery:album', args=[album.pk])}?{params.urlencode()}", album.name
+    return previous_id, next_id, f"{reverse('gallery:index')}?{params.urlencode()}", "Gallery"

@@ -22,7 +22,9 @@ def _visible_image(request, pk: int) -> Image:
     return image
 
 
-def _media_response(request, image: Image, path, content_type: str, *, kind: str, filename: str | None = None):
+def _media_response(
+    request, image: Image, path, content_type: str, *, kind: str, filename: str | None = None, download: bool = False
+):
     etag = f'"{image.sha256[:20]}-{kind}-{"trashed" if image.is_trashed else "live"}"'
     not_modified = get_conditional_response(request, etag=etag)
     if not_modified is not None:
@@ -31,7 +33,7 @@ def _media_response(request, image: Image, path, content_type: str, *, kind: str
         handle = open(path, "rb")
     except OSError:
         raise Http404("file missing") from None
-    response = FileResponse(handle, content_type=content_type, as_attachment=False, filename=filename)
+    response = FileResponse(handle, content_type=content_type, as_attachment=download, filename=filename)
     # Photos are never documents: no sniffing into HTML, no scripts, no embedding elsewhere.
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
@@ -50,6 +52,7 @@ def original(request, pk: int):
         storage.CONTENT_TYPES[image.format],
         kind="original",
         filename=image.original_name,
+        download=bool(request.GET.get("download")),
     )
 
 

@@ -25,6 +25,8 @@ def search_page(request):
         "choices": SimpleLazyObject(filter_choices),
         "chips": form.chips(request.GET) if form.is_valid() else [],
         "album_choices": SimpleLazyObject(lambda: list(Album.objects.all())),
+        # A photo opened from the results walks them (prev/next) and comes back here.
+        "result_query": f"in=search&{request.GET.urlencode()}" if request.method == "GET" else "",
     }
     template = "search/search.html#results" if request.htmx else "search/search.html"
     return render(request, template, context, status=search.status)
