@@ -18,6 +18,7 @@ urlpatterns = [
     path("albums/<int:pk>/", albums.album, name="album"),
     path("albums/<int:pk>/change/", albums.album_change, name="album_change"),
     path("albums/<int:pk>/delete/", albums.album_remove_all, name="album_delete"),
+    path("albums/<int:pk>/cover/", albums.album_cover, name="album_cover"),
     path("bulk/", bulk.bulk, name="bulk"),
     path("upload/", upload.upload, name="upload"),
     path("stats/", stats.stats_page, name="stats"),

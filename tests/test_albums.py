@@ -140,3 +140,42 @@ def test_albums_in_a_browser(browser, live_server, editor, photos, width):
     page.goto("/albums/")
     assert "2 photos" in page.locator(".albums").inner_text()
     page.context.close()
+
+
+def test_an_editor_picks_the_cover_among_the_albums_photos(photos, editor_client):
+    album = album_create(name="Covers")
+    album_add(album=album, images=photos[:3])
+    url = reverse("gallery:album_cover", args=[album.pk])
+    editor_client.post(url, {"photo": photos[2].pk})
+    assert Album.objects.get(pk=album.pk).cover_id == photos[2].pk
+    page = editor_client.post(url, {"photo": photos[4].pk}, follow=True).content.decode()
+    assert "is not in “Covers”" in page and Album.objects.get(pk=album.pk).cover_id == photos[2].pk
+    detail = editor_client.get(reverse("gallery:detail", args=[photos[2].pk])).content.decode()
+    assert 'class="muted">cover</small>' in detail
+
+
+@pytest.mark.browser
+def test_adding_search_results_to_an_album_and_searching_within_it(browser, live_server, editor, photos):
+    page = login(browser, live_server, "eddie")
+    page.goto("/search/?q=photo&threshold=-1&top_k=3")
+    page.get_by_role("button", name="Select").click()
+    page.get_by_label("all shown").check()
+    page.get_by_label("New album name").fill("From search")
+    page.get_by_role("button", name="Add to album").click()
+    page.get_by_text("Added 3 photos to “From search”.").wait_for()
+    album = Album.objects.get(name="From search")
+    page.goto(f"/albums/{album.pk}/")
+    assert page.locator("#grid .card-photo").count() == 3
+    page.get_by_role("link", name="Search within this album").click()
+    page.get_by_label("Describe the photo").fill("photo")
+    page.wait_for_function("document.querySelectorAll('#results .grid .card-photo').length === 3")
+    shown = {
+        int(href.split("/")[2])
+        for href in page.locator("#results .grid .card-photo > a").evaluate_all(
+            "l => l.map(a => a.getAttribute('href'))"
+        )
+    }
+    assert shown == set(album.photos.values_list("pk", flat=True))
+    page.goto("/albums/")
+    shot(page, "albums-1280", docs=True)
+    page.context.close()

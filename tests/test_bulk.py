@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from gallery.models import Album, Favourite, Image, Metadata
-from gallery.services import category_set, tags_add, tags_remove
+from gallery.services import album_add, category_set, favourite_set, image_trash, tags_add, tags_remove
 from search.index import get_index
 from search.python_api import find_similar
 from tests.browser import fits, login, shot
@@ -221,3 +221,45 @@ def test_search_results_can_be_selected_and_tagged(browser, live_server, editor,
     page.get_by_text("Tagged 8 photos with found.").wait_for()
     assert Metadata.objects.filter(tags__name="found").count() == 8
     page.context.close()
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda photos, user: tags_add(images=photos, names=["x"]),
+        lambda photos, user: tags_remove(images=photos, names=["seed"]),
+        lambda photos, user: category_set(images=photos, category="y"),
+        lambda photos, user: album_add(album=Album.objects.create(name="A"), images=photos),
+        lambda photos, user: favourite_set(user=user, images=photos, on=True),
+        lambda photos, user: image_trash(images=photos),
+    ],
+    ids=["tags_add", "tags_remove", "category", "album_add", "favourite", "trash"],
+)
+def test_a_bulk_action_that_fails_half_way_changes_nothing(action, photos, editor, monkeypatch):
+    """Each action is one transaction: if recording the index work fails, the rows are rolled back too."""
+    from gallery import services
+    from search.models import IndexOutbox
+
+    tags_add(images=photos, names=["seed"])
+    before = snapshot()
+    outbox = IndexOutbox.objects.count()
+
+    def fail(image_ids):
+        raise RuntimeError("the index work could not be recorded")
+
+    monkeypatch.setattr(services, "_mirrored_change", fail)
+    with pytest.raises(RuntimeError):
+        action(photos, editor)
+    assert snapshot() == before and IndexOutbox.objects.count() == outbox
+
+
+def snapshot() -> tuple:
+    from gallery.models import Album, Favourite
+
+    return (
+        sorted(Metadata.tags.through.objects.values_list("metadata_id", "tag__name")),
+        sorted(Metadata.objects.values_list("image_id", "category")),
+        sorted(Album.photos.through.objects.values_list("album__name", "image_id")),
+        sorted(Favourite.objects.values_list("user_id", "image_id")),
+        sorted(Image.objects.values_list("pk", "trashed_at")),
+    )

@@ -84,3 +84,17 @@ def album_photos(request):
         count = album_add(album=chosen, images=photos)
         messages.success(request, f"Added {count} photo{'s' if count != 1 else ''} to “{chosen.name}”.")
     return redirect(posted_next(request, reverse("gallery:albums")))
+
+
+@require_POST
+@editor_required
+def album_cover(request, pk: int):
+    """Make one of an album's photos its cover."""
+    chosen = get_object_or_404(Album, pk=pk)
+    photo = chosen.photos.filter(pk=request.POST.get("photo") or 0, trashed_at__isnull=True).first()
+    if photo is None:
+        messages.error(request, f"That photo is not in “{chosen.name}”.")
+    else:
+        album_update(album=chosen, name=chosen.name, description=chosen.description, cover=photo)
+        messages.success(request, f"{photo.original_name} is now the cover of “{chosen.name}”.")
+    return redirect(posted_next(request, reverse("gallery:album", args=[pk])))
