@@ -9,16 +9,18 @@ images_changed, as gallery.versions has). The database indexes it:
   content), kept in step by triggers (migration 0007), ranked by bm25;
 - PostgreSQL: a GIN index on to_tsvector('simple', search_text), ranked by ts_rank.
 
-Words match whole, without regard to case or accents; a query's words must all
+Words match whole, without regard to case or accents (the text is stored folded,
+`fold`); a query's words must all
 appear (in any field), a "quoted phrase" in that order. search.hybrid fuses this
 ranking with CLIP's.
 """
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models.signals import m2m_changed, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from gallery.models import Image, Metadata, Tag
 from gallery.signals import images_changed
@@ -34,6 +36,12 @@ LABELS = {
     "filename": "file name",
 }
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fold(text: str) -> str:
+    """Lowercase without accents ("Zürich" -> "zurich"): stored and queried so on both databases alike."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def fields_of(image: Image, tags: Iterable[str]) -> dict[str, str]:
@@ -60,7 +68,8 @@ def refresh(image_ids: Iterable[int]) -> None:
             tags.setdefault(image_id, []).append(name)
         rows = []
         for image in Image.objects.filter(pk__in=chunk).select_related("metadata"):
-            text = "\n".join(value for value in fields_of(image, sorted(tags.get(image.pk, []))).values() if value)
+            fields = fields_of(image, sorted(tags.get(image.pk, [])))
+            text = fold("\n".join(value for value in fields.values() if value))
             if text != image.metadata.search_text:
                 image.metadata.search_text = text
                 rows.append(image.metadata)
@@ -68,7 +77,7 @@ def refresh(image_ids: Iterable[int]) -> None:
 
 
 def words(query: str) -> list[str]:
-    return _WORD.findall(query.lower())
+    return _WORD.findall(fold(query))
 
 
 def matching_ids(query: str, *, phrase: bool = False, limit: int = 200) -> list[int]:
@@ -136,9 +145,20 @@ def _bulk_changed(sender, image_ids, **kwargs) -> None:
     refresh(image_ids)
 
 
+def _tag_deleting(sender, instance: Tag, **kwargs) -> None:
+    # The cascade that removes its links sends no m2m_changed: remember whose words change.
+    instance._word_photos = list(instance.photos.values_list("image_id", flat=True))
+
+
+def _tag_deleted(sender, instance: Tag, **kwargs) -> None:
+    refresh(getattr(instance, "_word_photos", []))
+
+
 def connect() -> None:
     post_save.connect(_metadata_saved, sender=Metadata, dispatch_uid="gallery.words.metadata")
     post_save.connect(_image_saved, sender=Image, dispatch_uid="gallery.words.image")
     post_save.connect(_tag_saved, sender=Tag, dispatch_uid="gallery.words.tag")
     m2m_changed.connect(_tags_changed, sender=Metadata.tags.through, dispatch_uid="gallery.words.tags")
     images_changed.connect(_bulk_changed, sender=Image, dispatch_uid="gallery.words.bulk")
+    pre_delete.connect(_tag_deleting, sender=Tag, dispatch_uid="gallery.words.tag_deleting")
+    post_delete.connect(_tag_deleted, sender=Tag, dispatch_uid="gallery.words.tag_deleted")

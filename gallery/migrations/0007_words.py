@@ -40,7 +40,7 @@ def drop_full_text_index(apps, schema_editor):
 
 def fill(apps, schema_editor):
     """Write the searchable text of the photos already there (the triggers index it)."""
-    from gallery.words import fields_of
+    from gallery.words import fields_of, fold
 
     Image = apps.get_model("gallery", "Image")
     Metadata = apps.get_model("gallery", "Metadata")
@@ -54,7 +54,7 @@ def fill(apps, schema_editor):
         rows = []
         for image in Image.objects.filter(pk__in=chunk).select_related("metadata"):
             fields = fields_of(image, sorted(tags.get(image.pk, [])))
-            image.metadata.search_text = "\n".join(value for value in fields.values() if value)
+            image.metadata.search_text = fold("\n".join(value for value in fields.values() if value))
             rows.append(image.metadata)
         Metadata.objects.bulk_update(rows, ["search_text"], batch_size=1000)
 
