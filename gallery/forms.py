@@ -162,8 +162,7 @@ class BulkForm(SelectionForm):
 
     def clean(self):
         action = self.cleaned_data.get("action")
-        if action == "restore":  # the undo names its photos itself
-            self.errors.pop("__all__", None)
+        if action == "restore":  # the undo names its photos itself (a signed token), not a selection
             return self.cleaned_data
         data = super().clean()
         if action in ("tags_add", "tags_remove") and not data.get("tags"):

@@ -195,6 +195,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 IMGSIM_REQUEST_MAX_BYTES = env_int("IMGSIM_REQUEST_MAX_MB", 1024, minimum=1) * 1024 * 1024
 # Form fields and JSON bodies (files not included) are read into memory: at most this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A selection bar posts one `ids` field per ticked photo ("all matching" posts none).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 12_000
 # Pillow refuses images above this many pixels before decoding them.
 IMGSIM_MAX_PIXELS = env_int("IMGSIM_MAX_PIXELS", 180_000_000, minimum=1_000_000)
 # A photo used as a search query is decoded only for the model: a smaller budget (JPEGs are

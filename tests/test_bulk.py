@@ -263,3 +263,11 @@ def snapshot() -> tuple:
         sorted(Favourite.objects.values_list("user_id", "image_id")),
         sorted(Image.objects.values_list("pk", "trashed_at")),
     )
+
+
+def test_a_selection_of_thousands_of_ticked_photos_is_one_request(editor_client):
+    from tests.factories import make_photos
+
+    picked = make_photos(2500)
+    answer = bulk(editor_client, "category", picked, category="many")
+    assert "Set category “many” on 2,500 photos." in answer.content.decode()
