@@ -155,8 +155,10 @@ def test_an_editor_picks_the_cover_among_the_albums_photos(photos, editor_client
 
 
 @pytest.mark.browser
-def test_adding_search_results_to_an_album_and_searching_within_it(browser, live_server, editor, photos):
+@pytest.mark.parametrize("width", [1280, 390])
+def test_adding_search_results_to_an_album_and_searching_within_it(browser, live_server, editor, photos, width):
     page = login(browser, live_server, "eddie")
+    page.set_viewport_size({"width": width, "height": 900})
     page.goto("/search/?q=photo&threshold=-1&top_k=3")
     page.get_by_role("button", name="Select").click()
     page.get_by_label("all shown").check()
@@ -177,5 +179,7 @@ def test_adding_search_results_to_an_album_and_searching_within_it(browser, live
     }
     assert shown == set(album.photos.values_list("pk", flat=True))
     page.goto("/albums/")
-    shot(page, "albums-1280", docs=True)
+    if width < 800:
+        fits(page, width)
+    shot(page, f"albums-{width}", docs=width > 800)
     page.context.close()

@@ -1,4 +1,5 @@
-// Selection mode on a grid: "Select" shows a checkbox on every card; a click on a card
+// Selection mode on a grid: "Select" (or ticking the checkbox a card shows on hover or
+// focus) shows a checkbox on every card; a click on a card
 // then ticks it instead of opening the photo, shift-click ticks the range from the last
 // one; "all N matching" stands for the whole filtered set, loaded or not. The boxes sit in
 // the cards (cached, the same for everyone) and join the bar's form by form="bulk-form".
@@ -14,14 +15,14 @@
     if (box && bar()) box.dispatchEvent(new Event("change", { bubbles: true }));
   }
 
-  function setSelecting(on) {
+  function setSelecting(on, { keep = false } = {}) {
     document.body.classList.toggle("selecting", on);
     const toggle = document.querySelector("[data-bulk-toggle]");
     if (toggle) {
       toggle.setAttribute("aria-pressed", on ? "true" : "false");
       toggle.textContent = on ? "Done" : "Select";
     }
-    if (!on) clear();
+    if (!on && !keep) clear();
   }
 
   function clear() {
@@ -49,9 +50,13 @@
       return;
     }
     if (event.target.closest("[data-bulk-none]")) { clear(); return; }
-    if (!document.body.classList.contains("selecting")) return;
     const box = event.target.closest("input.select-box");
-    if (box) { tick(box, event.shiftKey); return; }
+    if (box && bar()) { // a box shown on hover starts selection mode
+      if (!document.body.classList.contains("selecting")) setSelecting(true, { keep: true });
+      tick(box, event.shiftKey);
+      return;
+    }
+    if (!document.body.classList.contains("selecting")) return;
     const card = event.target.closest(".card-photo");
     if (card && event.target.closest("a")) { // a click on the photo ticks it while selecting
       event.preventDefault();
