@@ -2,8 +2,12 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 
+from gallery.filters import FilterForm
 from gallery.models import Album, Image, Metadata
+from gallery.selectors import image_list
+from gallery.services import album_create
 
 
 class PhotoIdsField(forms.Field):
@@ -126,8 +130,6 @@ class AlbumPhotosForm(SelectionForm):
 
     def album(self, *, user) -> Album:
         """The chosen album, or the one named new_album (found ignoring case, or created)."""
-        from gallery.services import album_create
-
         if self.cleaned_data["album_id"]:
             return self.cleaned_data["album_id"]
         name = self.cleaned_data["new_album"]
@@ -174,11 +176,6 @@ class BulkForm(SelectionForm):
 
     def photos(self, *, user) -> list[Image]:
         """The photos the action applies to: live ones among the ticked, or all matching the grid's filters."""
-        from django.http import QueryDict
-
-        from gallery.filters import FilterForm
-        from gallery.selectors import image_list
-
         if not self.cleaned_data["all"]:
             return list(Image.objects.live().filter(pk__in=self.cleaned_data["ids"]))
         params = QueryDict(self.cleaned_data["query"] or "", mutable=True)
@@ -193,8 +190,6 @@ class BulkForm(SelectionForm):
         return list(image_list(form=form).select_related(None))
 
     def target_album(self, *, user) -> Album:
-        from gallery.services import album_create
-
         if self.cleaned_data["album_id"]:
             return self.cleaned_data["album_id"]
         name = self.cleaned_data["new_album"]
