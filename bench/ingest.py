@@ -163,13 +163,12 @@ def run_child(kind: str, count: int) -> dict:
 
 
 def cpu_capability() -> str:
-    """What the CPU offers torch, and whether it computes bfloat16 (if not, the model runs in fp32)."""
+    """The CPU model and what it offers torch (the paths themselves are measured: search.paths)."""
     import torch
 
-    from search.embeddings import cpu_supports_bf16
+    from search.paths import cpu_model
 
-    native = "bfloat16 instructions" if cpu_supports_bf16() else "no bfloat16 instructions"
-    return f"{torch.backends.cpu.get_cpu_capability()}, {native}"
+    return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def main() -> None:

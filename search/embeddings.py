@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from search.errors import ModelUnavailable
+from search.paths import choose
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +56,6 @@ class Embedder:
         return False
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX).
-
-    Without them oneDNN emulates bfloat16 and is slower than fp32: a batch of 16
-    ViT-B/32 images took 9.6 s under bf16 autocast against 1.4 s in fp32 on an
-    AVX2-only AMD EPYC; on AVX-512 without BF16 (Skylake to Ice Lake Xeons) Intel
-    documents emulation as slower than fp32 too. So "AVX512" alone is not enough.
-    """
-    import torch
-
-    has_avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    if has_avx512_bf16 and has_amx:
-        return bool(has_avx512_bf16() or has_amx())
-    return "AMX" in torch.backends.cpu.get_cpu_capability()  # older torch: only AMX is certain
-
-
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
@@ -87,7 +71,7 @@ class ClipEmbedder(Embedder):
         self.threads = threads
         self._lock = threading.Lock()
         self._inference_lock = threading.Lock()
-        self._loaded = None  # (model, tokenizer, preprocessing, use_bf16)
+        self._loaded = None  # (model, tokenizer, preprocessing, paths: {"image": "fp32", "text": "bf16", ...})
         self._failure: tuple[float, ModelUnavailable] | None = None
 
     @property
@@ -127,10 +111,10 @@ class ClipEmbedder(Embedder):
             except (OSError, ValueError) as error:
                 raise ModelUnavailable(self._missing_message(error)) from error
         model.eval()
-        use_bf16 = self.precision_setting == "bf16" or (self.precision_setting == "auto" and cpu_supports_bf16())
         preprocessing = self._preprocessing(source, model.config.vision_config.image_size)
-        log.info("loaded %s (%s)", source, "bf16" if use_bf16 else "fp32")
-        return model, tokenizer, preprocessing, use_bf16
+        paths = choose(model, tokenizer, preprocessing["crop"], source, setting=self.precision_setting)
+        log.info("loaded %s (image %s, text %s: %s)", source, paths["image"], paths["text"], paths["source"])
+        return model, tokenizer, preprocessing, paths
 
     def _missing_message(self, error: Exception) -> str:
         if Path(self.model_name).is_absolute() or self.model_name.startswith("."):
@@ -178,7 +162,14 @@ class ClipEmbedder(Embedder):
 
     @property
     def precision(self) -> str:
-        return "bf16" if self._load()[3] else "fp32"
+        """The numeric path of each tower, e.g. "image bf16, text fp32" (search.paths decides)."""
+        paths = self._load()[3]
+        return f"image {paths['image']}, text {paths['text']}"
+
+    @property
+    def paths(self) -> dict:
+        """What search.paths chose for this model here, with the rates measured (if it measured)."""
+        return self._load()[3]
 
     def preprocess(self, image) -> np.ndarray:
         """Resize (shortest edge), centre-crop and normalise one PIL image, as CLIP was trained."""
@@ -194,10 +185,11 @@ class ClipEmbedder(Embedder):
         pixels = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
         return (pixels - prep["mean"]) / prep["std"]
 
-    def _run(self, forward, batches):
+    def _run(self, forward, batches, tower: str):
         import torch
 
-        model, _, _, use_bf16 = self._load()
+        model, _, _, paths = self._load()
+        use_bf16 = paths[tower] == "bf16"
         outputs = []
         with self._inference_lock, torch.inference_mode():
             for batch in batches:
@@ -215,7 +207,7 @@ class ClipEmbedder(Embedder):
             return np.zeros((0, self.dimension), dtype=np.float32)
         tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
         batches = tensor.split(self.batch_size)
-        return self._run(lambda model, batch: model.get_image_features(pixel_values=batch), batches)
+        return self._run(lambda model, batch: model.get_image_features(pixel_values=batch), batches, "image")
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Encode texts; return (n, dim) unit vectors."""
@@ -228,7 +220,7 @@ class ClipEmbedder(Embedder):
             tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             for chunk in chunks
         ]
-        return self._run(lambda model, batch: model.get_text_features(**batch), encoded)
+        return self._run(lambda model, batch: model.get_text_features(**batch), encoded, "text")
 
 
 @functools.cache

@@ -21,8 +21,16 @@ def index_health() -> dict:
 
 
 def model_health() -> dict:
+    """The model, whether this process loaded it, and (once loaded) the numeric path of each tower."""
     embedder = get_embedder()
-    return {"name": model_name(), "loaded": embedder.loaded}
+    health = {"name": model_name(), "loaded": embedder.loaded}
+    if embedder.loaded and hasattr(embedder, "paths"):
+        chosen = embedder.paths
+        health["paths"] = {"image": chosen["image"], "text": chosen["text"], "source": chosen["source"]}
+        for tower in ("image", "text"):
+            if f"{tower}_measured" in chosen:
+                health["paths"][f"{tower}_rates"] = chosen[f"{tower}_measured"]["rates"]
+    return health
 
 
 def queue_health() -> dict:
@@ -54,7 +62,23 @@ def library_stats() -> dict:
     return {
         "index": {"expected": expected, "actual": actual, "in_sync": actual == expected, "error": error},
         "duplicate_groups": len(duplicate_groups()),
+        "model_paths": model_paths(),
     }
+
+
+def model_paths() -> str:
+    """In words, the numeric path each tower runs on this machine, without loading the model."""
+    from search.paths import PATHS, remembered
+
+    setting = settings.IMGSIM_EMBEDDER.get("OPTIONS", {}).get("precision", "auto")
+    if setting in PATHS:
+        return f"{setting} for both towers (IMGSIM_PRECISION={setting})"
+    record = remembered(model_name())
+    if record is None:
+        return "not measured on this machine yet (at the first use of the model, or: manage.py model_info)"
+    rates = record["image_measured"]["rates"]
+    faster = ", ".join(f"{path} {rate:g} images/s" for path, rate in rates.items())
+    return f"image {record['image']}, text {record['text']}, measured on {record['cpu']} ({faster})"
 
 
 def library_stats_version() -> str:

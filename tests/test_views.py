@@ -96,7 +96,7 @@ def test_similar_strip_is_a_partial_for_htmx_and_a_page_otherwise(viewer_client,
 def result_ids(html: str) -> list[int]:
     import re
 
-    return [int(pk) for pk in re.findall(r'href="/images/(\d+)/"', html)]
+    return [int(pk) for pk in re.findall(r'<li class="card-photo" id="card-(\d+)"', html)]
 
 
 def test_search_page_matches_the_python_api(viewer_client, library):

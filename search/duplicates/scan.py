@@ -2,7 +2,7 @@
 
 How a pair's tier is decided is documented in search/duplicates/__init__.py. A
 scan never compares all pairs in Python: it multiplies blocks of the vector
-matrix (bfloat16 where the CPU has it, candidates re-scored in float32), upper
+matrix (bfloat16 where it measured faster here, candidates re-scored in float32), upper
 triangle only; an incremental scan compares only photos added since the last one.
 """
 
@@ -85,9 +85,9 @@ def similar_blocks(
     """
     import torch
 
-    from search.embeddings import cpu_supports_bf16
+    from search.paths import block_dtype
 
-    dtype = torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    dtype = block_dtype()  # measured on this machine, as the model's paths are
     matrix = torch.from_numpy(np.ascontiguousarray(vectors)).to(dtype)
     margin = 0.01 if dtype == torch.bfloat16 else 0.0  # bf16 rounds; candidates are re-scored in fp32
     in_rows = np.zeros(len(vectors), dtype=bool)

@@ -1,0 +1,223 @@
+"""Which numeric path runs each model tower fastest on this machine: measured once, then remembered.
+
+IMGSIM_PRECISION=auto used to run bfloat16 wherever the CPU reported bfloat16
+instructions. On an Intel Xeon with AVX512-BF16 but no AMX that was 2x slower than
+fp32; on another AVX-512 machine bfloat16 was 3x faster; emulated on AVX2 it was 7x
+slower. No CPU flag predicts it, so auto times it: at the first load of a model on
+a machine, a probe batch runs through each tower in fp32 and under bfloat16
+autocast; the fastest path whose output matches fp32 (mean cosine >= MIN_COSINE)
+wins, separately for the image and the text tower. The decision is kept in the
+data dir (model-paths.json) under the CPU model, the torch version and the model,
+so later starts read it instead of measuring. The duplicate scan's block product
+is a different workload: its dtype is measured the same way, on its own.
+
+IMGSIM_PRECISION=fp32 or bf16 forces a path; `manage.py model_info` shows what was
+chosen and the rates measured (`--measure` measures again).
+"""
+
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+PATHS = ("fp32", "bf16")
+MIN_COSINE = 0.999
+PROBE_IMAGES, PROBE_TEXTS = 8, 16
+CLEARLY_SLOWER = 3.0  # a path this much slower on its first run is not timed further
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as lscpu reports it (decisions are kept per CPU model)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_file() -> Path:
+    """In the data dir; outside a configured imgsim (the standalone toolkit), in the user's cache."""
+    if settings.configured and getattr(settings, "DATA_DIR", None):
+        return Path(settings.DATA_DIR) / "model-paths.json"
+    return Path.home() / ".cache" / "imgsim" / "model-paths.json"
+
+
+def _key(model_name: str) -> str:
+    import torch
+
+    return f"{cpu_model()} | torch {torch.__version__} | {model_name}"
+
+
+def _read() -> dict:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write(key: str, record: dict) -> None:
+    """Remember a decision (temp file and rename: a crash leaves the old file or the new one)."""
+    records = {**_read(), key: record}
+    path = cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(records, indent=2, sort_keys=True))
+    temporary.replace(path)
+
+
+def forget(model_name: str) -> None:
+    """Drop what was measured for this model on this machine: the next load measures again."""
+    records = _read()
+    if records.pop(_key(model_name), None) is not None:
+        cache_file().write_text(json.dumps(records, indent=2, sort_keys=True))
+
+
+def remembered(model_name: str) -> dict | None:
+    return _read().get(_key(model_name))
+
+
+def _time(run) -> tuple[float, np.ndarray]:
+    started = time.perf_counter()
+    output = run()
+    return time.perf_counter() - started, output
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def measure_tower(run_in: dict, count: int) -> dict:
+    """Time one tower under each path; run_in[path]() returns its (n, dim) output. Return rates and cosines."""
+    first, outputs = {}, {}
+    for path, run in run_in.items():
+        first[path], outputs[path] = _time(run)  # includes one-off costs; a clearly slow path stops here
+    rates, cosines = {}, {}
+    fastest_first = min(first.values())
+    for path, run in run_in.items():
+        seconds = first[path]
+        if seconds <= CLEARLY_SLOWER * fastest_first:
+            seconds = min(seconds, *(_time(run)[0] for _ in range(2)))
+        rates[path] = round(count / seconds, 2)
+        reference, output = _unit(outputs["fp32"]), _unit(outputs[path])
+        cosines[path] = round(float(np.mean(np.sum(reference * output, axis=1))), 5)
+    return {"rates": rates, "cosine": cosines}
+
+
+def fastest(measured: dict) -> str:
+    """The fastest path whose output matches fp32's (fp32 itself always does)."""
+    usable = [path for path in measured["rates"] if measured["cosine"].get(path, 0.0) >= MIN_COSINE]
+    return max(usable or ["fp32"], key=lambda path: measured["rates"][path])
+
+
+def choose(model, tokenizer, input_size: int, model_name: str, *, setting: str) -> dict:
+    """The path per tower ({"image": "fp32", "text": "bf16", ...}) here: forced, remembered or measured."""
+    if setting in PATHS:
+        return {"image": setting, "text": setting, "source": f"IMGSIM_PRECISION={setting}"}
+    record = remembered(model_name)
+    if record is None:
+        record = _measure(model, tokenizer, input_size)
+        _write(_key(model_name), record)
+    return {**record, "source": "measured on this machine"}
+
+
+def product_ratio() -> float:
+    """How many times slower a bfloat16 matrix product of a ViT layer's shape is than fp32's, here.
+
+    Emulated bfloat16 (no native instructions) runs a ViT-B/32 batch 7-10x slower:
+    this takes milliseconds to show what a tower run would take seconds to.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    activations = torch.randn(8 * 50, 768, generator=generator)
+    weights = torch.randn(768, 3072, generator=generator)
+    seconds = {}
+    with torch.inference_mode():
+        for dtype in (torch.float32, torch.bfloat16):
+            a, b = activations.to(dtype), weights.to(dtype)
+            a @ b  # warm-up
+            seconds[dtype] = min(_time(lambda: a @ b)[0] for _ in range(5))
+    return seconds[torch.bfloat16] / max(seconds[torch.float32], 1e-9)
+
+
+def _measure(model, tokenizer, input_size: int) -> dict:
+    import torch
+
+    log.info("measuring the model's fp32 and bfloat16 paths on this CPU (once; see manage.py model_info)")
+    ratio = product_ratio()
+    candidates = PATHS if ratio < CLEARLY_SLOWER else ("fp32",)
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randn(PROBE_IMAGES, 3, input_size, input_size, generator=generator)
+    texts = tokenizer(
+        [f"a photo of thing number {i} on a table" for i in range(PROBE_TEXTS)],
+        padding=True,
+        truncation=True,
+        max_length=77,
+        return_tensors="pt",
+    )
+
+    def runner(forward, bf16: bool):
+        def run():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                result = forward()
+            return getattr(result, "pooler_output", result).float().numpy()
+
+        return run
+
+    image = measure_tower(
+        {path: runner(lambda: model.get_image_features(pixel_values=pixels), path == "bf16") for path in candidates},
+        PROBE_IMAGES,
+    )
+    text = measure_tower(
+        {path: runner(lambda: model.get_text_features(**texts), path == "bf16") for path in candidates}, PROBE_TEXTS
+    )
+    record = {
+        "bf16_product_ratio": round(ratio, 2),  # bf16 time / fp32 time of one layer-sized product
+        "image": fastest(image),
+        "text": fastest(text),
+        "image_measured": image,
+        "text_measured": text,
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    log.info("model paths: image %s %s, text %s %s", record["image"], image["rates"], record["text"], text["rates"])
+    return record
+
+
+BLOCK_KEY = "duplicate scan block product"
+
+
+def block_dtype():
+    """The dtype of the duplicate scan's block products: fp32 or bfloat16, whichever ran faster here."""
+    import torch
+
+    embedder = getattr(settings, "IMGSIM_EMBEDDER", {}) if settings.configured else {}
+    setting = embedder.get("OPTIONS", {}).get("precision", "auto")
+    if setting in PATHS:
+        return torch.bfloat16 if setting == "bf16" else torch.float32
+    key = f"{cpu_model()} | torch {torch.__version__} | {BLOCK_KEY}"
+    record = _read().get(key)
+    if record is None:
+        generator = torch.Generator().manual_seed(0)
+        rows = torch.nn.functional.normalize(torch.randn(512, 512, generator=generator), dim=1)
+        columns = torch.nn.functional.normalize(torch.randn(16384, 512, generator=generator), dim=1)
+
+        def product(dtype):
+            a, b = rows.to(dtype), columns.to(dtype)
+            return lambda: (a @ b.T).float().numpy()
+
+        measured = measure_tower({"fp32": product(torch.float32), "bf16": product(torch.bfloat16)}, 512)
+        # Block scores are compared with a threshold, with candidates re-scored in fp32: bf16's rounding is fine.
+        measured["cosine"] = {path: 1.0 for path in measured["rates"]}
+        record = {"dtype": fastest(measured), "measured": measured, "cpu": cpu_model(), "torch": torch.__version__}
+        _write(key, record)
+    return torch.bfloat16 if record["dtype"] == "bf16" else torch.float32
