@@ -269,14 +269,14 @@ class FilterForm(forms.Form):
     album = forms.CharField(required=False, max_length=120)
     favourites = forms.BooleanField(required=False, label="Only my favourites")
     camera = forms.CharField(required=False, max_length=64, help_text="make or model")
-    year = forms.IntegerField(required=False, min_value=1900, max_value=2100)
+    year = forms.IntegerField(required=False, min_value=1900, max_value=2100, label="Year taken")
     taken_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     taken_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     has_gps = forms.NullBooleanField(
         required=False, widget=forms.Select(choices=[("", "any"), ("true", "with GPS"), ("false", "without GPS")])
     )
     format = forms.ChoiceField(required=False, choices=FORMATS)
-    min_width = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+    min_width = forms.IntegerField(required=False, min_value=1, max_value=100_000, label="Minimum width")
     sort = forms.ChoiceField(required=False, choices=SORTS)
 
     FILTER_FIELDS = (

@@ -8,9 +8,15 @@ class SearchForm(FilterForm):
     q = forms.CharField(required=False, max_length=500, label="Search")
     exclude = forms.CharField(required=False, max_length=200, label="Not")
     like = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-    top_k = forms.IntegerField(required=False, min_value=1, max_value=200, initial=settings.IMGSIM_SEARCH_TOP_K)
+    top_k = forms.IntegerField(
+        required=False, min_value=1, max_value=200, initial=settings.IMGSIM_SEARCH_TOP_K, label="Results"
+    )
     threshold = forms.FloatField(
-        required=False, min_value=-1.0, max_value=1.0, initial=settings.IMGSIM_SEARCH_THRESHOLD
+        required=False,
+        min_value=-1.0,
+        max_value=1.0,
+        initial=settings.IMGSIM_SEARCH_THRESHOLD,
+        label="Minimum similarity",
     )
     image = forms.FileField(required=False)
 

@@ -52,7 +52,7 @@ def test_gallery_filters_and_chips(viewer_client, library):
         metadata__category="travel", metadata__taken_at__year=2019, metadata__camera_make="Canon"
     ).count()
     assert expected > 0 and html.count('class="card-photo"') == expected
-    assert "Remove filter category: travel" in html and "Remove filter year: 2019" in html
+    assert "Remove filter category: travel" in html and "Remove filter Year taken: 2019" in html
     tagged = viewer_client.get(reverse("gallery:index"), {"tag": "sea, nothing"}).content.decode()
     assert tagged.count('class="card-photo"') == Image.objects.filter(metadata__tags__name="sea").count()
     partial = viewer_client.get(
@@ -153,8 +153,11 @@ def test_search_states(viewer_client, library, settings):
     assert "Type what you are looking for" in empty
     none = viewer_client.get(reverse("search:page"), {"q": "x", "threshold": 1}).content.decode()
     assert "lowering the minimum similarity" in none
-    bad = viewer_client.get(reverse("search:page"), {"q": "x", "top_k": 100000})
+    bad = viewer_client.get(reverse("search:page"), {"q": "x", "top_k": 100000, "year": 99999})
     assert bad.status_code == 400
+    message = bad.content.decode()
+    assert "Results: Ensure this value is less than or equal to 200." in message and "Year taken:" in message
+    assert "top_k" not in message.split('id="results"', 1)[1]
     not_image = SimpleUploadedFile("q.jpg", b"hello", content_type="image/jpeg")
     assert viewer_client.post(reverse("search:page"), {"image": not_image}).status_code == 415
     settings.IMGSIM_UPLOAD_MAX_BYTES = 100
@@ -265,3 +268,13 @@ def test_gallery_freshness_does_not_depend_on_the_search_index(
     page = viewer_client.get(reverse("gallery:index"), {"category": "new"}).content.decode()
     assert "<small>1 photo</small>" in page
     assert "1 photo is in the gallery but not searchable yet" in page  # the index could not be updated
+
+
+def test_error_pages_use_the_apps_layout_and_say_why(viewer_client):
+    missing = viewer_client.get("/images/999999/")
+    assert missing.status_code == 404
+    html = missing.content.decode()
+    assert 'class="brand"' in html and "moved to the trash or deleted" in html and "Go to the gallery" in html
+    refused = viewer_client.get(reverse("gallery:upload"))
+    assert refused.status_code == 403
+    assert 'class="brand"' in refused.content.decode() and "editor role" in refused.content.decode()
