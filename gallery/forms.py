@@ -114,19 +114,15 @@ class AlbumForm(forms.ModelForm):
         return self.cleaned_data["name"].strip()
 
 
-class AlbumPhotosForm(SelectionForm):
-    """Photos into or out of an album: an existing one, or (adding) a new one named here."""
+class AlbumChoice(forms.Form):
+    """An album picked on a page: an existing one (album_id), or, when adding, a new one named in new_album."""
 
     album_id = forms.ModelChoiceField(queryset=Album.objects.all(), required=False)
     new_album = forms.CharField(required=False, max_length=120, strip=True)
-    action = forms.ChoiceField(choices=[("add", "add"), ("remove", "remove")], required=False)
 
-    def clean(self):
-        data = super().clean()
-        data["action"] = data.get("action") or "add"
-        if not data.get("album_id") and not (data["action"] == "add" and data.get("new_album")):
+    def require_album(self, data: dict, *, adding: bool) -> None:
+        if not data.get("album_id") and not (adding and data.get("new_album")):
             raise ValidationError("Choose an album, or name a new one.")
-        return data
 
     def album(self, *, user) -> Album:
         """The chosen album, or the one named new_album (found ignoring case, or created)."""
@@ -136,7 +132,19 @@ class AlbumPhotosForm(SelectionForm):
         return Album.objects.filter(name__iexact=name).first() or album_create(name=name, user=user)
 
 
-class BulkForm(SelectionForm):
+class AlbumPhotosForm(AlbumChoice, SelectionForm):
+    """Photos into or out of an album, from a photo's page."""
+
+    action = forms.ChoiceField(choices=[("add", "add"), ("remove", "remove")], required=False)
+
+    def clean(self):
+        data = super().clean()
+        data["action"] = data.get("action") or "add"
+        self.require_album(data, adding=data["action"] == "add")
+        return data
+
+
+class BulkForm(AlbumChoice, SelectionForm):
     """One action on the photos picked on a grid: the ticked ones, or `all` that match the page's filters."""
 
     ACTIONS = {
@@ -158,8 +166,6 @@ class BulkForm(SelectionForm):
     album = forms.IntegerField(required=False)  # the album page the grid shows, for `all`
     tags = TagsField(required=False)
     category = forms.CharField(required=False, max_length=64, strip=True)
-    album_id = forms.ModelChoiceField(queryset=Album.objects.all(), required=False)
-    new_album = forms.CharField(required=False, max_length=120, strip=True)
     undo = forms.CharField(required=False, max_length=200_000)  # signed ids of a move to the trash
 
     def clean(self):
@@ -169,9 +175,8 @@ class BulkForm(SelectionForm):
         data = super().clean()
         if action in ("tags_add", "tags_remove") and not data.get("tags"):
             raise ValidationError("Type the tags first (separated by commas).")
-        if action in ("album_add", "album_remove") and not data.get("album_id"):
-            if not (action == "album_add" and data.get("new_album")):
-                raise ValidationError("Choose an album, or name a new one.")
+        if action in ("album_add", "album_remove"):
+            self.require_album(data, adding=action == "album_add")
         return data
 
     def photos(self, *, user) -> list[Image]:
@@ -188,9 +193,3 @@ class BulkForm(SelectionForm):
         if not form.is_valid():
             raise ValidationError("The filters of this page are not valid: " + form.errors.as_text())
         return list(image_list(form=form).select_related(None))
-
-    def target_album(self, *, user) -> Album:
-        if self.cleaned_data["album_id"]:
-            return self.cleaned_data["album_id"]
-        name = self.cleaned_data["new_album"]
-        return Album.objects.filter(name__iexact=name).first() or album_create(name=name, user=user)

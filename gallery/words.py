@@ -121,8 +121,8 @@ def matched_fields(image: Image, tags: Iterable[str], query: str) -> list[str]:
 # --- keeping search_text in step ------------------------------------------------------
 
 
-def _metadata_saved(sender, instance: Metadata, raw: bool = False, update_fields=None, **kwargs) -> None:
-    if not raw and update_fields != frozenset({"search_text"}):
+def _metadata_saved(sender, instance: Metadata, raw: bool = False, **kwargs) -> None:
+    if not raw:  # refresh writes with bulk_update, which sends no signal
         refresh([instance.image_id])
 
 

@@ -64,8 +64,12 @@ def _read() -> dict:
 
 
 def _write(key: str, record: dict) -> None:
-    """Remember a decision (temp file and rename: a crash leaves the old file or the new one)."""
-    records = {**_read(), key: record}
+    """Remember a decision."""
+    _store({**_read(), key: record})
+
+
+def _store(records: dict) -> None:
+    """Write every decision (temp file and rename: a crash leaves the old file or the new one)."""
     path = cache_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
@@ -77,7 +81,7 @@ def forget(model_name: str) -> None:
     """Drop what was measured for this model on this machine: the next load measures again."""
     records = _read()
     if records.pop(_key(model_name), None) is not None:
-        cache_file().write_text(json.dumps(records, indent=2, sort_keys=True))
+        _store(records)
 
 
 def remembered(model_name: str) -> dict | None:

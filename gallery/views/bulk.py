@@ -47,7 +47,7 @@ def _apply(form: BulkForm, photos: list[Image], user) -> tuple[str, str, bool]:
         what = f"category “{data['category']}”" if data["category"] else "no category"
         return f"Set {what} on {_plural(count)}.", "", False
     if action in ("album_add", "album_remove"):
-        album = form.target_album(user=user)
+        album = form.album(user=user)
         if action == "album_add":
             return f"Added {_plural(services.album_add(album=album, images=photos))} to “{album.name}”.", "", False
         return f"Took {_plural(services.album_remove(album=album, images=photos))} out of “{album.name}”.", "", True
