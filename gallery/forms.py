@@ -36,7 +36,8 @@ class SelectionForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if not data.get("ids") and not data.get("all"):
+        # Unreadable ids already have their own message; "select one" would only add a wrong one.
+        if not data.get("ids") and not data.get("all") and "ids" not in self.errors:
             raise ValidationError("Select at least one photo first.")
         return data
 

@@ -183,3 +183,12 @@ def test_adding_search_results_to_an_album_and_searching_within_it(browser, live
         fits(page, width)
     shot(page, f"albums-{width}", docs=width > 800)
     page.context.close()
+
+
+def test_an_empty_album_says_how_to_fill_it(viewer_client):
+    from tests.factories import make_photo
+
+    make_photo()  # a library with a photo, but not in the album
+    album = album_create(name="Nothing yet")
+    page = viewer_client.get(reverse("gallery:album", args=[album.pk])).content.decode()
+    assert "This album is empty" in page and "No photos match these filters" not in page

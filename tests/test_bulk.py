@@ -288,3 +288,9 @@ def test_a_selection_of_thousands_of_ticked_photos_is_one_request(editor_client)
     Metadata.objects.bulk_create(Metadata(image=image) for image in picked)
     answer = bulk(editor_client, "category", picked, category="many")
     assert "Set category “many” on 2,500 photos." in answer.content.decode()
+
+
+def test_unreadable_ids_get_one_message(editor_client):
+    answer = editor_client.post(reverse("gallery:bulk"), {"action": "tags_add", "ids": "abc", "tags": "x"}, headers=HX)
+    text = answer.content.decode()
+    assert answer.status_code == 400 and "whole numbers" in text and "Select at least one" not in text
