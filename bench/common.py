@@ -55,7 +55,7 @@ def full_size_clip(folder: Path | None = None) -> str:
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from tests.tiny_clip import build_tiny_clip
+    from tests.tiny_models import build_tiny_clip
 
     build_tiny_clip(folder)  # tokenizer and preprocessor files
     torch.manual_seed(0)

@@ -75,7 +75,7 @@ def measure_encoders() -> dict:
     import numpy as np
 
     setup_django("encoders")
-    from search.embeddings import ClipEmbedder
+    from search.embeddings import TransformersEmbedder
     from tests.photos import photo_image
 
     folder = full_size_clip()
@@ -83,7 +83,7 @@ def measure_encoders() -> dict:
     images = [photo_image(seed, size=(320, 240)) for seed in range(32)]
     outputs = {}
     for precision in ("fp32", "bf16"):
-        embedder = ClipEmbedder(model=folder, precision=precision)
+        embedder = TransformersEmbedder(model=folder, precision=precision)
         embedder.encode_texts(["warm up"])
         samples = [timed(embedder.encode_texts, ["a photo of a cat on a sofa"])[0] for _ in range(30)]
         pixels = np.stack([embedder.preprocess(image) for image in images])

@@ -206,11 +206,17 @@ IMGSIM_QUERY_MAX_PIXELS = env_int("IMGSIM_QUERY_MAX_PIXELS", 32_000_000, minimum
 # Embedding model and vector index: pluggable backends, built once per process.
 IMGSIM_MODEL = env_str("IMGSIM_MODEL", "openai/clip-vit-base-patch32")
 IMGSIM_EMBEDDER = {
-    "BACKEND": env_str("IMGSIM_EMBEDDER_BACKEND", "search.embeddings.ClipEmbedder"),
+    "BACKEND": env_str("IMGSIM_EMBEDDER_BACKEND", "search.embeddings.TransformersEmbedder"),
     "OPTIONS": {
         "model": IMGSIM_MODEL,
-        "precision": env_choice("IMGSIM_PRECISION", "auto", {"auto", "fp32", "bf16"}),
-        "batch_size": env_int("IMGSIM_BATCH_SIZE", 32, minimum=1),
+        # A multilingual text encoder's image tower (known pairs need none: search.model_families).
+        "image_model": env_str("IMGSIM_IMAGE_MODEL", ""),
+        "precision": env_choice("IMGSIM_PRECISION", "auto", {"auto", "fp32", "bf16", "onnx", "int8"}),
+        # int8 joins auto's candidates only with this and a passing `manage.py check_model`.
+        "allow_int8": env_bool("IMGSIM_ALLOW_INT8", False),
+        "device": env_choice("IMGSIM_DEVICE", "auto", {"auto", "cpu", "cuda", "mps"}),
+        # 0: 32 images per batch on a CPU, 128 on a GPU (larger batches keep it busy).
+        "batch_size": env_int("IMGSIM_BATCH_SIZE", 0, minimum=0),
         "threads": env_int("IMGSIM_TORCH_THREADS", 0),
     },
 }

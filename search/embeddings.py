@@ -1,29 +1,23 @@
-"""The embedding model: CLIP through transformers, one instance per process.
+"""The embedding model: a CLIP-like model through transformers, one instance per process.
 
 torch and transformers are imported on first use, so `migrate`, the admin and the
 gallery never pay for them. Vectors are L2-normalised float32.
 """
 
 import functools
-import json
 import logging
-import os
 import threading
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
+from search import paths
 from search.errors import ModelUnavailable
-from search.paths import choose
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 60
-
-# CLIP's own preprocessing constants, used when a model folder has no preprocessor config.
-_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class Embedder:
@@ -61,24 +55,48 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-class ClipEmbedder(Embedder):
-    """A CLIP-family model loaded with transformers from a hub id or a local folder."""
+@dataclass
+class _Loaded:
+    towers: object  # search.model_families.Towers
+    runners: dict  # tower -> function(inputs) -> features
+    paths: dict  # what search.paths chose, with the rates it measured
 
-    def __init__(self, *, model: str, precision: str = "auto", batch_size: int = 32, threads: int = 0):
+
+class TransformersEmbedder(Embedder):
+    """A model of a supported family (CLIP, SigLIP, sentence-transformers; search.model_families).
+
+    Each tower runs on the numeric path search.paths chose for it on this machine:
+    torch fp32 or bfloat16, ONNX Runtime fp32 or int8, or fp16 on a GPU.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        precision: str = "auto",
+        batch_size: int = 0,
+        threads: int = 0,
+        device: str = "auto",
+        image_model: str = "",
+        allow_int8: bool = False,
+    ):
         self.model_name = model
         self.precision_setting = precision
         self.batch_size = batch_size
         self.threads = threads
+        self.device_setting = device
+        self.image_model = image_model
+        self.allow_int8 = allow_int8
         self._lock = threading.Lock()
         self._inference_lock = threading.Lock()
-        self._loaded = None  # (model, tokenizer, preprocessing, paths: {"image": "fp32", "text": "bf16", ...})
+        self._loaded: _Loaded | None = None
         self._failure: tuple[float, ModelUnavailable] | None = None
 
     @property
     def loaded(self) -> bool:
         return self._loaded is not None
 
-    def _load(self):
+    def _load(self) -> _Loaded:
         if self._loaded is None:
             with self._lock:
                 if self._loaded is None:
@@ -93,134 +111,157 @@ class ClipEmbedder(Embedder):
                         raise
         return self._loaded
 
-    def _load_unlocked(self):
+    @property
+    def device(self) -> str:
+        """cpu, cuda or mps: IMGSIM_DEVICE, where auto takes a GPU when torch sees one."""
+        import torch
+
+        if self.device_setting != "auto":
+            return self.device_setting
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+
+    def _load_unlocked(self) -> _Loaded:
         import torch  # heavy: only when a model is first needed
-        from transformers import AutoTokenizer, CLIPModel
+
+        from search import model_families
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        source = self.model_name
-        try:
-            # The local cache first: no network round trip when the model is already here.
-            model = CLIPModel.from_pretrained(source, local_files_only=True)
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-        except (OSError, ValueError):
-            try:
-                model = CLIPModel.from_pretrained(source)
-                tokenizer = AutoTokenizer.from_pretrained(source)
-            except (OSError, ValueError) as error:
-                raise ModelUnavailable(self._missing_message(error)) from error
-        model.eval()
-        preprocessing = self._preprocessing(source, model.config.vision_config.image_size)
-        paths = choose(model, tokenizer, preprocessing["crop"], source, setting=self.precision_setting)
-        log.info("loaded %s (image %s, text %s: %s)", source, paths["image"], paths["text"], paths["source"])
-        return model, tokenizer, preprocessing, paths
-
-    def _missing_message(self, error: Exception) -> str:
-        if Path(self.model_name).is_absolute() or self.model_name.startswith("."):
-            return (
-                f"Model folder '{self.model_name}' cannot be loaded ({error}). Point IMGSIM_MODEL at a folder "
-                "written by `python manage.py download_model` or by save_pretrained."
-            )
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        return (
-            f"Model '{self.model_name}' is not in the local cache"
-            + (" and HF_HUB_OFFLINE=1 forbids downloading it" if offline else " and the hub cannot be reached")
-            + ". Download it on a connected machine (`python manage.py download_model`) "
-            "or set IMGSIM_MODEL to a local directory."
+        device = self.device
+        self.batch_size = self.batch_size or (32 if device == "cpu" else 128)
+        towers = model_families.load(self.model_name, image_model=self.image_model)
+        if device != "cpu":
+            towers.image.to(device)
+            towers.text.to(device)
+        runner = functools.cache(lambda tower, path: self._runner(towers, tower, path, device))
+        probe = {
+            "image": {
+                "pixel_values": np.random.default_rng(0).normal(size=self._probe_shape(towers)).astype(np.float32)
+            },
+            "text": towers.tokenize([f"a photo of thing number {i} on a table" for i in range(paths.PROBE_TEXTS)]),
+        }
+        chosen = paths.choose(
+            self.model_name,
+            runner,
+            probe,
+            setting=self.precision_setting,
+            device=device,
+            allow_int8=self.allow_int8,
         )
+        runners = {tower: runner(tower, chosen[tower]) for tower in ("image", "text")}
+        log.info(
+            "loaded %s (%s; image %s, text %s: %s)",
+            self.model_name,
+            towers.family,
+            chosen["image"],
+            chosen["text"],
+            chosen["source"],
+        )
+        return _Loaded(towers=towers, runners=runners, paths={**chosen, "family": towers.family, "device": device})
 
     @staticmethod
-    def _preprocessing(source: str, image_size: int) -> dict:
-        config = {}
-        try:
-            from huggingface_hub import hf_hub_download
+    def _probe_shape(towers) -> tuple:
+        crop = towers.preprocessing["crop"]
+        return (paths.PROBE_IMAGES, 3, crop, crop)
 
-            local = Path(source) / "preprocessor_config.json"
-            path = local if local.exists() else Path(hf_hub_download(source, "preprocessor_config.json"))
-            config = json.loads(path.read_text())
-        except Exception:  # no preprocessor config: CLIP defaults
-            log.info("no preprocessor config for %s; using CLIP defaults", source)
-        crop = config.get("crop_size", image_size)
-        crop = crop.get("height", image_size) if isinstance(crop, dict) else crop
-        size = config.get("size", crop)
-        size = size.get("shortest_edge", crop) if isinstance(size, dict) else size
-        return {
-            "size": int(size),
-            "crop": int(crop),
-            "mean": np.array(config.get("image_mean", _CLIP_MEAN), dtype=np.float32).reshape(3, 1, 1),
-            "std": np.array(config.get("image_std", _CLIP_STD), dtype=np.float32).reshape(3, 1, 1),
-        }
+    def _runner(self, towers, tower: str, path: str, device: str):
+        """The function that runs one tower on one numeric path: inputs (numpy) -> features (numpy)."""
+        import torch
+
+        if path in ("onnx", "int8"):
+            from search import onnx_export
+
+            session = onnx_export.session(
+                onnx_export.exported(self.model_name, towers, tower, int8=path == "int8"), threads=self.threads
+            )
+            return lambda inputs: session.run(None, inputs)[0]
+        module = towers.image if tower == "image" else towers.text
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(path)
+        device_type = "cuda" if device == "cuda" else "cpu" if device == "cpu" else device
+
+        def run(inputs):
+            tensors = {name: torch.from_numpy(value).to(device) for name, value in inputs.items()}
+            with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+                return module(**tensors).float().cpu().numpy()
+
+        return run
 
     @property
     def input_size(self) -> int:
-        return self._load()[2]["crop"]
+        return self._load().towers.preprocessing["crop"]
 
     @property
     def dimension(self) -> int:
-        return int(self._load()[0].config.projection_dim)
+        return self._load().towers.dimension
+
+    @property
+    def family(self) -> str:
+        return self._load().towers.family
 
     @property
     def precision(self) -> str:
         """The numeric path of each tower, e.g. "image bf16, text fp32" (search.paths decides)."""
-        paths = self._load()[3]
-        return f"image {paths['image']}, text {paths['text']}"
+        chosen = self._load().paths
+        return f"image {chosen['image']}, text {chosen['text']}"
 
     @property
     def paths(self) -> dict:
         """What search.paths chose for this model here, with the rates measured (if it measured)."""
-        return self._load()[3]
+        return self._load().paths
+
+    def runner(self, tower: str, path: str):
+        """Run a tower on a path other than the chosen one (manage.py check_model compares paths)."""
+        loaded = self._load()
+        return self._runner(loaded.towers, tower, path, loaded.paths["device"])
 
     def preprocess(self, image) -> np.ndarray:
-        """Resize (shortest edge), centre-crop and normalise one PIL image, as CLIP was trained."""
+        """Resize (shortest edge, or both sides for SigLIP), centre-crop and normalise one PIL image."""
         from PIL import Image as PILImage
 
-        prep = self._load()[2]
+        prep = self._load().towers.preprocessing
         image = image.convert("RGB")
-        scale = prep["size"] / min(image.size)
-        resized = (max(prep["crop"], round(image.width * scale)), max(prep["crop"], round(image.height * scale)))
-        image = image.resize(resized, PILImage.Resampling.BICUBIC, reducing_gap=3.0)
-        left, top = (resized[0] - prep["crop"]) // 2, (resized[1] - prep["crop"]) // 2
-        image = image.crop((left, top, left + prep["crop"], top + prep["crop"]))
+        crop = prep["crop"]
+        if prep["squash"]:
+            image = image.resize((crop, crop), PILImage.Resampling.BICUBIC, reducing_gap=3.0)
+        else:
+            scale = prep["size"] / min(image.size)
+            resized = (max(crop, round(image.width * scale)), max(crop, round(image.height * scale)))
+            image = image.resize(resized, PILImage.Resampling.BICUBIC, reducing_gap=3.0)
+            left, top = (resized[0] - crop) // 2, (resized[1] - crop) // 2
+            image = image.crop((left, top, left + crop, top + crop))
         pixels = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
         return (pixels - prep["mean"]) / prep["std"]
 
-    def _run(self, forward, batches, tower: str):
-        import torch
-
-        model, _, _, paths = self._load()
-        use_bf16 = paths[tower] == "bf16"
-        outputs = []
-        with self._inference_lock, torch.inference_mode():
-            for batch in batches:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    result = forward(model, batch)
-                vectors = getattr(result, "pooler_output", result)
-                outputs.append(vectors.float().numpy())
+    def _run(self, tower: str, batches, run=None) -> np.ndarray:
+        run = run or self._load().runners[tower]
+        with self._inference_lock:
+            outputs = [np.asarray(run(batch), dtype=np.float32) for batch in batches]
         return _normalise(np.concatenate(outputs))
 
-    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+    def encode_pixels(self, pixels: np.ndarray, *, path: str | None = None) -> np.ndarray:
         """Encode preprocessed (n, 3, S, S) pixels; return (n, dim) unit vectors."""
-        import torch
-
         if len(pixels) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
-        batches = tensor.split(self.batch_size)
-        return self._run(lambda model, batch: model.get_image_features(pixel_values=batch), batches, "image")
+        self._load()  # settles the batch size
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        batches = [{"pixel_values": pixels[i : i + self.batch_size]} for i in range(0, len(pixels), self.batch_size)]
+        return self._run("image", batches, self.runner("image", path) if path else None)
 
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
+    def encode_texts(self, texts: list[str], *, path: str | None = None) -> np.ndarray:
         """Encode texts; return (n, dim) unit vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        tokenizer = self._load()[1]
-        max_length = min(getattr(tokenizer, "model_max_length", 77) or 77, 77)
-        chunks = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
-        encoded = [
-            tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            for chunk in chunks
-        ]
-        return self._run(lambda model, batch: model.get_text_features(**batch), encoded, "text")
+        towers = self._load().towers
+        batches = [towers.tokenize(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return self._run("text", batches, self.runner("text", path) if path else None)
+
+
+# The name settings used before more families than CLIP were supported.
+ClipEmbedder = TransformersEmbedder
 
 
 @functools.cache

@@ -1,17 +1,24 @@
 """Which numeric path runs each model tower fastest on this machine: measured once, then remembered.
 
+The paths: torch fp32, torch under bfloat16 autocast ("bf16"), ONNX Runtime fp32
+("onnx") and ONNX Runtime with int8 weights ("int8", only when allowed and checked).
 IMGSIM_PRECISION=auto used to run bfloat16 wherever the CPU reported bfloat16
 instructions. On an Intel Xeon with AVX512-BF16 but no AMX that was 2x slower than
 fp32; on another AVX-512 machine bfloat16 was 3x faster; emulated on AVX2 it was 7x
 slower. No CPU flag predicts it, so auto times it: at the first load of a model on
-a machine, a probe batch runs through each tower in fp32 and under bfloat16
-autocast; the fastest path whose output matches fp32 (mean cosine >= MIN_COSINE)
-wins, separately for the image and the text tower. The decision is kept in the
-data dir (model-paths.json) under the CPU model, the torch version and the model,
-so later starts read it instead of measuring. The duplicate scan's block product
-is a different workload: its dtype is measured the same way, on its own.
+a machine, a probe batch runs through each tower on each path; the fastest path
+whose output matches fp32 (mean cosine >= MIN_COSINE) wins, separately for the
+image and the text tower. The decision is kept in the data dir (model-paths.json)
+under the CPU model, the torch and ONNX Runtime versions and the model, so later
+starts read it instead of measuring. The duplicate scan's block product is a
+different workload: its dtype is measured the same way, on its own.
 
-IMGSIM_PRECISION=fp32 or bf16 forces a path; `manage.py model_info` shows what was
+int8 quantisation can lose accuracy on real weights in ways a probe batch of
+random pixels does not show: it is a candidate only with IMGSIM_ALLOW_INT8=1 and
+after `manage.py check_model` passed on the library's own photos (search.model_check).
+
+IMGSIM_PRECISION=fp32, bf16, onnx or int8 forces a path; on a GPU (IMGSIM_DEVICE)
+torch runs fp16 unless fp32 is forced. `manage.py model_info` shows what was
 chosen and the rates measured (`--measure` measures again).
 """
 
@@ -26,7 +33,7 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
-PATHS = ("fp32", "bf16")
+PATHS = ("fp32", "bf16", "onnx", "int8")  # the values IMGSIM_PRECISION may force
 MIN_COSINE = 0.999
 PROBE_IMAGES, PROBE_TEXTS = 8, 16
 CLEARLY_SLOWER = 3.0  # a path this much slower on its first run is not timed further
@@ -50,10 +57,12 @@ def cache_file() -> Path:
     return Path.home() / ".cache" / "imgsim" / "model-paths.json"
 
 
-def _key(model_name: str) -> str:
+def _key(model_name: str, *, int8: bool = False) -> str:
+    import onnxruntime
     import torch
 
-    return f"{cpu_model()} | torch {torch.__version__} | {model_name}"
+    allowed = " | int8 allowed" if int8 else ""
+    return f"{cpu_model()} | torch {torch.__version__} | onnxruntime {onnxruntime.__version__} | {model_name}{allowed}"
 
 
 def _read() -> dict:
@@ -80,12 +89,27 @@ def _store(records: dict) -> None:
 def forget(model_name: str) -> None:
     """Drop what was measured for this model on this machine: the next load measures again."""
     records = _read()
-    if records.pop(_key(model_name), None) is not None:
-        _store(records)
+    keys = {_key(model_name), _key(model_name, int8=True)}
+    if keys & set(records):
+        _store({key: record for key, record in records.items() if key not in keys})
 
 
-def remembered(model_name: str) -> dict | None:
-    return _read().get(_key(model_name))
+def remembered(model_name: str, *, int8: bool = False) -> dict | None:
+    return _read().get(_key(model_name, int8=int8))
+
+
+def int8_check(model_name: str) -> dict | None:
+    """The last `manage.py check_model` verdict on int8 for this model (search.model_check)."""
+    import onnxruntime
+
+    return _read().get(f"int8 check | onnxruntime {onnxruntime.__version__} | {model_name}")
+
+
+def remember_int8_check(model_name: str, verdict: dict) -> None:
+    import onnxruntime
+
+    _write(f"int8 check | onnxruntime {onnxruntime.__version__} | {model_name}", verdict)
+    forget(model_name)  # auto measures again, now with (or without) int8 among the candidates
 
 
 def _time(run) -> tuple[float, np.ndarray]:
@@ -121,14 +145,26 @@ def fastest(measured: dict) -> str:
     return max(usable or ["fp32"], key=lambda path: measured["rates"][path])
 
 
-def choose(model, tokenizer, input_size: int, model_name: str, *, setting: str) -> dict:
-    """The path per tower ({"image": "fp32", "text": "bf16", ...}) here: forced, remembered or measured."""
+def choose(model_name: str, run, probe: dict, *, setting: str, device: str = "cpu", allow_int8: bool = False) -> dict:
+    """The path per tower ({"image": "fp32", "text": "onnx", ...}) here: forced, remembered or measured.
+
+    run(tower, path) returns the function that runs a tower on a path (exporting it
+    first for ONNX paths); probe[tower] is an input batch for timing it.
+    """
+    if device != "cpu":
+        path = "fp32" if setting == "fp32" else "fp16"
+        return {"image": path, "text": path, "source": f"{device} (IMGSIM_DEVICE)"}
+    int8_usable = bool((int8_check(model_name) or {}).get("passed"))
+    if setting == "int8" and not int8_usable:
+        log.warning("IMGSIM_PRECISION=int8 needs a passing `manage.py check_model` first; running onnx (fp32)")
+        return {"image": "onnx", "text": "onnx", "source": "IMGSIM_PRECISION=int8, not checked: onnx until then"}
     if setting in PATHS:
         return {"image": setting, "text": setting, "source": f"IMGSIM_PRECISION={setting}"}
-    record = remembered(model_name)
+    with_int8 = allow_int8 and int8_usable
+    record = remembered(model_name, int8=with_int8)
     if record is None:
-        record = _measure(model, tokenizer, input_size)
-        _write(_key(model_name), record)
+        record = _measure(run, probe, with_int8)
+        _write(_key(model_name, int8=with_int8), record)
     return {**record, "source": "measured on this machine"}
 
 
@@ -152,48 +188,41 @@ def product_ratio() -> float:
     return seconds[torch.bfloat16] / max(seconds[torch.float32], 1e-9)
 
 
-def _measure(model, tokenizer, input_size: int) -> dict:
+def candidates(ratio: float, int8: bool) -> list[str]:
+    paths = ["fp32"] + (["bf16"] if ratio < CLEARLY_SLOWER else []) + ["onnx"]
+    return paths + (["int8"] if int8 else [])
+
+
+def _measure(run, probe: dict, int8: bool) -> dict:
+    import onnxruntime
     import torch
 
-    log.info("measuring the model's fp32 and bfloat16 paths on this CPU (once; see manage.py model_info)")
+    log.info("measuring the model's numeric paths on this CPU (once; see manage.py model_info)")
     ratio = product_ratio()
-    candidates = PATHS if ratio < CLEARLY_SLOWER else ("fp32",)
-    generator = torch.Generator().manual_seed(0)
-    pixels = torch.randn(PROBE_IMAGES, 3, input_size, input_size, generator=generator)
-    texts = tokenizer(
-        [f"a photo of thing number {i} on a table" for i in range(PROBE_TEXTS)],
-        padding=True,
-        truncation=True,
-        max_length=77,
-        return_tensors="pt",
-    )
-
-    def runner(forward, bf16: bool):
-        def run():
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                result = forward()
-            return getattr(result, "pooler_output", result).float().numpy()
-
-        return run
-
-    image = measure_tower(
-        {path: runner(lambda: model.get_image_features(pixel_values=pixels), path == "bf16") for path in candidates},
-        PROBE_IMAGES,
-    )
-    text = measure_tower(
-        {path: runner(lambda: model.get_text_features(**texts), path == "bf16") for path in candidates}, PROBE_TEXTS
-    )
+    paths = candidates(ratio, int8)
+    measured = {}
+    for tower, count in (("image", PROBE_IMAGES), ("text", PROBE_TEXTS)):
+        inputs = probe[tower]
+        runners = {path: run(tower, path) for path in paths}
+        measured[tower] = measure_tower({path: (lambda r=runner: r(inputs)) for path, runner in runners.items()}, count)
     record = {
         "bf16_product_ratio": round(ratio, 2),  # bf16 time / fp32 time of one layer-sized product
-        "image": fastest(image),
-        "text": fastest(text),
-        "image_measured": image,
-        "text_measured": text,
+        "image": fastest(measured["image"]),
+        "text": fastest(measured["text"]),
+        "image_measured": measured["image"],
+        "text_measured": measured["text"],
         "cpu": cpu_model(),
         "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    log.info("model paths: image %s %s, text %s %s", record["image"], image["rates"], record["text"], text["rates"])
+    log.info(
+        "model paths: image %s %s, text %s %s",
+        record["image"],
+        measured["image"]["rates"],
+        record["text"],
+        measured["text"]["rates"],
+    )
     return record
 
 
@@ -206,7 +235,7 @@ def block_dtype():
 
     embedder = getattr(settings, "IMGSIM_EMBEDDER", {}) if settings.configured else {}
     setting = embedder.get("OPTIONS", {}).get("precision", "auto")
-    if setting in PATHS:
+    if setting in ("fp32", "bf16"):
         return torch.bfloat16 if setting == "bf16" else torch.float32
     key = f"{cpu_model()} | torch {torch.__version__} | {BLOCK_KEY}"
     record = _read().get(key)

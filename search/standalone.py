@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gallery.filters import to_chroma, validate
-from search.embeddings import ClipEmbedder, Embedder, get_embedder
+from search.embeddings import Embedder, TransformersEmbedder, get_embedder
 from search.errors import InvalidQuery
 from search.index import ChromaIndex
 
@@ -44,7 +44,7 @@ class ChromaDBBackend:
         self.collection_name = collection_name
         self.persist_directory = str(persist_directory) if persist_directory else None
         self.index = ChromaIndex(path=self.persist_directory, collection=collection_name)
-        self.embedder = embedder or (ClipEmbedder(model=embedding_model) if embedding_model else get_embedder())
+        self.embedder = embedder or (TransformersEmbedder(model=embedding_model) if embedding_model else get_embedder())
         self._check_model(reembed=reembed)
 
     def _check_model(self, *, reembed: bool) -> None:

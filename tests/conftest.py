@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group
 
-from tests.tiny_clip import build_tiny_clip
+from tests.tiny_models import build_tiny_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 

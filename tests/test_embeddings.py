@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from search.embeddings import ClipEmbedder, get_embedder
+from search.embeddings import TransformersEmbedder, get_embedder
 from search.errors import ModelUnavailable
 from tests.conftest import ROOT
 from tests.photos import photo_image
@@ -27,8 +27,8 @@ def test_tiny_model_loads_through_the_real_path_and_gives_unit_vectors(tiny_mode
 
 
 def test_batching_does_not_change_vectors(tiny_model):
-    small_batches = ClipEmbedder(model=tiny_model, precision="fp32", batch_size=2)
-    one_batch = ClipEmbedder(model=tiny_model, precision="fp32", batch_size=64)
+    small_batches = TransformersEmbedder(model=tiny_model, precision="fp32", batch_size=2)
+    one_batch = TransformersEmbedder(model=tiny_model, precision="fp32", batch_size=64)
     images = [photo_image(seed) for seed in range(5)]
     assert np.allclose(small_batches.encode_images(images), one_batch.encode_images(images), atol=1e-5)
     texts = ["beach", "snow mountain", "a dog", "city street at night", "flower"]
@@ -36,8 +36,8 @@ def test_batching_does_not_change_vectors(tiny_model):
 
 
 def test_bf16_stays_close_to_fp32(tiny_model):
-    fp32 = ClipEmbedder(model=tiny_model, precision="fp32")
-    bf16 = ClipEmbedder(model=tiny_model, precision="bf16")
+    fp32 = TransformersEmbedder(model=tiny_model, precision="fp32")
+    bf16 = TransformersEmbedder(model=tiny_model, precision="bf16")
     assert bf16.precision == "image bf16, text bf16" and fp32.precision == "image fp32, text fp32"
     images = [photo_image(seed) for seed in range(4)]
     cosine = np.sum(fp32.encode_images(images) * bf16.encode_images(images), axis=1)
@@ -48,9 +48,10 @@ def test_auto_measures_each_tower_once_per_machine_and_remembers(tiny_model, set
     from search import paths
 
     settings.DATA_DIR = tmp_path
-    measured = ClipEmbedder(model=tiny_model, precision="auto").paths
-    # Where a bfloat16 product is clearly slower (emulated), the towers are timed in fp32 only.
-    timed = {"fp32", "bf16"} if measured["bf16_product_ratio"] < paths.CLEARLY_SLOWER else {"fp32"}
+    measured = TransformersEmbedder(model=tiny_model, precision="auto").paths
+    # Where a bfloat16 product is clearly slower (emulated), the towers are not timed in bfloat16;
+    # int8 is not a candidate unless allowed and checked.
+    timed = {"fp32", "onnx"} | ({"bf16"} if measured["bf16_product_ratio"] < paths.CLEARLY_SLOWER else set())
     for tower in ("image", "text"):
         facts = measured[f"{tower}_measured"]
         assert set(facts["rates"]) == timed and facts["cosine"]["fp32"] == pytest.approx(1.0)
@@ -59,9 +60,9 @@ def test_auto_measures_each_tower_once_per_machine_and_remembers(tiny_model, set
     (key,) = record
     assert paths.cpu_model() in key and tiny_model in key
     monkeypatch.setattr(paths, "_measure", lambda *args: pytest.fail("measured again instead of remembering"))
-    again = ClipEmbedder(model=tiny_model, precision="auto").paths
+    again = TransformersEmbedder(model=tiny_model, precision="auto").paths
     assert (again["image"], again["text"]) == (measured["image"], measured["text"])
-    assert ClipEmbedder(model=tiny_model, precision="fp32").paths["source"] == "IMGSIM_PRECISION=fp32"
+    assert TransformersEmbedder(model=tiny_model, precision="fp32").paths["source"] == "IMGSIM_PRECISION=fp32"
 
 
 @pytest.mark.parametrize(
@@ -101,12 +102,12 @@ def test_a_clearly_slower_path_is_timed_once(monkeypatch):
 def test_missing_model_explains_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable) as hub_error:
-        ClipEmbedder(model="openai/clip-vit-base-patch32-not-cached").dimension
+        TransformersEmbedder(model="openai/clip-vit-base-patch32-not-cached").dimension
     message = str(hub_error.value)
     assert "openai/clip-vit-base-patch32-not-cached" in message
     assert "download_model" in message and "IMGSIM_MODEL" in message
     with pytest.raises(ModelUnavailable) as folder_error:
-        ClipEmbedder(model=str(tmp_path / "nothing-here")).encode_texts(["x"])
+        TransformersEmbedder(model=str(tmp_path / "nothing-here")).encode_texts(["x"])
     assert str(tmp_path / "nothing-here") in str(folder_error.value)
 
 
@@ -127,7 +128,7 @@ def test_web_modules_do_not_import_torch_or_chromadb(tmp_path):
 def test_a_missing_model_is_not_retried_on_every_request(monkeypatch, tmp_path):
     import transformers
 
-    embedder = ClipEmbedder(model=str(tmp_path / "absent"))
+    embedder = TransformersEmbedder(model=str(tmp_path / "absent"))
     with pytest.raises(ModelUnavailable):
         embedder.dimension
     calls = []
@@ -152,7 +153,7 @@ def test_a_backend_path_that_does_not_resolve_fails_the_start_up_check(settings)
         call_command("check")
     with pytest.raises(ImproperlyConfigured, match="cannot be imported"):
         get_embedder()
-    settings.IMGSIM_INDEX = {"BACKEND": "search.embeddings.ClipEmbedder", "OPTIONS": {}}
+    settings.IMGSIM_INDEX = {"BACKEND": "search.embeddings.TransformersEmbedder", "OPTIONS": {}}
     with pytest.raises(SystemCheckError, match="is not a search.index.VectorIndex subclass"):
         call_command("check")
 
@@ -180,7 +181,7 @@ def test_model_info_health_and_stats_say_what_was_chosen(tiny_model, settings, t
     assert "measured on" in client.get("/stats/").content.decode()
     out = io.StringIO()
     call_command("model_info", "--json", stdout=out)
-    assert json.loads(out.getvalue())["image"] in ("fp32", "bf16")
+    assert json.loads(out.getvalue())["image"] in ("fp32", "bf16", "onnx")
 
 
 def test_the_duplicate_scan_dtype_is_measured_once(settings, tmp_path, monkeypatch):

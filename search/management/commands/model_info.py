@@ -9,9 +9,10 @@ from search.errors import ModelUnavailable
 
 class Command(BaseCommand):
     help = (
-        "Show the embedding model and the numeric path each tower runs on this machine (fp32 or bfloat16), "
-        "with the rates measured when IMGSIM_PRECISION=auto chose it. --measure forgets what was measured "
-        "for this model here and measures again (a few seconds; longer where bfloat16 is emulated)."
+        "Show the embedding model, its family, and the numeric path each tower runs on this machine "
+        "(torch fp32 or bfloat16, ONNX Runtime fp32 or int8, fp16 on a GPU), with the rates measured when "
+        "IMGSIM_PRECISION=auto chose it and the last int8 check. --measure forgets what was measured for "
+        "this model here and measures again (seconds; the first ONNX export of a full-size model adds ~15 s)."
     )
 
     def add_arguments(self, parser):
@@ -31,8 +32,10 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps(chosen, indent=2, sort_keys=True))
             return
-        self.stdout.write(f"model:  {embedder.model_name} ({embedder.dimension}-d)")
-        self.stdout.write(f"CPU:    {paths.cpu_model()}")
+        self.stdout.write(f"model:  {embedder.model_name} ({chosen['family']}, {embedder.dimension}-d)")
+        self.stdout.write(
+            f"device: {chosen['device']}" + ("" if chosen["device"] != "cpu" else f" ({paths.cpu_model()})")
+        )
         self.stdout.write(f"chosen: image {chosen['image']}, text {chosen['text']} ({chosen['source']})")
         for tower, unit in (("image", "images/s"), ("text", "texts/s")):
             facts = chosen.get(f"{tower}_measured")
@@ -48,3 +51,12 @@ class Command(BaseCommand):
             self.stdout.write(f"a bfloat16 matrix product took {ratio:g}x the time of fp32 here{note}")
         if chosen.get("measured_at"):
             self.stdout.write(f"measured {chosen['measured_at']}; kept in {paths.cache_file()}")
+        check = paths.int8_check(embedder.model_name)
+        if check:
+            verdict = "passed" if check["passed"] else "refused"
+            self.stdout.write(
+                f"int8 check: {verdict} (recall@10 agreement image->image {check['image_to_image_recall']:.3f}, "
+                f"text->image {check['text_to_image_recall']:.3f} on {check['photos']} photos)"
+            )
+        else:
+            self.stdout.write("int8 check: not run (manage.py check_model; int8 is used only after it passes)")
