@@ -6,11 +6,11 @@ Ours: hash, one reduced-size decode (Image.draft) for renditions + embedder inpu
 two decode threads ahead of batched inference on the numeric path IMGSIM_PRECISION=auto
 measured fastest here (search.paths), batched rows and index writes. Ours runs once
 per explicit path too (fp32, bf16, onnx; int8 with --int8, unchecked on random
-weights), with each path's model-alone rate: auto should be within 5% of the fastest. Naive: full decode, renditions from it, fp32, one
-photo at a time, one transaction (and so one index write) per photo. Both use the
-full-size ViT-B/32 architecture (random weights unless IMGSIM_BENCH_MODEL is set)
-and write the same files and rows. The photos are generated: noise + gradients +
-shapes, with EXIF, JPEG quality 90.
+weights), with each path's model-alone rate: auto should be within 5% of the fastest.
+Naive: full decode, renditions from it, fp32, one photo at a time, one transaction
+(and so one index write) per photo. Both use the full-size ViT-B/32 architecture
+(random weights unless IMGSIM_BENCH_MODEL is set) and write the same files and rows.
+The photos are generated: noise + gradients + shapes, with EXIF, JPEG quality 90.
 """
 
 import argparse
