@@ -7,6 +7,7 @@ from django.conf import settings
 
 from gallery.hooks import not_searchable
 from gallery.ingest import Pipeline, Source
+from gallery.models import Image
 
 
 @dataclass
@@ -47,8 +48,12 @@ def receive_uploads(files: list, *, user) -> UploadResult:
         accepted.append(_source(upload_file))
     # With a worker, the model runs there: the request only decodes and stores.
     report = Pipeline(user=user, embed=not settings.IMGSIM_WORKER).run(accepted)
+    # A photo already in the library answers with its id, so a script can go on using it.
+    known = {o.sha256 for o in report.outcomes if o.status == "known" and o.sha256}
+    known_ids = dict(Image.objects.filter(sha256__in=known).values_list("sha256", "pk")) if known else {}
     result.outcomes += [
-        {"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id} for o in report.outcomes
+        {"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id or known_ids.get(o.sha256)}
+        for o in report.outcomes
     ]
     result.not_searchable = not_searchable([o.image_id for o in report.outcomes if o.status == "added"])
     if len(files) == 1 and result.outcomes[0]["status"] == "failed" and not accepted:

@@ -9,6 +9,7 @@ import functools
 import json
 
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -40,6 +41,29 @@ def _authenticate(request):
     if request.user.is_authenticated:
         return request.user, "session"
     return None, None
+
+
+def bearer_or_login(view):
+    """Media for the pages and for API clients: the session, or the JSON API's Bearer token (same roles).
+
+    The URLs /api/search and /api/images return are fetched by scripts holding a token;
+    without either, a browser is sent to the login page as elsewhere.
+    """
+
+    @login_not_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        if header.lower().startswith("bearer "):
+            user = token_user(header[7:].strip())
+            if user is None:
+                return error(401, "That token is not valid: it was revoked, or its user is deactivated.")
+            request.user = user
+        elif not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def api_view(methods: set[str], *, editor: bool = False):

@@ -143,6 +143,9 @@ def test_upload_stats_and_duplicates(viewer_token, editor_token, library, settin
     files = [SimpleUploadedFile("new.jpg", photo_bytes(40, size=(96, 72)), content_type="image/jpeg")]
     added = call("post", "/api/upload", editor_token, data={"files": files})
     assert added.status_code == 200 and added.json()["results"][0]["status"] == "added"
+    again = [SimpleUploadedFile("again.jpg", photo_bytes(40, size=(96, 72)), content_type="image/jpeg")]
+    known = call("post", "/api/upload", editor_token, data={"files": again}).json()["results"][0]
+    assert known["status"] == "known" and known["image_id"] == added.json()["results"][0]["image_id"] is not None
     assert_error(call("post", "/api/upload", viewer_token, data={"files": []}), 403)
     assert_error(call("post", "/api/upload", editor_token, data={}), 400)
     not_image = [SimpleUploadedFile("x.jpg", b"<html>", content_type="image/jpeg")]
@@ -179,3 +182,13 @@ def test_server_paths_are_shown_to_staff_only(viewer, editor, library):
     url = f"/api/images/{library[0].pk}"
     assert "source_path" not in call("get", url, viewer_key).json()
     assert call("get", url, staff_key).json()["source_path"].endswith(".jpg")
+
+
+def test_the_media_urls_the_api_returns_open_with_the_same_token(viewer_token, library):
+    results = call("post", "/api/search", viewer_token, {"query": "red car", "top_k": 2}).json()["results"]
+    for url in (results[0]["path"], results[0]["thumbnail"]):
+        path = url.removeprefix("http://testserver")
+        fetched = call("get", path, viewer_token)
+        assert fetched.status_code == 200 and fetched["Content-Type"].startswith("image/")
+        assert_error(call("get", path, "imgsim_not-a-real-token"), 401)
+        assert call("get", path).status_code == 302  # a browser without a session goes to the login page

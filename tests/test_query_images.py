@@ -106,3 +106,36 @@ def test_big_decodes_take_turns_so_a_process_holds_one_at_a_time(tmp_path):
     assert "ERRORS []" in run.stdout, run.stdout
     growth = float(run.stdout.split("GROWTH_MB")[1])
     assert 300 < growth < 850, f"{growth:.0f} MB for three concurrent 169 MP decodes (one is ~690 MB)"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_from_the_shell(tmp_path, ingest):
+    import io
+    import json
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from tests.photos import write_library
+
+    paths = write_library(tmp_path / "in", 4, size=(96, 72))
+    ingest(tmp_path / "in", in_place=True)
+    out = io.StringIO()
+    call_command("search", "red car", "--top-k", "2", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and all(str(tmp_path / "in") in line for line in lines)
+    out = io.StringIO()
+    call_command("search", "--image", str(paths[1]), "--top-k", "1", "--json", stdout=out)
+    (best,) = json.loads(out.getvalue())
+    assert best["source_path"] == str(paths[1]) and best["similarity"] > 0.99
+    out = io.StringIO()
+    call_command("search", "cat", "--filter", '{"format": "PNG"}', stdout=out)
+    assert out.getvalue().strip() == "No photos match."
+    for args, message in (
+        ([], "Give a text query"),
+        (["x", "--filter", "{nope"], "not valid JSON"),
+        (["--image", str(tmp_path / "absent.jpg")], "No such file"),
+        (["x", "--filter", '{"colour": "red"}'], "colour"),
+    ):
+        with pytest.raises(CommandError, match=message):
+            call_command("search", *args, stdout=io.StringIO())

@@ -1,4 +1,4 @@
-"""Originals and renditions, served only to logged-in users, never as public static files."""
+"""Originals and renditions, served only to logged-in users (or API tokens), never as public static files."""
 
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 from gallery import storage
 from gallery.models import Image
 from gallery.roles import can_edit
+from imgsim_site.api import bearer_or_login
 
 # Short on purpose: a browser may show a photo from its cache this long after the photo
 # was trashed. Revalidation is a cheap 304 (the ETag names the file and its state).
@@ -43,6 +44,7 @@ def _media_response(
 
 
 @require_GET
+@bearer_or_login
 def original(request, pk: int):
     image = _visible_image(request, pk)
     return _media_response(
@@ -57,6 +59,7 @@ def original(request, pk: int):
 
 
 @require_GET
+@bearer_or_login
 def rendition(request, pk: int, kind: str):
     if kind not in storage.RENDITIONS:
         raise Http404("no such rendition")
