@@ -138,11 +138,12 @@ class TransformersEmbedder(Embedder):
             towers.image.to(device)
             towers.text.to(device)
         runner = functools.cache(lambda tower, path: self._runner(towers, tower, path, device))
+        texts = [f"a photo of thing number {i} on a table" for i in range(paths.PROBE_TEXTS)]
         probe = {
-            "image": {
-                "pixel_values": np.random.default_rng(0).normal(size=self._probe_shape(towers)).astype(np.float32)
-            },
-            "text": towers.tokenize([f"a photo of thing number {i} on a table" for i in range(paths.PROBE_TEXTS)]),
+            "image": [
+                {"pixel_values": np.random.default_rng(0).normal(size=self._probe_shape(towers)).astype(np.float32)}
+            ],
+            "text": [towers.tokenize([text]) for text in texts],
         }
         chosen = paths.choose(
             self.model_name,

@@ -8,15 +8,20 @@
 
 Unlike `search.python_api` it needs no library database: files stay where they are, and
 everything (path, size, EXIF, your metadata, the vector) lives in the collection.
-Without persist_directory the collection is in memory, as the brief describes;
-handy in notebooks and tests. It shares the decoder, embedder, filter validation
-and Chroma wrapper with the web app.
+Without persist_directory the collection lasts as long as the backend (in a private
+temporary folder: Chroma's in-memory clients share one store per process, so two
+"in-memory" backends would see each other's images); handy in notebooks and tests.
+It shares the decoder, embedder, filter validation and Chroma wrapper with the web
+app, and needs no Django settings: a bare notebook can import it.
 """
 
 import base64
 import gzip
 import hashlib
 import json
+import os
+import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +31,8 @@ from search.embeddings import Embedder, TransformersEmbedder, get_embedder
 from search.errors import InvalidQuery
 from search.index import ChromaIndex
 
+# Chroma's rule for collection names, checked here so the error says what is wrong with the name.
+_VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 EXPORT_FORMAT = "imgsim.chromadb-backend"
 EXPORT_VERSION = 1
 DEFAULT_EXTENSIONS = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".heif"]
@@ -41,9 +48,16 @@ class ChromaDBBackend:
         embedder: Embedder | None = None,
         reembed: bool = False,
     ):
+        _ensure_settings()
+        if not isinstance(collection_name, str) or not _VALID_NAME.match(collection_name) or ".." in collection_name:
+            raise InvalidQuery(
+                f"collection_name {collection_name!r} is not a name Chroma accepts: 3-512 characters of letters, "
+                "digits, '.', '_' and '-', starting and ending with a letter or digit (e.g. 'my_images')"
+            )
         self.collection_name = collection_name
         self.persist_directory = str(persist_directory) if persist_directory else None
-        self.index = ChromaIndex(path=self.persist_directory, collection=collection_name)
+        self._memory = None if persist_directory else tempfile.TemporaryDirectory(prefix="imgsim-collection-")
+        self.index = ChromaIndex(path=self.persist_directory or self._memory.name, collection=collection_name)
         self.embedder = embedder or (TransformersEmbedder(model=embedding_model) if embedding_model else get_embedder())
         self._check_model(reembed=reembed)
 
@@ -77,7 +91,7 @@ class ChromaDBBackend:
     def _describe_file(self, path: Path):
         from gallery.decoding import decode
 
-        data = path.read_bytes()
+        data = _read(path)
         photo = decode(data)
         exif = photo.exif
         metadata = {
@@ -95,8 +109,13 @@ class ChromaDBBackend:
 
     def add_image(self, image_path, embedding=None, metadata: dict | None = None) -> str:
         """Add one image file; return its id (the SHA-256 of its bytes)."""
+        from gallery.decoding import DecodeError, NotAnImage
+
         path = Path(image_path)
-        image_id, photo, stored = self._describe_file(path)
+        try:
+            image_id, photo, stored = self._describe_file(path)
+        except (NotAnImage, DecodeError) as error:
+            raise InvalidQuery(f"{path} is not an image imgsim reads: {error}") from None
         if embedding is None:
             vector = self.embedder.encode_images([photo.pixels])[0]
         else:
@@ -119,7 +138,11 @@ class ChromaDBBackend:
         extensions: list[str] | None = None,
         batch_size: int = 32,
     ) -> int:
-        """Add the images in a folder, in batches; return how many were added. Unreadable files are skipped."""
+        """Add the images in a folder, in batches; return how many were added.
+
+        Unreadable files, and images already in the collection (the same bytes), are
+        skipped: with max_images, calling it again goes on with the next ones.
+        """
         from gallery.decoding import DecodeError, NotAnImage
 
         folder = Path(directory_path)
@@ -131,23 +154,32 @@ class ChromaDBBackend:
             for p in (folder.rglob("*") if recursive else folder.glob("*"))
             if p.is_file() and p.suffix.lower() in wanted
         )
-        if max_images is not None:
-            paths = paths[:max_images]
-        added = 0
-        for start in range(0, len(paths), batch_size):
-            ids, pixels, metadatas = [], [], []
-            for path in paths[start : start + batch_size]:
-                try:
-                    image_id, photo, metadata = self._describe_file(path)
-                except (NotAnImage, DecodeError, OSError):
-                    continue
-                ids.append(image_id)
-                pixels.append(photo.pixels)
-                metadatas.append(metadata)
-            if ids:
-                self.index.upsert(self._model, ids, self.embedder.encode_images(pixels), metadatas)
-                added += len(ids)
+        if max_images is not None and max_images < 0:
+            raise InvalidQuery("max_images must be 0 or more")
+        known = self.index.ids(self._model)
+        limit = len(paths) if max_images is None else max_images
+        added, batch = 0, ([], [], [])
+        for path in paths:
+            if added + len(batch[0]) >= limit:
+                break
+            try:
+                image_id, photo, metadata = self._describe_file(path)
+            except (NotAnImage, DecodeError, InvalidQuery):
+                continue
+            if image_id in known or image_id in batch[0]:
+                continue
+            for column, value in zip(batch, (image_id, photo.pixels, metadata)):
+                column.append(value)
+            if len(batch[0]) == batch_size:
+                added += self._add_batch(*batch)
+                batch = ([], [], [])
+        if batch[0]:
+            added += self._add_batch(*batch)
         return added
+
+    def _add_batch(self, ids, pixels, metadatas) -> int:
+        self.index.upsert(self._model, ids, self.embedder.encode_images(pixels), metadatas)
+        return len(ids)
 
     # --- searching ----------------------------------------------------------------
 
@@ -158,11 +190,21 @@ class ChromaDBBackend:
         if query_text is not None:
             vector = self.embedder.encode_texts([query_text])[0]
         elif query_image_path is not None:
-            from gallery.decoding import decode
+            from gallery.decoding import DecodeError, NotAnImage, decode
 
-            vector = self.embedder.encode_images([decode(Path(query_image_path).read_bytes()).pixels])[0]
+            try:
+                vector = self.embedder.encode_images([decode(_read(Path(query_image_path))).pixels])[0]
+            except (NotAnImage, DecodeError) as error:
+                raise InvalidQuery(f"{query_image_path} is not an image imgsim reads: {error}") from None
         else:
-            vector = np.asarray(query_embedding, dtype=np.float32).ravel()
+            try:
+                vector = np.asarray(query_embedding, dtype=np.float32).ravel()
+            except (TypeError, ValueError):
+                raise InvalidQuery("query_embedding must be a list of numbers") from None
+            if vector.shape[0] != self.embedder.dimension:
+                raise InvalidQuery(
+                    f"query_embedding has {vector.shape[0]} values; {self._model} gives {self.embedder.dimension}"
+                )
         if exclude_text:
             vector = vector - 0.5 * self.embedder.encode_texts([exclude_text])[0]
         norm = float(np.linalg.norm(vector))
@@ -181,6 +223,10 @@ class ChromaDBBackend:
         exclude_text: str | None = None,
     ) -> list[dict]:
         """Return the most similar images, best first: id, filename, path, similarity, metadata."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 1000:
+            raise InvalidQuery(f"top_k must be a whole number from 1 to 1000, not {top_k!r}")
+        if threshold is not None and not (isinstance(threshold, (int, float)) and -1.0 <= threshold <= 1.0):
+            raise InvalidQuery(f"threshold must be a similarity from -1 to 1, not {threshold!r}")
         where = to_chroma(validate(filter_metadata, free_form=True)) if filter_metadata else None
         vector = self._query_vector(query_text, query_image_path, query_embedding, exclude_text)
         hits = self.index.query(self._model, vector, top_k, where=where, with_metadata=True)
@@ -206,7 +252,9 @@ class ChromaDBBackend:
 
     def find_duplicates(self, similarity_threshold: float = 0.95) -> list[dict]:
         """Return pairs of images at least this similar, most similar first."""
-        from search.duplicates import similar_pairs
+        if not (isinstance(similarity_threshold, (int, float)) and -1.0 <= similarity_threshold <= 1.0):
+            raise InvalidQuery(f"similarity_threshold must be from -1 to 1, not {similarity_threshold!r}")
+        from search.similarity import similar_pairs
 
         ids, vectors, metadatas = self._all()
         if not ids:
@@ -270,9 +318,17 @@ class ChromaDBBackend:
     def import_collection(self, input_path) -> int:
         """Load a file written by export_collection into this collection; return the count."""
         opener = gzip.open if str(input_path).endswith(".gz") else open
-        with opener(input_path, "rt", encoding="utf-8") as handle:
-            document = json.load(handle)
-        if document.get("format") != EXPORT_FORMAT or document.get("version") != EXPORT_VERSION:
+        try:
+            with opener(input_path, "rt", encoding="utf-8") as handle:
+                document = json.load(handle)
+        except FileNotFoundError:
+            raise InvalidQuery(f"{input_path}: no such file") from None
+        except (ValueError, OSError, EOFError) as error:  # not JSON, not UTF-8, not gzip
+            raise InvalidQuery(f"{input_path} is not an export_collection file: {error}") from None
+        if not isinstance(document, dict) or (document.get("format"), document.get("version")) != (
+            EXPORT_FORMAT,
+            EXPORT_VERSION,
+        ):
             raise InvalidQuery(f"{input_path} is not a version {EXPORT_VERSION} {EXPORT_FORMAT} export")
         items = document.get("items", [])
         vectors = [np.frombuffer(base64.b64decode(item["embedding"]), dtype="<f4") for item in items]
@@ -285,3 +341,31 @@ class ChromaDBBackend:
                 self._model, [item["id"] for item in items], np.stack(vectors), [item["metadata"] for item in items]
             )
         return len(items)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidQuery(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidQuery(f"{path} is a folder, not an image file") from None
+    except OSError as error:
+        raise InvalidQuery(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def _ensure_settings() -> None:
+    """In a bare notebook (no Django project), configure the few settings the shared code reads."""
+    from django.conf import settings
+
+    if settings.configured:
+        return
+    model = os.environ.get("IMGSIM_MODEL") or "openai/clip-vit-base-patch32"
+    settings.configure(
+        IMGSIM_MAX_PIXELS=180_000_000,
+        IMGSIM_QUERY_MAX_PIXELS=32_000_000,
+        IMGSIM_DUPLICATE_BLOCK=1024,
+        IMGSIM_MODEL=model,
+        IMGSIM_EMBEDDER={"BACKEND": "search.embeddings.TransformersEmbedder", "OPTIONS": {"model": model}},
+        USE_TZ=True,
+    )

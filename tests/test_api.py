@@ -182,3 +182,93 @@ def test_the_briefs_example_script_runs(tmp_path, tiny_model):
 
     assert len(re.findall(r"^photo_\d+\.jpg: -?\d\.\d{3}$", result.stdout, flags=re.M)) == 3
     assert (tmp_path / "my_vector_db").is_dir()
+
+
+def test_two_in_memory_backends_keep_their_own_images(tmp_path):
+    write_library(tmp_path / "a", 3)
+    write_library(tmp_path / "b", 2, start=10)
+    first, second = ChromaDBBackend(), ChromaDBBackend()
+    assert first.add_images_from_directory(tmp_path / "a") == 3
+    assert second.add_images_from_directory(tmp_path / "b") == 2
+    assert (first.get_stats()["total_images"], second.get_stats()["total_images"]) == (3, 2)
+
+
+def test_the_briefs_batch_loop_advances_through_a_folder(tmp_path):
+    """add_images_from_directory(max_images=5) again and again: each call adds the next five."""
+    write_library(tmp_path / "photos", 12)
+    backend = ChromaDBBackend()
+    added = [backend.add_images_from_directory(tmp_path / "photos", max_images=5) for _ in range(4)]
+    assert added == [5, 5, 2, 0] and backend.get_stats()["total_images"] == 12
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda b, tmp: ChromaDBBackend(collection_name="ab"), "is not a name Chroma accepts"),
+        (lambda b, tmp: ChromaDBBackend(collection_name="my photos"), "is not a name Chroma accepts"),
+        (lambda b, tmp: b.add_image(tmp / "missing.jpg"), "no such file"),
+        (lambda b, tmp: b.add_image(tmp / "text.jpg"), "is not an image"),
+        (lambda b, tmp: b.import_collection(tmp / "text.jpg"), "is not an export_collection file"),
+        (lambda b, tmp: b.import_collection(tmp / "missing.json"), "no such file"),
+        (lambda b, tmp: b.find_similar(query_embedding=[0.1, 0.2, 0.3]), "has 3 values"),
+        (lambda b, tmp: b.find_similar(query_text="x", top_k=0), "top_k must be"),
+        (lambda b, tmp: b.find_similar(query_text="x", top_k=5000), "top_k must be"),
+        (lambda b, tmp: b.find_similar(query_text="x", threshold=1.5), "threshold must be"),
+        (lambda b, tmp: b.find_similar(query_image_path=tmp / "missing.jpg"), "no such file"),
+        (lambda b, tmp: b.find_duplicates(similarity_threshold=2), "similarity_threshold must be"),
+    ],
+)
+def test_the_toolkit_raises_its_own_clear_errors(tmp_path, call, message):
+    (tmp_path / "text.jpg").write_text("hello")
+    with pytest.raises(InvalidQuery, match=message):
+        call(ChromaDBBackend(), tmp_path)
+
+
+@pytest.mark.slow
+def test_the_toolkit_runs_in_a_bare_python_without_django_settings(tmp_path, tiny_model):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    write_library(tmp_path / "photos", 3)
+    code = (
+        "from search.standalone import ChromaDBBackend\n"
+        f"backend = ChromaDBBackend(embedding_model={tiny_model!r})\n"
+        f"print(backend.add_images_from_directory({str(tmp_path / 'photos')!r}))\n"
+        "print(len(backend.find_similar(query_text='cat', top_k=2)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "IMGSIM_"))}
+    env.update({"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3", "2"]
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_from_the_repository_root(tmp_path, tiny_model):
+    """Its code cells in order, as Jupyter would run them (without matplotlib: results as text)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    notebook = json.loads((ROOT / "examples" / "notebook.ipynb").read_text())
+    assert all(cell.get("id") for cell in notebook["cells"])  # nbformat 4.5 wants cell ids
+    code = "\n\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    write_library(tmp_path / "photos", 5)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "IMGSIM_"))}
+    env.update({"HF_HUB_OFFLINE": "1", "IMGSIM_MODEL": tiny_model, "PHOTOS": str(tmp_path / "photos")})
+    env["HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Added 5 images" in result.stdout and len([line for line in result.stdout.splitlines() if ".jpg" in line]) >= 6
+    )

@@ -25,9 +25,9 @@ from search.duplicates.scan import (
     find_duplicates,
     find_pairs,
     run_scan,
-    similar_pairs,
     start_scan,
 )
+from search.similarity import similar_pairs
 
 __all__ = [
     "Group",

@@ -8,7 +8,7 @@ triangle only; an incremental scan compares only photos added since the last one
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +20,7 @@ from gallery.background import start as run_on_a_thread
 from gallery.models import Image
 from search.columns import column_cache
 from search.models import DuplicatePair, DuplicateScan, Tier
+from search.similarity import similar_blocks
 from search.sync import current_generation
 
 log = logging.getLogger(__name__)
@@ -72,63 +73,6 @@ def pair_reason(tier: str, similarity: float, hamming: int | None) -> str:
         bits = f"perceptual hash {hamming} bits apart, " if hamming is not None else ""
         return f"{bits}CLIP similarity {similarity:.3f}"
     return f"CLIP similarity {similarity:.3f}"
-
-
-def similar_blocks(
-    vectors: np.ndarray, rows: np.ndarray, floor: float, *, triangle: bool, first: int = 0
-) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (rows done, i, j, similarity) block by block: i in rows, i != j, each pair once, similarity >= floor.
-
-    triangle: rows are the photos from position rows[0] on (a full scan), so each
-    row needs only the columns from its own on. Otherwise rows are compared with
-    every column. first: the position in rows to start at (a resumed scan).
-    """
-    import torch
-
-    from search.paths import block_dtype
-
-    dtype = block_dtype()  # measured on this machine, as the model's paths are
-    matrix = torch.from_numpy(np.ascontiguousarray(vectors)).to(dtype)
-    margin = 0.01 if dtype == torch.bfloat16 else 0.0  # bf16 rounds; candidates are re-scored in fp32
-    in_rows = np.zeros(len(vectors), dtype=bool)
-    in_rows[rows] = True
-    block = settings.IMGSIM_DUPLICATE_BLOCK
-    with torch.inference_mode():
-        for start in range(first, len(rows), block):
-            block_rows = rows[start : start + block]
-            first_column = int(block_rows[0]) if triangle else 0
-            scores = matrix[block_rows] @ matrix[first_column:].T
-            if triangle:  # within the block itself, keep only j > i (no self-pairs, no repeats)
-                width = len(block_rows)
-                scores[:, :width] = torch.triu(scores[:, :width], diagonal=1)
-            hits = scores >= floor - margin
-            # Almost every row has no hit: find the few that do before extracting positions.
-            busy = torch.nonzero(hits.any(dim=1)).flatten()
-            i = j = np.zeros(0, dtype=np.int64)
-            if len(busy):
-                sub_r, sub_c = torch.nonzero(hits[busy], as_tuple=True)
-                i = block_rows[busy[sub_r].numpy()]
-                j = sub_c.numpy() + first_column
-                if not triangle:  # pairs among scanned rows: keep each once, drop self-pairs
-                    keep = (j != i) & (~in_rows[j] | (j > i))
-                    i, j = i[keep], j[keep]
-            exact = np.einsum("ij,ij->i", vectors[i], vectors[j]) if len(i) else np.zeros(0, dtype=np.float32)
-            keep = exact >= floor
-            yield start + len(block_rows), i[keep], j[keep], exact[keep]
-
-
-def similar_pairs(
-    vectors: np.ndarray, rows: np.ndarray, floor: float, on_progress: Callable[[float], None] | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (i, j, similarity) with i in rows, i != j, each pair once, similarity >= floor."""
-    found = []
-    for done, *block in similar_blocks(vectors, rows, floor, triangle=len(rows) == len(vectors)):
-        found.append(block)
-        if on_progress:
-            on_progress(done / max(len(rows), 1))
-    if not found:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    return tuple(np.concatenate(parts) for parts in zip(*found))
 
 
 class ScanStopped(Exception):

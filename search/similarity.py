@@ -1,0 +1,69 @@
+"""All pairs of vectors above a similarity, by blocked matrix products: the core of the duplicate scan.
+
+No models are imported here, so the standalone toolkit (search.standalone) uses it
+without a Django project. The product runs in fp32 or bfloat16, whichever measured
+faster on this machine (search.paths.block_dtype); candidates are re-scored in fp32.
+"""
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from django.conf import settings
+
+
+def similar_blocks(
+    vectors: np.ndarray, rows: np.ndarray, floor: float, *, triangle: bool, first: int = 0
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (rows done, i, j, similarity) block by block: i in rows, i != j, each pair once, similarity >= floor.
+
+    triangle: rows are the photos from position rows[0] on (a full scan), so each
+    row needs only the columns from its own on. Otherwise rows are compared with
+    every column. first: the position in rows to start at (a resumed scan).
+    """
+    import torch
+
+    from search.paths import block_dtype
+
+    dtype = block_dtype()  # measured on this machine, as the model's paths are
+    matrix = torch.from_numpy(np.ascontiguousarray(vectors)).to(dtype)
+    margin = 0.01 if dtype == torch.bfloat16 else 0.0  # bf16 rounds; candidates are re-scored in fp32
+    in_rows = np.zeros(len(vectors), dtype=bool)
+    in_rows[rows] = True
+    block = settings.IMGSIM_DUPLICATE_BLOCK
+    with torch.inference_mode():
+        for start in range(first, len(rows), block):
+            block_rows = rows[start : start + block]
+            first_column = int(block_rows[0]) if triangle else 0
+            scores = matrix[block_rows] @ matrix[first_column:].T
+            if triangle:  # within the block itself, keep only j > i (no self-pairs, no repeats)
+                width = len(block_rows)
+                below = torch.ones(width, width, dtype=torch.bool).tril()
+                scores[:, :width].masked_fill_(below, -float("inf"))
+            # Almost every row has no hit: a row maximum (one pass, no boolean matrix) finds
+            # the few that do before positions are extracted.
+            busy = torch.nonzero(scores.amax(dim=1) >= floor - margin).flatten()
+            i = j = np.zeros(0, dtype=np.int64)
+            if len(busy):
+                sub_r, sub_c = torch.nonzero(scores[busy] >= floor - margin, as_tuple=True)
+                i = block_rows[busy[sub_r].numpy()]
+                j = sub_c.numpy() + first_column
+                if not triangle:  # pairs among scanned rows: keep each once, drop self-pairs
+                    keep = (j != i) & (~in_rows[j] | (j > i))
+                    i, j = i[keep], j[keep]
+            exact = np.einsum("ij,ij->i", vectors[i], vectors[j]) if len(i) else np.zeros(0, dtype=np.float32)
+            keep = exact >= floor
+            yield start + len(block_rows), i[keep], j[keep], exact[keep]
+
+
+def similar_pairs(
+    vectors: np.ndarray, rows: np.ndarray, floor: float, on_progress: Callable[[float], None] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (i, j, similarity) with i in rows, i != j, each pair once, similarity >= floor."""
+    found = []
+    for done, *block in similar_blocks(vectors, rows, floor, triangle=len(rows) == len(vectors)):
+        found.append(block)
+        if on_progress:
+            on_progress(done / max(len(rows), 1))
+    if not found:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return tuple(np.concatenate(parts) for parts in zip(*found))
