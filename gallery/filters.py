@@ -34,6 +34,7 @@ FIELDS = {
     "category": ("metadata__category", TEXT),
     "camera_make": ("metadata__camera_make", TEXT),
     "camera_model": ("metadata__camera_model", TEXT),
+    "location": ("metadata__location", TEXT),
     "format": ("format", TEXT),
     "filename": ("original_name", TEXT),
     "width": ("width", NUMBER),

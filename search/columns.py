@@ -20,7 +20,14 @@ from gallery.models import Album, Favourite, Metadata
 from search.embeddings import model_name
 
 REFRESH_SECONDS = 2.0
-_TEXT_FIELDS = {"category", "camera_make", "camera_model", "format", "filename"}  # stored folded (fold_text)
+_TEXT_FIELDS = {
+    "category",
+    "camera_make",
+    "camera_model",
+    "location",
+    "format",
+    "filename",
+}  # stored folded (fold_text)
 
 
 @dataclass
@@ -146,6 +153,7 @@ def build_columns(generation: int, previous: Columns | None = None) -> Columns:
             "metadata__camera_model",
             "metadata__taken_at",
             "metadata__latitude",
+            "metadata__location",
         )
     )
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
@@ -154,7 +162,14 @@ def build_columns(generation: int, previous: Columns | None = None) -> Columns:
     rows = [row for row, kept in zip(rows, keep) if kept]
     ids, vectors = ids[keep], vectors[keep]
     columns = Columns(generation=generation, built_at=time.monotonic(), model=current_model, ids=ids, vectors=vectors)
-    for position, name in ((1, "format"), (2, "filename"), (5, "category"), (6, "camera_make"), (7, "camera_model")):
+    for position, name in (
+        (1, "format"),
+        (2, "filename"),
+        (5, "category"),
+        (6, "camera_make"),
+        (7, "camera_model"),
+        (10, "location"),
+    ):
         columns.codes[name], columns.vocabulary[name] = _encode([fold_text(row[position] or "") for row in rows])
     columns.numbers["width"] = np.array([row[3] for row in rows], dtype=np.float64)
     columns.numbers["height"] = np.array([row[4] for row in rows], dtype=np.float64)

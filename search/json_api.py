@@ -18,6 +18,10 @@ class SearchRequest(BaseModel):
 
     query: Annotated[str, StringConstraints(max_length=500)] | None = None
     image_id: Annotated[int, Field(ge=1)] | None = None
+    # A vector from the same model (e.g. computed elsewhere with it); checked for length and values.
+    embedding: (
+        Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=1, max_length=4096)] | None
+    ) = None
     exclude: Annotated[str, StringConstraints(max_length=200)] | None = None
     top_k: Annotated[int, Field(ge=1, le=1000)] | None = None
     threshold: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None
@@ -39,7 +43,7 @@ def search(request):
     as_json = request.content_type == "application/json"
     query = parse(SearchRequest, json_body(request) if as_json else _multipart(request))
     upload = None if as_json else request.FILES.get("image")
-    photo = query.image_id is not None or upload is not None
+    photo = query.image_id is not None or upload is not None or query.embedding is not None
     common = {
         "exclude_text": [term.strip() for term in (query.exclude or "").split(",") if term.strip()] or None,
         "threshold": query.threshold,
@@ -53,6 +57,7 @@ def search(request):
         results = find_similar(
             query_image_id=query.image_id,
             query_image=read_upload(upload) if upload is not None else None,
+            query_embedding=query.embedding,
             refine_text=query.query or None,
             top_k=query.top_k,
             **common,

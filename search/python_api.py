@@ -212,11 +212,39 @@ def add_image(path, *, embedding=None, metadata: dict | None = None, user=None) 
     return image_dict(image)
 
 
+# The brief's metadata keys, and the fields they fill (the rest stay in the free-form extra).
+BRIEF_KEYS = {"camera": "camera_model", "date_taken": "taken_at"}
+
+
 def _apply_metadata(image: Image, metadata: dict) -> None:
-    """Store the brief's metadata dict: known fields in their columns, tags as tags, the rest as extra."""
-    known = {key: value for key, value in metadata.items() if key in METADATA_TEXT_FIELDS}
-    extra = {key: value for key, value in metadata.items() if key not in METADATA_TEXT_FIELDS and key != "tags"}
+    """Store the brief's metadata dict: known fields in their columns, tags as tags, the rest as extra.
+
+    The brief's keys fill the real fields, so its filters find the photo: `camera` the
+    camera model, `date_taken` (ISO 8601, or a date or datetime) the date taken,
+    `location`, `category` and `tags` their own.
+    """
+    metadata = {BRIEF_KEYS.get(key, key): value for key, value in metadata.items()}
+    if "taken_at" in metadata:
+        metadata["taken_at"] = _date_taken(metadata["taken_at"])
+    known = {key: value for key, value in metadata.items() if key in METADATA_TEXT_FIELDS or key == "taken_at"}
+    extra = {key: value for key, value in metadata.items() if key not in known and key != "tags"}
     metadata_update(image=image, fields=known, tags=metadata.get("tags"), extra=extra)
+
+
+def _date_taken(value):
+    """A date taken from the brief's metadata: a datetime, a date, or an ISO 8601 string (UTC when naive)."""
+    from datetime import UTC, date, datetime, time
+
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidQuery(f"date_taken {value!r} is not a date such as 2023-06-15 or 2023-06-15T14:30") from None
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, time(12, 0))
+    if not isinstance(value, datetime):
+        raise InvalidQuery(f"date_taken must be a date, a datetime or an ISO 8601 string, not {value!r}")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def add_images_from_directory(

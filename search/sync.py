@@ -60,6 +60,7 @@ def index_metadata(image: Image) -> dict:
         "favourite_of": sorted(fold_text(favourite.user.get_username()) for favourite in image.favourites.all()),
         "camera_make": fold_text(meta.camera_make),
         "camera_model": fold_text(meta.camera_model),
+        "location": fold_text(meta.location),
         "year": taken_at.year if taken_at else None,
         "taken_ts": int(taken_at.timestamp()) if taken_at else None,
         "has_gps": meta.latitude is not None,

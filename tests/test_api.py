@@ -272,3 +272,31 @@ def test_the_notebook_runs_from_the_repository_root(tmp_path, tiny_model):
     assert (
         "Added 5 images" in result.stdout and len([line for line in result.stdout.splitlines() if ".jpg" in line]) >= 6
     )
+
+
+def test_the_briefs_metadata_keys_fill_the_real_fields_and_filters_find_them(tmp_path, library):
+    from datetime import UTC, datetime
+
+    path = write_photo(tmp_path / "new" / "eiffel.jpg", 78)
+    result = add_image(
+        path,
+        metadata={
+            "camera": "Canon EOS R5",
+            "date_taken": "2023-06-15T14:30:00",
+            "location": "Paris",
+            "category": "travel",
+            "tags": ["city"],
+        },
+    )
+    meta = Image.objects.get(pk=result["id"]).metadata
+    assert meta.camera_model == "Canon EOS R5" and meta.location == "Paris" and meta.extra == {}
+    assert meta.taken_at == datetime(2023, 6, 15, 14, 30, tzinfo=UTC)
+    for where in (
+        {"location": "paris"},
+        {"$and": [{"camera_model": "Canon EOS R5"}, {"year": 2023}]},
+        {"$and": [{"category": "travel"}, {"tags": {"$in": ["city"]}}]},
+    ):
+        found = find_similar(query_image_path=path, top_k=3, filter_metadata=where)
+        assert [r["id"] for r in found] == [result["id"]], where
+    with pytest.raises(InvalidQuery, match="is not a date"):
+        add_image(path, metadata={"date_taken": "last summer"})

@@ -192,3 +192,15 @@ def test_the_media_urls_the_api_returns_open_with_the_same_token(viewer_token, l
         assert fetched.status_code == 200 and fetched["Content-Type"].startswith("image/")
         assert_error(call("get", path, "imgsim_not-a-real-token"), 401)
         assert call("get", path).status_code == 302  # a browser without a session goes to the login page
+
+
+def test_search_by_raw_embedding(viewer_token, library):
+    from gallery.vectors import load_one
+
+    vector = load_one(library[2].pk).tolist()
+    results = call("post", "/api/search", viewer_token, {"embedding": vector, "top_k": 3}).json()["results"]
+    assert results[0]["id"] == library[2].pk and results[0]["similarity"] > 0.999
+    assert_error(call("post", "/api/search", viewer_token, {"embedding": [0.5, 0.5]}), 400)
+    assert_error(call("post", "/api/search", viewer_token, {"embedding": ["x"]}), 400)
+    both = call("post", "/api/search", viewer_token, {"embedding": vector, "image_id": library[0].pk})
+    assert_error(both, 400)
