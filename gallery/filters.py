@@ -278,6 +278,7 @@ class FilterForm(forms.Form):
     )
     format = forms.ChoiceField(required=False, choices=FORMATS)
     min_width = forms.IntegerField(required=False, min_value=1, max_value=100_000, label="Minimum width")
+    max_width = forms.IntegerField(required=False, min_value=1, max_value=100_000, label="Maximum width")
     sort = forms.ChoiceField(required=False, choices=SORTS)
 
     FILTER_FIELDS = (
@@ -291,11 +292,19 @@ class FilterForm(forms.Form):
         "has_gps",
         "format",
         "min_width",
+        "max_width",
     )
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user  # whose favourites "Only my favourites" means
+
+    def error_words(self) -> str:
+        """What is wrong, in the words of the page: "Album: Ensure this value has at most 120 characters"."""
+        return "; ".join(
+            f"{self[name].label if name in self.fields else 'Filters'}: {' '.join(errors)}"
+            for name, errors in self.errors.items()
+        )
 
     def tags(self) -> list[str]:
         raw = self.cleaned_data.get("tag") or ""
@@ -353,6 +362,8 @@ class FilterForm(forms.Form):
             parts.append({"format": data["format"]})
         if data.get("min_width"):
             parts.append({"width": {"$gte": data["min_width"]}})
+        if data.get("max_width"):
+            parts.append({"width": {"$lte": data["max_width"]}})
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else {"$and": parts}

@@ -101,6 +101,16 @@ class Image(models.Model):
     def megapixels(self) -> float:
         return self.pixels / 1_000_000
 
+    @property
+    def shape(self) -> str:
+        """How the photo page shows it: "tiny" (scaled up, pixels kept sharp), "panorama" (scrolls sideways
+        at a readable height) or "" (fitted to the screen). A 1x1 icon or a 6000x150 strip is unusable fitted."""
+        if max(self.width, self.height) < 240:
+            return "tiny"
+        if self.width > 5 * self.height:
+            return "panorama"
+        return ""
+
 
 class ImageVector(models.Model):
     """An image's embedding (float32 bytes, see gallery.vectors), the source Chroma is rebuilt from.

@@ -12,6 +12,8 @@ PAGE_SIZE = 60
 def image_list(*, form: FilterForm):
     """Return live photos matching the form's filters, in the chosen order."""
     images = Image.objects.live().select_related("metadata")
+    if form.is_bound and not form.is_valid():  # the page says what is wrong instead of showing everything
+        return images.none()
     if form.is_valid():
         images = images.filter(form.to_q())
         if form.tags():

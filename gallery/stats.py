@@ -187,7 +187,7 @@ def _charts(widths: dict) -> dict:
             (
                 f"{low}-{high - 1} px" if high else f"{low}+ px",
                 widths[f"w{low}"],
-                _gallery(min_width=low) if low else _gallery(),
+                _gallery(**({"min_width": low} if low else {}), **({"max_width": high - 1} if high else {})),
             )
             for low, high in WIDTH_BUCKETS
         ],

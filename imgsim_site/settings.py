@@ -247,6 +247,9 @@ IMGSIM_DUPLICATE_CROP_CONFIRM = env_float("IMGSIM_DUPLICATE_CROP_CONFIRM", 0.97,
 IMGSIM_DUPLICATE_PRESELECT = env_float("IMGSIM_DUPLICATE_PRESELECT", 0.98, minimum=0.0, maximum=1.01)
 # Photos per block of the scan's matrix product: a block's scores take rows x library x 2-4 bytes,
 # and a stopping worker waits for the block in hand.
+# Up to this many photos (in the library, or matching a filter) a search scores every vector exactly
+# instead of asking the ANN index: faster at that size, and it never misses a neighbour (bench.search).
+IMGSIM_EXACT_SEARCH_LIMIT = env_int("IMGSIM_EXACT_SEARCH_LIMIT", 12_000, minimum=0)
 IMGSIM_DUPLICATE_BLOCK = env_int("IMGSIM_DUPLICATE_BLOCK", 1024, minimum=1)
 IMGSIM_TRASH_DAYS = env_int("IMGSIM_TRASH_DAYS", 30, minimum=0)
 # A zip of selected originals is refused above this many MB (it is streamed, but someone waits for it).

@@ -96,6 +96,9 @@ def local_folder(name: str) -> Path:
         return Path(snapshot_download(name, local_files_only=True, ignore_patterns=_IGNORE))
     except Exception:  # not cached (LocalEntryNotFoundError and friends)
         pass
+    unreachable = hub_unreachable()
+    if unreachable:
+        raise ModelUnavailable(missing_message(name, unreachable))
     try:
         return Path(snapshot_download(name, ignore_patterns=_IGNORE + _skip_duplicate_weights(name)))
     except Exception as error:
@@ -110,15 +113,33 @@ def _skip_duplicate_weights(name: str) -> list[str]:
     return ["*.bin", "*.pt"] if any(file.endswith(".safetensors") for file in files) else []
 
 
-def missing_message(name: str, error: Exception) -> str:
-    import os
+def hub_unreachable(timeout: float = 3.0) -> str:
+    """Why the model hub cannot be reached, from one short connection attempt ("" when it can).
 
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    huggingface_hub retries a refused or silent network for ~30 s with a warning per try;
+    one probe says at once that a download cannot work.
+    """
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return "HF_HUB_OFFLINE=1 forbids downloading it"
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        return f"{host} cannot be reached ({error.strerror or error})"
+    return ""
+
+
+def missing_message(name: str, error) -> str:
+    reason = error if isinstance(error, str) else f"it cannot be downloaded ({error})"
     return (
-        f"Model '{name}' is not in the local cache"
-        + (" and HF_HUB_OFFLINE=1 forbids downloading it" if offline else f" and cannot be downloaded ({error})")
-        + ". Download it on a connected machine (`python manage.py download_model`) "
-        "or set IMGSIM_MODEL to a local directory."
+        f"Model '{name}' is not in the local cache and {reason}. Photos are still stored and shown; "
+        "search needs the model. On a connected machine run `python manage.py download_model --to DIR`, copy DIR "
+        "here and set IMGSIM_MODEL=DIR; then `python manage.py reconcile` computes the waiting embeddings."
     )
 
 

@@ -281,3 +281,20 @@ def test_find_duplicates_says_why_each_pair_is_one(
     assert [p["tier"] for p in find_duplicates(similarity_threshold=0.999, tiers=["exact"])] == ["exact"]
     with pytest.raises(ValueError, match="unknown tier"):
         find_duplicates(tiers=["twins"])
+
+
+def test_the_scan_line_says_when_no_pair_it_found_waits_for_review(star, editor_client):
+    from django.utils import timezone
+
+    from search.models import DuplicatePair, DuplicateScan
+
+    DuplicateScan.objects.create(
+        status="done", finished_at=timezone.now(), pairs=3, seconds=0.4, similarity_threshold=0.95, hamming_threshold=10
+    )
+    waiting = editor_client.get("/duplicates/").content.decode()
+    assert "3 pairs found in 0.4 s." in waiting and "none of them waiting" not in waiting
+    assert "Show the results" not in waiting  # they are on the page already
+    DuplicatePair.objects.all().delete()  # as if every group had been reviewed
+    reviewed = editor_client.get("/duplicates/").content.decode()
+    assert "3 pairs found in 0.4 s, none of them waiting for review." in reviewed
+    assert "No duplicates waiting for review." in reviewed

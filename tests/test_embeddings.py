@@ -197,3 +197,23 @@ def test_the_duplicate_scan_dtype_is_measured_once(settings, tmp_path, monkeypat
     assert set(record["measured"]["rates"]) == {"fp32", "bf16"}
     monkeypatch.setattr(paths, "measure_tower", lambda *a: pytest.fail("measured again"))
     assert paths.block_dtype() == dtype
+
+
+def test_an_unreachable_hub_is_found_by_one_probe_not_by_retrying(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from tests.conftest import free_port
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    calls = []
+    real = huggingface_hub.snapshot_download
+    monkeypatch.setattr(
+        huggingface_hub, "snapshot_download", lambda *a, **k: calls.append(k.get("local_files_only")) or real(*a, **k)
+    )
+    with pytest.raises(ModelUnavailable) as error:
+        TransformersEmbedder(model="someone/not-cached-model").dimension
+    assert calls == [True]  # the cache was looked at; no download was attempted
+    message = str(error.value)
+    assert "127.0.0.1 cannot be reached" in message and "download_model --to" in message
+    assert "Photos are still stored" in message

@@ -6,7 +6,6 @@ import pytest
 from gallery.filters import InvalidFilter, to_chroma, validate
 from gallery.models import Image, Metadata, Tag
 from gallery.services import album_add, album_create
-from search import query
 from search.embeddings import get_embedder, model_name
 from search.index import get_index
 from search.query import nearest
@@ -86,7 +85,7 @@ FILTERS = [
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("where", FILTERS)
-def test_sqlite_filter_paths_agree_with_chromas_own_where(varied_library, where, monkeypatch):
+def test_sqlite_filter_paths_agree_with_chromas_own_where(varied_library, where, settings):
     vector = get_embedder().encode_texts(["mountain landscape"])[0]
     chroma_where = to_chroma(validate(where))
     if "$ne" in str(where):
@@ -94,7 +93,7 @@ def test_sqlite_filter_paths_agree_with_chromas_own_where(varied_library, where,
         chroma_where = {"$or": [chroma_where, {"category": {"$nin": ["landscape"]}}]}
     expected = [int(pk) for pk, _ in get_index().query(model_name(), vector, varied_library, where=chroma_where)]
     exact = [hit.image_id for hit in nearest(vector, top_k=varied_library, where=where)]
-    monkeypatch.setattr(query, "EXACT_LIMIT", 0)  # force the over-fetch path
+    settings.IMGSIM_EXACT_SEARCH_LIMIT = 0  # force the over-fetch path
     overfetch = [hit.image_id for hit in nearest(vector, top_k=5, where=where)]
     if "$ne" in str(where):
         assert set(exact) >= set(expected)

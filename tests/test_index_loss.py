@@ -19,7 +19,8 @@ def _results():
     return [(r["id"], round(r["similarity"], 5)) for r in find_similar(query_text="a photo", top_k=5)]
 
 
-def test_deleted_index_folder_then_reindex(viewer_client, tmp_path, ingest):
+def test_deleted_index_folder_then_reindex(viewer_client, tmp_path, ingest, settings):
+    settings.IMGSIM_EXACT_SEARCH_LIMIT = 0  # a library large enough to be searched through the index
     write_library(tmp_path / "in", 8)
     ingest(tmp_path / "in")
     before = _results()
@@ -51,3 +52,13 @@ def test_filtered_search_still_answers_without_the_index(tmp_path, ingest):
     shutil.rmtree(Path(settings.IMGSIM_INDEX["OPTIONS"]["path"]))
     get_index().refresh()
     assert find_similar(query_text="a photo", top_k=3, filter_metadata={"format": "JPEG"}) == expected
+
+
+def test_a_small_library_is_searched_exactly_even_without_its_index(tmp_path, ingest):
+    """Below IMGSIM_EXACT_SEARCH_LIMIT the stored vectors answer: a lost index costs nothing until reindex."""
+    write_library(tmp_path / "in", 8)
+    ingest(tmp_path / "in")
+    before = _results()
+    shutil.rmtree(Path(settings.IMGSIM_INDEX["OPTIONS"]["path"]))
+    get_index().refresh()
+    assert _results() == before

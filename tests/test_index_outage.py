@@ -60,6 +60,8 @@ def test_a_chroma_server_that_lost_its_data_is_noticed_and_repaired_without_a_re
     from search.python_api import find_similar
     from tests.conftest import free_port, start_chroma
 
+    settings.IMGSIM_EXACT_SEARCH_LIMIT = 0  # searched through the index, as a large library is
+
     port, folder, log = free_port(), tmp_path / "chroma-server", tmp_path / "chroma.log"
     server = start_chroma(folder, port, log)
     try:

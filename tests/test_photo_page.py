@@ -90,3 +90,34 @@ def test_full_size_and_keyboard_shortcuts(browser, live_server, editor, photos, 
     page.keyboard.press("Backspace")
     page.wait_for_url(f"**/?#card-{photos[3].pk}")
     page.context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 390])
+def test_tiny_photos_and_panoramas_are_shown_at_a_usable_size(browser, live_server, editor, tmp_path, ingest, width):
+    from PIL import Image as PILImage
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    PILImage.new("RGB", (1, 1), (200, 30, 30)).save(folder / "dot.png")
+    strip = PILImage.linear_gradient("L").resize((6000, 150)).convert("RGB")
+    strip.save(folder / "strip.jpg", quality=85)
+    ingest(folder)
+    page = login(browser, live_server, "eddie")
+    page.set_viewport_size({"width": width, "height": 900})
+    for name, shape in (("dot.png", "tiny"), ("strip.jpg", "panorama")):
+        photo = Image.objects.get(original_name=name)
+        assert photo.shape == shape
+        page.goto(f"/images/{photo.pk}/")
+        image = page.locator(".preview img")
+        image.wait_for()
+        page.wait_for_function("document.querySelector('.preview img').complete")
+        box = image.bounding_box()
+        assert box["height"] >= 200, (name, box)  # fitted, they were 1 px and 22 px high
+        if shape == "tiny":
+            assert box["width"] >= 200
+        else:  # wider than the screen: it scrolls inside its frame, the page does not
+            assert box["width"] > width
+            fits(page, width)
+        shot(page, f"photo-{shape}-{width}")
+    page.context.close()

@@ -113,3 +113,14 @@ def test_expired_numbers_of_an_unchanged_library_are_not_called_stale(viewer_cli
     html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "5</strong> photos" in html and "being updated" not in html  # same library: current, not stale
     wait_for_refresh()
+
+
+def test_each_width_bar_links_to_the_photos_it_counts(library, viewer_client):
+    from gallery.stats import WIDTH_BUCKETS
+    from gallery.stats import get_stats as library_stats
+
+    charts = library_stats(charts=True)["charts"]
+    for (label, count, href), (low, high) in zip(charts["widths"], WIDTH_BUCKETS):
+        page = viewer_client.get(href).content.decode()
+        expected = sum(1 for image in library if image.width >= low and (high is None or image.width < high))
+        assert count == expected and page.count('class="card-photo"') == expected, label

@@ -62,7 +62,12 @@ def test_gallery_filters_and_chips(viewer_client, library):
     by_taken = viewer_client.get(reverse("gallery:index"), {"sort": "taken"})
     assert by_taken.status_code == 200
     bad = viewer_client.get(reverse("gallery:index"), {"year": "soon"})
-    assert bad.status_code == 200  # an invalid filter is ignored, not a crash
+    html = bad.content.decode()  # an invalid filter is said to be so, not ignored (all photos) nor a crash
+    assert bad.status_code == 400 and "These filters cannot be used: Year taken: Enter a whole number." in html
+    assert 'class="card-photo"' not in html
+    long_album = viewer_client.get(reverse("gallery:index"), {"album": "x" * 300}).content.decode()
+    assert "Album: Ensure this value has at most 120 characters (it has 300)." in long_album
+    assert 'class="card-photo"' not in long_album
 
 
 def test_empty_library_says_how_to_add_photos(editor_client):

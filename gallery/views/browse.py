@@ -33,8 +33,10 @@ def gallery_page(request, form: FilterForm, **extra):
     if extra.get("album"):  # photo pages opened from an album walk the album
         query["album"] = extra["album"].name
     chips = form.chips(request.GET) if form.is_bound and not form.errors else []
+    filter_error = form.error_words() if form.is_bound and form.errors else ""
     context = {
         "form": form,
+        "filter_error": filter_error,
         "query": query.urlencode(),
         "library_empty": not Image.objects.live().exists(),
         "chips": [chip for chip in chips if not (extra.get("album") and chip["name"] == "album")],
@@ -50,7 +52,7 @@ def gallery_page(request, form: FilterForm, **extra):
         **extra,
     }
     template = PARTIALS.get(request.htmx.target, "gallery/index.html") if request.htmx else "gallery/index.html"
-    return render(request, template, context)
+    return render(request, template, context, status=400 if filter_error else 200)
 
 
 @require_GET

@@ -130,7 +130,9 @@ class Command(BaseCommand):
         else:
             timing = f"{report.seconds:.1f} s ({report.rate:.1f} images/s"
             if report.added and report.loading_seconds >= 0.1:
-                timing += f"; {report.working_rate:.1f} images/s after {report.loading_seconds:.1f} s loading the model"
+                # Only a model that loaded is said to have been loaded.
+                what = "trying to load the model" if report.model_error else "loading the model"
+                timing += f"; {report.working_rate:.1f} images/s after {report.loading_seconds:.1f} s {what}"
             self.stdout.write(
                 self.style.SUCCESS(
                     f"{report.added} added, {report.known} already known, {len(report.not_images)} not images, "
