@@ -46,3 +46,11 @@ def on_starting(server):
 
     for problem in static_files():
         raise SystemExit(f"{problem.msg} {problem.hint}")
+
+
+def post_worker_init(worker):
+    """The first worker computes embeddings left waiting (e.g. ingested while the model was missing)."""
+    if worker.age == 1:
+        from search.tasks import embed_waiting_at_start
+
+        embed_waiting_at_start()

@@ -177,9 +177,7 @@ class TransformersEmbedder(Embedder):
             from search import onnx_export
 
             session = onnx_export.session(
-                onnx_export.exported(self.model_name, towers, tower, int8=path == "int8"),
-                threads=self.threads,
-                spin=tower == "text",
+                onnx_export.exported(self.model_name, towers, tower, int8=path == "int8"), threads=self.threads
             )
             return lambda inputs: session.run(None, inputs)[0]
         module = towers.image if tower == "image" else towers.text

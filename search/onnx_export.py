@@ -148,15 +148,16 @@ def _quantise(source: Path, target: Path) -> None:
         root_logger.setLevel(level)
 
 
-def session(path: Path, *, threads: int = 0, spin: bool = False):
-    """An ONNX Runtime session. spin: worker threads busy-wait between operators, which cuts a
-    single text query's latency by ~15%; image batches leave it off, so that between batches
-    the cores go to the decode threads (bench.ingest, bench.pages)."""
+def session(path: Path, *, threads: int = 0):
+    """An ONNX Runtime session whose idle threads sleep. Spinning threads cut a lone text query's
+    latency by ~15%, but went on spinning after it and took the cores from the rest of the request:
+    a search page took 47-54 ms instead of 29-31 (bench.pages); between image batches they would
+    take them from the decode threads."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

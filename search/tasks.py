@@ -162,6 +162,37 @@ def _retry_outbox() -> None:
             delay = min(delay * 2, RETRY_MAX)
 
 
+def embed_waiting_at_start() -> bool:
+    """Without a worker, a starting web process computes the embeddings still waiting, on a thread.
+
+    Photos ingested while the model was missing (no network, a wrong IMGSIM_MODEL) stay
+    waiting until something computes them; the first web process does, once the model
+    is there. Returns whether it started.
+    """
+    from search.sync import embed_on_commit
+
+    if settings.IMGSIM_WORKER or not embed_on_commit() or not waiting_ids(1):
+        return False
+    from gallery import background
+
+    count = Image.objects.waiting_for_embedding().count()
+    log.info("computing the embeddings of %d waiting photo(s) in the background", count)
+    background.start("embed-waiting", _embed_waiting)
+    return True
+
+
+def _embed_waiting() -> None:
+    from search.sync import sync_images
+
+    while ids := waiting_ids(BATCH):
+        report = sync_images(ids, embed=True)
+        if report.model_error:
+            log.warning("waiting photos stay waiting: %s", report.model_error)
+            return
+        if not report.embedded and not report.failed:
+            return  # nothing moved: do not spin
+
+
 def request_index_work() -> None:
     """Queue index work once the current transaction commits, unless some is queued already."""
     if not settings.IMGSIM_WORKER:

@@ -280,3 +280,26 @@ def test_shrink_keeps_detail_without_aliasing():
     columns = shrunk[:, :, 0].mean(axis=0)
     assert columns.max() > 200 and columns.min() < 55
     assert abs(columns.mean() - 127.5) < 10  # brightness kept
+
+
+def test_a_starting_web_process_computes_embeddings_left_waiting(tmp_path, ingest, settings):
+    """Photos ingested while the model was missing become searchable once the app starts with it."""
+    import time
+
+    from gallery import background
+    from search.python_api import find_similar
+    from search.tasks import embed_waiting_at_start
+
+    write_library(tmp_path / "in", 5)
+    report = ingest(tmp_path / "in", embed=False)  # as when the model could not be loaded
+    assert report.added == 5 and Image.objects.waiting_for_embedding().count() == 5
+    assert embed_waiting_at_start()
+    while background.running().get("embed-waiting"):
+        time.sleep(0.05)  # polls the thread's own state
+    assert Image.objects.waiting_for_embedding().count() == 0
+    assert len(find_similar(query_text="photo", top_k=10, threshold=-1)) == 5
+    assert not embed_waiting_at_start()  # nothing left: no thread
+    write_library(tmp_path / "more", 2, start=10)
+    ingest(tmp_path / "more", embed=False)
+    settings.IMGSIM_WORKER = True
+    assert not embed_waiting_at_start()  # a worker does it instead (search.tasks.catch_up)
