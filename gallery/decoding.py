@@ -131,7 +131,18 @@ def _open(data: bytes) -> PILImage.Image:
                 f"refused: declares more than {settings.IMGSIM_MAX_PIXELS:,} pixels (IMGSIM_MAX_PIXELS)"
             ) from None
         except (OSError, ValueError, SyntaxError) as error:
-            raise DecodeError(f"unreadable header: {error}") from None
+            raise DecodeError(f"cannot read this image: {in_words(error)}") from None
+
+
+def in_words(error: Exception) -> str:
+    """Pillow's reason, in words a person can act on ("Truncated File Read" means the file is cut short)."""
+    text = str(error)
+    lowered = text.lower()
+    if "truncated" in lowered or "premature end" in lowered:
+        return "the file is cut short (an interrupted download or copy?)"
+    if "broken data stream" in lowered or "corrupt" in lowered or "invalid" in lowered:
+        return f"the image data is damaged ({text})"
+    return text
 
 
 def decode(data: bytes) -> DecodedPhoto:
@@ -161,7 +172,7 @@ def decode(data: bytes) -> DecodedPhoto:
             if upright is not image:
                 image.close()  # the full-size pixels go before the next big decode may start
         except (OSError, ValueError, SyntaxError, EOFError) as error:
-            raise DecodeError(f"cannot decode: {error}") from None
+            raise DecodeError(f"cannot decode: {in_words(error)}") from None
         except MemoryError:
             raise DecodeError("cannot decode: not enough memory for this image") from None
     renditions = {"preview": _encode(upright, "jpg")}
@@ -207,7 +218,7 @@ def decode_query(data: bytes) -> PILImage.Image:
         image.load()
         upright = _upright(_to_rgb(image), read_exif(image).orientation)
     except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise DecodeError(f"cannot decode: {error}") from None
+        raise DecodeError(f"cannot decode: {in_words(error)}") from None
     except MemoryError:
         raise DecodeError("cannot decode: not enough memory for this image") from None
     return shrink(upright, QUERY_EDGE)

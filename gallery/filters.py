@@ -329,7 +329,7 @@ class FilterForm(forms.Form):
         chips = []
         for name, label, value in self.active():
             remaining = params.copy()
-            for key in (name, "page"):
+            for key in (name, "page", "upto"):
                 remaining.pop(key, None)
             chips.append({"name": name, "label": label, "value": value, "without": remaining.urlencode()})
         return chips

@@ -1,6 +1,8 @@
 """The two roles of a team library, as Django groups with permissions."""
 
-from django.contrib.auth.decorators import permission_required
+import functools
+
+from django.core.exceptions import PermissionDenied
 
 VIEWER = "viewer"
 EDITOR = "editor"
@@ -47,12 +49,23 @@ def ensure_roles_after_migrate(sender, **kwargs) -> None:
     ensure_roles(Group, Permission)
 
 
-def editor_required(view):
-    """Let only editors use a view: 403 for others.
+def editor_required(view=None, *, to: str = ""):
+    """Let only editors use a view: 403 for others, saying what needs the role ("Only editors can {to}.").
 
     The view is marked too, so imgsim_site.middleware.BodyGuardMiddleware refuses
     others before their request body (an upload) is read at all.
     """
-    guarded = permission_required(EDIT_PERMISSION, raise_exception=True)(view)
+    if view is None:
+        return functools.partial(editor_required, to=to)
+
+    @functools.wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not can_edit(request.user):
+            what = f"Only editors can {to}." if to else "This needs the editor role."
+            raise PermissionDenied(
+                f"{what} An administrator can give you the editor role (manage.py createuser NAME --role editor)."
+            )
+        return view(request, *args, **kwargs)
+
     guarded.required_permission = EDIT_PERMISSION
     return guarded

@@ -23,8 +23,30 @@ def image_list(*, form: FilterForm):
     return images.order_by("-added_at", "-id")
 
 
-def image_page(*, form: FilterForm, page: int):
-    return Paginator(image_list(form=form), PAGE_SIZE).get_page(page)
+def image_page(*, form: FilterForm, page: int, upto=None):
+    """One page of the grid; with upto, pages 1 to upto together (a return to a place deep in the scroll)."""
+    paginator = Paginator(image_list(form=form), PAGE_SIZE)
+    return PagesUpTo(paginator, upto) if upto else paginator.get_page(page)
+
+
+class PagesUpTo:
+    """Pages 1..n of a paginator as one page: what the infinite scroll had shown when the user left.
+
+    The grid replaces its URL with ?upto=n as it loads page n, so Back to it renders
+    the same photos and the browser can put the scroll where it was.
+    """
+
+    def __init__(self, paginator: Paginator, upto):
+        self.paginator = paginator
+        self.last = paginator.get_page(upto)
+        self.number = self.last.number
+        self.object_list = paginator.object_list[: self.last.number * paginator.per_page]
+
+    def has_next(self) -> bool:
+        return self.last.has_next()
+
+    def next_page_number(self) -> int:
+        return self.last.next_page_number()
 
 
 def neighbours(*, image: Image, form: FilterForm) -> tuple[int | None, int | None]:

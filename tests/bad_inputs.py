@@ -30,6 +30,7 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
         "page.png": (b"<!doctype html><html><script>alert(1)</script></html>", "HTML"),
         "drawing.svg": (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "SVG"),
         "truncated.jpg": (jpeg[: len(jpeg) // 2], "cannot decode"),
+        "cut-short.jpg": (jpeg[:100], "the file is cut short"),
         "bomb.png": (png_declaring(40000, 40000), "pixels"),
         "document.jpg": (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", "PDF"),
         "layers.jpg": (b"8BPS\x00\x01" + b"\x00" * 40, "Photoshop"),

@@ -283,3 +283,10 @@ def test_error_pages_use_the_apps_layout_and_say_why(viewer_client):
     refused = viewer_client.get(reverse("gallery:upload"))
     assert refused.status_code == 403
     assert 'class="brand"' in refused.content.decode() and "editor role" in refused.content.decode()
+
+
+def test_a_viewer_refused_a_page_is_logged_in_one_line(viewer_client, caplog):
+    response = viewer_client.get(reverse("gallery:upload"))
+    assert response.status_code == 403 and "Only editors can upload photos." in response.content.decode()
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.levelname == "WARNING" and "Forbidden" in record.getMessage() and record.exc_info is None

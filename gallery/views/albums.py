@@ -32,7 +32,7 @@ def album(request, pk: int):
 
 
 @require_POST
-@editor_required
+@editor_required(to="create albums")
 def album_new(request):
     form = AlbumForm(request.POST)
     if not form.is_valid():
@@ -43,7 +43,7 @@ def album_new(request):
 
 
 @require_POST
-@editor_required
+@editor_required(to="change albums")
 def album_change(request, pk: int):
     chosen = get_object_or_404(Album, pk=pk)
     form = AlbumForm(request.POST, instance=Album.objects.get(pk=pk))  # a copy: a refused name must not stick
@@ -56,7 +56,7 @@ def album_change(request, pk: int):
 
 
 @require_POST
-@editor_required
+@editor_required(to="delete albums")
 def album_remove_all(request, pk: int):
     chosen = get_object_or_404(Album, pk=pk)
     held = album_delete(album=chosen)
@@ -68,7 +68,7 @@ def album_remove_all(request, pk: int):
 
 
 @require_POST
-@editor_required
+@editor_required(to="add photos to albums or take them out")
 def album_photos(request):
     """Add photos to an album (an existing one, or a new one named in the form) or take them out."""
     form = AlbumPhotosForm(request.POST)
@@ -87,7 +87,7 @@ def album_photos(request):
 
 
 @require_POST
-@editor_required
+@editor_required(to="choose album covers")
 def album_cover(request, pk: int):
     """Make one of an album's photos its cover."""
     chosen = get_object_or_404(Album, pk=pk)

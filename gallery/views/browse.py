@@ -30,6 +30,7 @@ def gallery_page(request, form: FilterForm, **extra):
     form.is_valid()  # the template reads the active filters even when the grid comes from the cache
     query = request.GET.copy()
     query.pop("page", None)
+    query.pop("upto", None)
     if extra.get("album"):  # photo pages opened from an album walk the album
         query["album"] = extra["album"].name
     chips = form.chips(request.GET) if form.is_bound and not form.errors else []
@@ -41,7 +42,9 @@ def gallery_page(request, form: FilterForm, **extra):
         "library_empty": not Image.objects.live().exists(),
         "chips": [chip for chip in chips if not (extra.get("album") and chip["name"] == "album")],
         # Lazy: on a cache hit the template never asks, and the queries never run.
-        "page": SimpleLazyObject(lambda: image_page(form=form, page=request.GET.get("page", 1))),
+        "page": SimpleLazyObject(
+            lambda: image_page(form=form, page=request.GET.get("page", 1), upto=request.GET.get("upto"))
+        ),
         "choices": SimpleLazyObject(filter_choices),
         "album_choices": SimpleLazyObject(lambda: list(Album.objects.all())),
         "not_searchable": not_searchable(),

@@ -33,7 +33,7 @@ def facts(request, pk: int):
     return _facts(request, _photo(pk))
 
 
-@editor_required
+@editor_required(to="edit a photo's details")
 @require_http_methods(["GET", "POST"])
 def edit(request, pk: int):
     image = _photo(pk)

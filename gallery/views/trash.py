@@ -20,7 +20,7 @@ def _plural(count: int) -> str:
 
 
 @require_GET
-@editor_required
+@editor_required(to="see the trash")
 def trash(request):
     context = {
         "page": trash_page(page=request.GET.get("page", 1)),
@@ -46,7 +46,7 @@ def _answer(request, message: str, *, error: bool = False, status: int = 200):
 
 
 @require_POST
-@editor_required
+@editor_required(to="restore photos")
 def trash_restore(request):
     form = SelectionForm(request.POST)
     if not form.is_valid():
@@ -56,7 +56,7 @@ def trash_restore(request):
 
 
 @require_POST
-@editor_required
+@editor_required(to="delete photos for good")
 def trash_delete(request):
     form = SelectionForm(request.POST)
     if not form.is_valid():
@@ -76,7 +76,7 @@ def trash_delete(request):
 
 
 @require_POST
-@editor_required
+@editor_required(to="move photos to the trash")
 def image_to_trash(request, pk: int):
     image = get_object_or_404(Image.objects.live(), pk=pk)
     image_trash(images=[image])

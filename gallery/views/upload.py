@@ -9,7 +9,7 @@ from gallery.uploads import receive_uploads
 
 
 @require_http_methods(["GET", "POST"])
-@editor_required
+@editor_required(to="upload photos")
 def upload(request):
     if request.method == "GET":
         return render(request, "gallery/upload.html", _upload_limits())

@@ -50,7 +50,7 @@ def _summary(groups=None) -> dict:
 
 
 @require_GET
-@editor_required
+@editor_required(to="review duplicates")
 def review(request):
     tier = request.GET.get("tier") if request.GET.get("tier") in Tier.values else None
     groups, counts = review_queue(tier=tier)
@@ -69,14 +69,14 @@ def review(request):
 
 
 @require_POST
-@editor_required
+@editor_required(to="scan for duplicates")
 def scan_start(request):
     scan = start_scan(incremental=request.POST.get("incremental") == "1", background=True)
     return render(request, "search/duplicates.html#scan_status", {"scan": scan})
 
 
 @require_GET
-@editor_required
+@editor_required(to="scan for duplicates")
 def scan_status(request, pk: int):
     if not request.htmx:  # opened directly: the whole page, which shows the scan too
         return review(request)
@@ -93,7 +93,7 @@ def _refused(request, message: str, group: str):
 
 
 @require_POST
-@editor_required
+@editor_required(to="resolve duplicates")
 def resolve(request):
     form = DecisionForm(request.POST)
     if not form.is_valid():
@@ -119,7 +119,7 @@ def resolve(request):
 
 
 @require_POST
-@editor_required
+@editor_required(to="undo duplicate decisions")
 def undo(request):
     try:
         messages.success(request, decision_undo(token=request.POST.get("token", "")))

@@ -29,7 +29,11 @@ def search_page(request):
         "result_query": f"in=search&{request.GET.urlencode()}" if request.method == "GET" else "",
     }
     template = "search/search.html#results" if request.htmx else "search/search.html"
-    return render(request, template, context, status=search.status)
+    response = render(request, template, context, status=search.status)
+    if request.htmx and request.method == "GET":  # as-you-type replaces the history entry, a submit adds one
+        typing = request.headers.get("X-Imgsim-Typing") == "1"
+        response["HX-Replace-Url" if typing else "HX-Push-Url"] = request.get_full_path()
+    return response
 
 
 @require_GET

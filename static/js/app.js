@@ -45,3 +45,27 @@ document.addEventListener("input", (event) => {
   const lead = prefix.length ? prefix.join(", ") + ", " : "";
   list.replaceChildren(...JSON.parse(list.dataset.names).filter((n) => !chosen.has(n)).map((n) => new Option(lead + n)));
 });
+
+// History: typing in the search box replaces the current entry (one per query, not one per
+// pause in typing); a submit, a changed filter or a click adds one. The server answers with
+// HX-Replace-Url or HX-Push-Url accordingly (search.views.search).
+document.addEventListener("htmx:configRequest", (event) => {
+  const trigger = event.detail.triggeringEvent;
+  if (trigger && trigger.type === "input") event.detail.headers["X-Imgsim-Typing"] = "1";
+});
+
+// After Back or Forward, htmx puts back the page as it was, but form fields show what was
+// typed last, not what the restored results were filtered by: set them from the URL.
+function fillFormsFromUrl() {
+  const params = new URLSearchParams(window.location.search);
+  document.querySelectorAll("form[data-follows-url]").forEach((form) => {
+    for (const field of form.elements) {
+      if (!field.name || field.type === "hidden" || field.type === "submit" || field.type === "file") continue;
+      if (field.type === "checkbox") field.checked = params.has(field.name);
+      else field.value = params.get(field.name) ?? field.dataset.default ?? "";
+      if (field.dataset.showsIn) document.getElementById(field.dataset.showsIn).value = field.value;
+    }
+  });
+}
+document.addEventListener("htmx:historyRestore", fillFormsFromUrl);
+window.addEventListener("pageshow", (event) => { if (event.persisted) fillFormsFromUrl(); });

@@ -1,0 +1,78 @@
+"""Every page on phones (360-430 px): nothing scrolls sideways, the nav is one row, photos come first."""
+
+import pytest
+
+from gallery.models import Image
+from gallery.services import album_add, album_create
+from tests.browser import login, shot
+from tests.photos import write_library
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+
+@pytest.fixture
+def library(tmp_path, ingest, editor):
+    write_library(tmp_path / "in", 8, size=(320, 240))
+    ingest(tmp_path / "in")
+    album = album_create(name="A long album name for a small screen")
+    album_add(album=album, images=list(Image.objects.all()[:3]))
+    return album
+
+
+def pages(album) -> list[str]:
+    photo = Image.objects.order_by("pk").first()
+    return [
+        "/",
+        "/?category=travel&year=2020&taken_from=2020-01-01&min_width=100",
+        "/albums/",
+        f"/albums/{album.pk}/",
+        f"/images/{photo.pk}/",
+        "/search/",
+        "/search/?q=red+car+at+night&top_k=5",
+        "/stats/",
+        "/duplicates/",
+        "/trash/",
+        "/upload/",
+        "/profile/",
+        "/no-such-page/",
+    ]
+
+
+@pytest.mark.parametrize("width", [360, 390, 430])
+def test_no_page_scrolls_sideways_on_a_phone(browser, live_server, library, width):
+    page = login(browser, live_server, "eddie")
+    page.set_viewport_size({"width": width, "height": 844})
+    page.goto("/profile/")
+    page.fill("#id_token_name", "a token with a rather long name for a phone")
+    page.get_by_role("button", name="Create token").click()
+    page.locator("#new-token").wait_for()
+    for url in pages(library):
+        page.goto(url)
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, f"{url} is {scroll}px wide on a {width}px screen"
+        nav = page.locator(".topbar").bounding_box()
+        assert nav["height"] <= 64, f"{url}: the nav takes {nav['height']}px"
+    page.goto("/profile/")
+    box = page.get_by_role("button", name="Revoke").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width  # on screen, not cut off
+    shot(page, f"profile-{width}")
+    page.context.close()
+
+
+def test_filtered_gallery_shows_photos_first_on_a_phone(browser, live_server, library):
+    page = login(browser, live_server, "eddie")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/?min_width=100")
+    first_card = page.locator(".card-photo").first.bounding_box()
+    assert first_card["y"] < 844  # above the fold: the filter panel starts closed
+    assert page.locator("details.filter-panel summary").inner_text() == "Filters (1)"
+    page.context.close()
+
+
+def test_date_fields_show_whole_dates_on_a_desktop(browser, live_server, library):
+    page = login(browser, live_server, "eddie")
+    page.goto("/")
+    for name in ("taken_from", "taken_to"):
+        field = page.locator(f"#filters input[name={name}]")
+        assert field.bounding_box()["width"] >= 180  # one per line in the sidebar: "mm/dd/yyyy" and the picker fit
+    page.context.close()
