@@ -47,14 +47,14 @@ def test_typing_a_search_replaces_the_entry_and_enter_adds_one(page):
 
 
 def test_enter_in_a_gallery_filter_sends_one_search_and_back_restores_the_fields(page):
-    finished = []
-    page.on("requestfinished", lambda request: finished.append(request.url) if "camera=" in request.url else None)
+    sent = []
+    page.on("request", lambda request: sent.append(request.url) if "camera=" in request.url else None)
     before = history_length(page)
     page.fill("#id_camera", "Canon")
     with page.expect_response(re.compile(r"camera=Canon")):
         page.press("#id_camera", "Enter")
     page.wait_for_url(re.compile(r"camera=Canon"))
-    assert len(finished) == 1 and history_length(page) == before + 1
+    assert len(sent) == 1 and history_length(page) == before + 1
     page.fill("#id_category", "travel")
     with page.expect_response(re.compile(r"category=travel")):
         page.press("#id_category", "Enter")

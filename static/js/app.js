@@ -69,3 +69,17 @@ function fillFormsFromUrl() {
 }
 document.addEventListener("htmx:historyRestore", fillFormsFromUrl);
 window.addEventListener("pageshow", (event) => { if (event.persisted) fillFormsFromUrl(); });
+
+// Enter in a filter field fires "change" and then "submit": two requests and two history
+// entries. The change is dropped when a submit is about to follow.
+document.addEventListener("keydown", (event) => {
+  const form = event.key === "Enter" && event.target.form;
+  if (form && form.matches("form[data-follows-url]")) form.dataset.submitting = "1";
+});
+document.addEventListener("htmx:confirm", (event) => {
+  const form = event.detail.elt;
+  const trigger = event.detail.triggeringEvent;
+  if (!trigger || !form.dataset || !form.matches("form[data-follows-url]")) return;
+  if (trigger.type === "change" && form.dataset.submitting) event.preventDefault();
+  if (trigger.type === "submit") delete form.dataset.submitting;
+});
