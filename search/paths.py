@@ -238,28 +238,39 @@ def _measure(run, probe: dict, int8: bool) -> dict:
 BLOCK_KEY = "duplicate scan block product"
 
 
-def block_dtype():
-    """The dtype of the duplicate scan's block products: fp32 or bfloat16, whichever ran faster here."""
+def block_dtype() -> str:
+    """The duplicate scan's block product: "fp32", "bf16" or "int8", whichever ran fastest here.
+
+    Rounding is safe there: blocks only nominate candidates, which are re-scored in fp32
+    (search.similarity), so every path finds the same pairs.
+    """
     import torch
 
     embedder = getattr(settings, "IMGSIM_EMBEDDER", {}) if settings.configured else {}
     setting = embedder.get("OPTIONS", {}).get("precision", "auto")
     if setting in ("fp32", "bf16"):
-        return torch.bfloat16 if setting == "bf16" else torch.float32
+        return setting
     key = f"{cpu_model()} | torch {torch.__version__} | {BLOCK_KEY}"
     record = _read().get(key)
-    if record is None:
+    if (
+        record is None
+        or record.get("dtype") not in ("fp32", "bf16", "int8")
+        or "int8" not in record["measured"]["rates"]
+    ):
         generator = torch.Generator().manual_seed(0)
         rows = torch.nn.functional.normalize(torch.randn(512, 512, generator=generator), dim=1)
         columns = torch.nn.functional.normalize(torch.randn(16384, 512, generator=generator), dim=1)
 
-        def product(dtype):
+        def product(kind):
+            if kind == "int8":
+                a, b = (torch.round(m * 500).to(torch.int8) for m in (rows, columns))
+                return lambda: torch._int_mm(a, b.T).float().numpy()
+            dtype = torch.bfloat16 if kind == "bf16" else torch.float32
             a, b = rows.to(dtype), columns.to(dtype)
             return lambda: (a @ b.T).float().numpy()
 
-        measured = measure_tower({"fp32": product(torch.float32), "bf16": product(torch.bfloat16)}, 512)
-        # Block scores are compared with a threshold, with candidates re-scored in fp32: bf16's rounding is fine.
-        measured["cosine"] = {path: 1.0 for path in measured["rates"]}
+        measured = measure_tower({kind: product(kind) for kind in ("fp32", "bf16", "int8")}, 512)
+        measured["cosine"] = {path: 1.0 for path in measured["rates"]}  # candidates are re-scored in fp32
         record = {"dtype": fastest(measured), "measured": measured, "cpu": cpu_model(), "torch": torch.__version__}
         _write(key, record)
-    return torch.bfloat16 if record["dtype"] == "bf16" else torch.float32
+    return record["dtype"]

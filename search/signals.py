@@ -113,6 +113,13 @@ def images_bulk_changed(sender, image_ids, **kwargs) -> None:
     _record(*image_ids)
 
 
+def tag_saved(sender, instance: Tag, created: bool, raw: bool = False, **kwargs) -> None:
+    # A renamed tag (in the admin) changes every photo that has it: their index metadata too.
+    if not created and not raw:
+        for image_id in list(instance.photos.values_list("image_id", flat=True)):
+            _record(image_id)
+
+
 def tag_deleting(sender, instance: Tag, **kwargs) -> None:
     # Deleting a tag removes its links by cascade, which sends no m2m_changed.
     for image_id in list(instance.photos.values_list("image_id", flat=True)):
@@ -125,5 +132,6 @@ def connect() -> None:
     post_save.connect(metadata_saved, sender=Metadata, dispatch_uid="search.metadata_saved")
     m2m_changed.connect(tags_changed, sender=Metadata.tags.through, dispatch_uid="search.tags_changed")
     pre_delete.connect(tag_deleting, sender=Tag, dispatch_uid="search.tag_deleting")
+    post_save.connect(tag_saved, sender=Tag, dispatch_uid="search.tag_saved")
     m2m_changed.connect(album_members_changed, sender=Album.photos.through, dispatch_uid="search.album_members")
     images_changed.connect(images_bulk_changed, sender=Image, dispatch_uid="search.images_bulk_changed")

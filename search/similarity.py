@@ -1,8 +1,9 @@
 """All pairs of vectors above a similarity, by blocked matrix products: the core of the duplicate scan.
 
 No models are imported here, so the standalone toolkit (search.standalone) uses it
-without a Django project. The product runs in fp32 or bfloat16, whichever measured
-faster on this machine (search.paths.block_dtype); candidates are re-scored in fp32.
+without a Django project. The product runs in fp32, bfloat16 or int8, whichever
+measured fastest on this machine (search.paths.block_dtype); candidates are
+re-scored in fp32, so the rounding paths find the same pairs.
 """
 
 from collections.abc import Callable, Iterator
@@ -24,9 +25,7 @@ def similar_blocks(
 
     from search.paths import block_dtype
 
-    dtype = block_dtype()  # measured on this machine, as the model's paths are
-    matrix = torch.from_numpy(np.ascontiguousarray(vectors)).to(dtype)
-    margin = 0.01 if dtype == torch.bfloat16 else 0.0  # bf16 rounds; candidates are re-scored in fp32
+    matrix, product, cut = _block_product(vectors, block_dtype(), floor)  # measured on this machine
     in_rows = np.zeros(len(vectors), dtype=bool)
     in_rows[rows] = True
     block = settings.IMGSIM_DUPLICATE_BLOCK
@@ -34,17 +33,18 @@ def similar_blocks(
         for start in range(first, len(rows), block):
             block_rows = rows[start : start + block]
             first_column = int(block_rows[0]) if triangle else 0
-            scores = matrix[block_rows] @ matrix[first_column:].T
+            scores = product(matrix[block_rows], matrix[first_column:])
             if triangle:  # within the block itself, keep only j > i (no self-pairs, no repeats)
                 width = len(block_rows)
                 below = torch.ones(width, width, dtype=torch.bool).tril()
-                scores[:, :width].masked_fill_(below, -float("inf"))
+                lowest = -float("inf") if scores.dtype.is_floating_point else torch.iinfo(scores.dtype).min
+                scores[:, :width].masked_fill_(below, lowest)
             # Almost every row has no hit: a row maximum (one pass, no boolean matrix) finds
             # the few that do before positions are extracted.
-            busy = torch.nonzero(scores.amax(dim=1) >= floor - margin).flatten()
+            busy = torch.nonzero(scores.amax(dim=1) >= cut).flatten()
             i = j = np.zeros(0, dtype=np.int64)
             if len(busy):
-                sub_r, sub_c = torch.nonzero(scores[busy] >= floor - margin, as_tuple=True)
+                sub_r, sub_c = torch.nonzero(scores[busy] >= cut, as_tuple=True)
                 i = block_rows[busy[sub_r].numpy()]
                 j = sub_c.numpy() + first_column
                 if not triangle:  # pairs among scanned rows: keep each once, drop self-pairs
@@ -53,6 +53,24 @@ def similar_blocks(
             exact = np.einsum("ij,ij->i", vectors[i], vectors[j]) if len(i) else np.zeros(0, dtype=np.float32)
             keep = exact >= floor
             yield start + len(block_rows), i[keep], j[keep], exact[keep]
+
+
+def _block_product(vectors: np.ndarray, kind: str, floor: float):
+    """The matrix to multiply, the product of two of its slices, and the score a candidate needs.
+
+    Candidates are re-scored exactly in fp32 afterwards, so a rounding path only needs a
+    margin below the floor: bfloat16 keeps 8 bits of each value; int8 scales every
+    component by one factor (127 / the largest), so a score is off by ~0.001 typically.
+    """
+    import torch
+
+    if kind == "int8":
+        scale = 127.0 / max(float(np.abs(vectors).max()), 1e-6)
+        matrix = torch.from_numpy(np.rint(vectors * scale).astype(np.int8))
+        return matrix, lambda a, b: torch._int_mm(a, b.T), (floor - 0.02) * scale * scale
+    dtype = torch.bfloat16 if kind == "bf16" else torch.float32
+    matrix = torch.from_numpy(np.ascontiguousarray(vectors)).to(dtype)
+    return matrix, lambda a, b: a @ b.T, floor - (0.01 if kind == "bf16" else 1e-4)
 
 
 def similar_pairs(

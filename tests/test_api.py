@@ -300,3 +300,21 @@ def test_the_briefs_metadata_keys_fill_the_real_fields_and_filters_find_them(tmp
         assert [r["id"] for r in found] == [result["id"]], where
     with pytest.raises(InvalidQuery, match="is not a date"):
         add_image(path, metadata={"date_taken": "last summer"})
+
+
+def test_a_renamed_tag_reaches_the_index_at_once(library):
+    from gallery.models import Tag
+    from search.embeddings import model_name
+    from search.index import get_index
+    from search.reconcile import reconcile
+
+    tagged, other = Image.objects.order_by("pk")[:2]
+    tagged.metadata.tags.add(Tag.objects.get_or_create(name="sea")[0])
+    tag = Tag.objects.get(name="sea")
+    tag.name = "ocean"
+    tag.save()  # as the admin's tag page does
+    found = find_similar(query_image_id=other.pk, top_k=5, filter_metadata={"tags": {"$in": ["ocean"]}})
+    assert [r["id"] for r in found] == [tagged.pk]
+    metadata, _ = get_index().get(model_name(), [str(tagged.pk)])[str(tagged.pk)]
+    assert metadata["tags"] == ["ocean"]
+    assert reconcile().metadata_fixed == 0  # nothing left for reconcile to find
