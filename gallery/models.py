@@ -74,6 +74,9 @@ class Image(models.Model):
         indexes = [
             models.Index(fields=["-added_at", "-id"], name="image_newest"),
             models.Index(fields=["embedding_state"], name="image_embedding_state"),
+            # Photos waiting for embeddings, asked by every gallery and search page: with only the
+            # single-column indexes SQLite chose trashed_at (every live photo) and counted 10k rows.
+            models.Index(fields=["embedding_state", "trashed_at"], name="image_waiting"),
             models.Index(fields=["format"], name="image_format"),
             models.Index(fields=["trashed_at"], name="image_trashed"),
             models.Index(fields=["source_path"], name="image_source_path"),

@@ -76,3 +76,21 @@ def test_date_fields_show_whole_dates_on_a_desktop(browser, live_server, library
         field = page.locator(f"#filters input[name={name}]")
         assert field.bounding_box()["width"] >= 180  # one per line in the sidebar: "mm/dd/yyyy" and the picker fit
     page.context.close()
+
+
+def test_search_unavailable_is_said_above_the_form_on_a_phone(browser, live_server, library, settings):
+    from search.embeddings import get_embedder
+
+    settings.IMGSIM_EMBEDDER = {
+        **settings.IMGSIM_EMBEDDER,
+        "OPTIONS": {**settings.IMGSIM_EMBEDDER["OPTIONS"], "model": "/nonexistent/model"},
+    }
+    get_embedder.cache_clear()
+    page = login(browser, live_server, "eddie")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/search/?q=red+car")
+    alert = page.get_by_role("alert")
+    assert "Search is unavailable" in alert.inner_text() and alert.count() == 1
+    assert alert.bounding_box()["y"] < page.locator("#search-form").bounding_box()["y"]
+    shot(page, "search-unavailable-390")
+    page.context.close()

@@ -181,7 +181,9 @@ def test_search_states(viewer_client, library, settings):
     }
     get_embedder.cache_clear()
     missing = viewer_client.get(reverse("search:page"), {"q": "x"})
-    assert missing.status_code == 503 and "IMGSIM_MODEL" in missing.content.decode()
+    html = missing.content.decode()
+    assert missing.status_code == 503 and "IMGSIM_MODEL" in html
+    assert html.count('role="alert"') == 1 and html.index("Search is unavailable") < html.index('id="search-form"')
 
 
 def test_upload_adds_photos_and_reports_each_file(editor_client, editor):
