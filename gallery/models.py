@@ -45,6 +45,8 @@ class Image(models.Model):
     in_place = models.BooleanField(default=False)
     original_name = models.CharField(max_length=255)
     source_path = models.CharField(max_length=1024, blank=True)
+    # The same bytes found at other paths (in-place ingest): "also at" on the photo page.
+    other_paths = models.JSONField(default=list, blank=True)
     # Size and mtime of the source when referenced in place: a re-run skips files
     # whose size and mtime are unchanged without hashing them.
     source_size = models.BigIntegerField(null=True, blank=True)

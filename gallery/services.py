@@ -1,7 +1,9 @@
 """Writes to the library: creating photos, editing metadata and tags, the trash."""
 
+import re
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -28,6 +30,48 @@ def image_create(*, facts: dict, metadata: dict, tags: Iterable[str] = (), vecto
     if tags:
         meta.tags.set(tags_named(tags))
     return image
+
+
+# "copy of x.jpg", "x - Copy.jpg", "x (1).jpg", "Kopie von x.jpg": names a file manager gives duplicates.
+_COPY_LIKE = re.compile(r"\b(copy|kopie|copie|copia)\b|\(\d+\)$", re.IGNORECASE)
+
+
+def path_preference(path: str) -> tuple:
+    """Sort key of the paths of one photo: the least copy-like, then the shortest, comes first."""
+    stem = Path(path).stem
+    return (bool(_COPY_LIKE.search(stem)), len(Path(path).parts), len(path), path)
+
+
+def image_copies_found(copies: Iterable[tuple[str, str]]) -> int:
+    """Record where an in-place photo's bytes were found again; keep the best path as its own.
+
+    copies are (sha256, path) pairs. The photo is served from the least copy-like,
+    shortest path that exists; the others are listed on its page ("also at").
+    Returns how many photos changed.
+    """
+    by_sha: dict[str, set[str]] = {}
+    for sha256, path in copies:
+        by_sha.setdefault(sha256, set()).add(path)
+    changed = 0
+    with transaction.atomic():
+        for image in Image.objects.filter(sha256__in=list(by_sha), in_place=True).select_for_update():
+            paths = {image.source_path, *image.other_paths, *by_sha[image.sha256]} - {""}
+            existing = [path for path in paths if Path(path).is_file()]
+            best = min(existing or [image.source_path], key=path_preference)
+            others = sorted(paths - {best}, key=path_preference)
+            if (best, others) == (image.source_path, image.other_paths):
+                continue
+            if best != image.source_path:
+                stat = Path(best).stat()
+                image.source_path = image.file = best
+                image.original_name = Path(best).name[:255]
+                image.source_size, image.source_mtime = stat.st_size, stat.st_mtime
+            image.other_paths = others
+            image.save(
+                update_fields=["source_path", "file", "original_name", "source_size", "source_mtime", "other_paths"]
+            )
+            changed += 1
+    return changed
 
 
 def tags_named(names: Iterable[str]) -> list[Tag]:

@@ -303,3 +303,23 @@ def test_a_starting_web_process_computes_embeddings_left_waiting(tmp_path, inges
     ingest(tmp_path / "more", embed=False)
     settings.IMGSIM_WORKER = True
     assert not embed_waiting_at_start()  # a worker does it instead (search.tasks.catch_up)
+
+
+def test_in_place_copies_keep_the_least_copy_like_path_and_list_the_others(tmp_path, ingest, viewer_client):
+    from tests.photos import photo_bytes
+
+    data = photo_bytes(3)
+    (tmp_path / "in" / "library").mkdir(parents=True)
+    for name in ("copy of grace_hopper.jpg", "library/grace_hopper.jpg", "grace_hopper (1).jpg"):
+        (tmp_path / "in" / name).write_bytes(data)
+    report = ingest(tmp_path / "in", in_place=True)
+    assert report.added == 1 and report.known == 2
+    photo = Image.objects.get()
+    assert photo.source_path == str(tmp_path / "in" / "library" / "grace_hopper.jpg")
+    assert photo.original_name == "grace_hopper.jpg" and photo.file == photo.source_path
+    assert photo.other_paths == [str(tmp_path / "in" / n) for n in ("grace_hopper (1).jpg", "copy of grace_hopper.jpg")]
+    html = viewer_client.get(f"/images/{photo.pk}/").content.decode()
+    assert "Also at" in html and "copy of grace_hopper.jpg" in html
+    assert viewer_client.get(f"/images/{photo.pk}/original").status_code == 200
+    again = ingest(tmp_path / "in", in_place=True)
+    assert again.added == 0 and Image.objects.get().other_paths == photo.other_paths

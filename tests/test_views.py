@@ -143,8 +143,9 @@ def test_search_negative_terms_show_as_a_chip(viewer_client, library):
 
 def test_more_like_this_and_image_upload_queries(viewer_client, library):
     image = library[5]
-    html = viewer_client.get(reverse("search:page"), {"like": image.pk}).content.decode()
+    html = viewer_client.get(reverse("search:page"), {"like": image.pk, "top_k": 5}).content.decode()
     assert "More like" in html and image.pk not in result_ids(html)[1:]
+    assert 'href="?top_k=5" aria-label="Remove the photo from the query"' in html
     count = Image.objects.count()
     upload = SimpleUploadedFile("query.jpg", photo_bytes(7, size=(64, 48)), content_type="image/jpeg")
     response = viewer_client.post(reverse("search:page"), {"image": upload, "top_k": 3}, **HTMX)

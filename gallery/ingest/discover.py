@@ -24,6 +24,7 @@ class Outcome:
     reason: str = ""
     image_id: int | None = None
     sha256: str = ""  # of a known photo: which one it is
+    path: str = ""  # where a known photo's bytes were found again (in-place ingest keeps the best path)
 
 
 class IngestError(Exception):

@@ -19,7 +19,7 @@ from gallery.decoding import DecodedPhoto, DecodeError, NotAnImage, decode
 from gallery.hooks import embedding_deferred, get_vectorizer, open_index
 from gallery.ingest.discover import Outcome, Source
 from gallery.models import Image
-from gallery.services import image_create
+from gallery.services import image_copies_found, image_create
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,16 @@ class Pipeline:
                 record(item)
                 continue
             if item.sha256 in known_sha:  # the same bytes twice in one run
-                record(Outcome(item.source.name, "known", "same bytes as another file in this run", sha256=item.sha256))
+                path = str(item.source.path) if item.source.path is not None else ""
+                record(
+                    Outcome(
+                        item.source.name,
+                        "known",
+                        "same bytes as another file in this run",
+                        sha256=item.sha256,
+                        path=path,
+                    )
+                )
                 continue
             known_sha.add(item.sha256)
             accepted += 1
@@ -172,6 +181,10 @@ class Pipeline:
                 break
         if batch:
             self._store(batch, report, record)
+        if self.in_place and not self.dry_run:
+            copies = [(o.sha256, o.path) for o in report.outcomes if o.status == "known" and o.sha256 and o.path]
+            if copies:
+                image_copies_found(copies)
         report.seconds = time.perf_counter() - started
         report.model_error = self.model_error or report.model_error
         if not loaded_before:
@@ -209,7 +222,8 @@ class Pipeline:
             data = source.data if source.data is not None else source.path.read_bytes()
             sha256 = hashlib.sha256(data).hexdigest()
             if sha256 in known_sha:
-                return Outcome(source.name, "known", "already in the library", sha256=sha256)
+                path = str(source.path) if source.path is not None else ""
+                return Outcome(source.name, "known", "already in the library", sha256=sha256, path=path)
             return _Prepared(source, sha256, None if self.in_place else data, decode(data))
         except NotAnImage as error:
             return Outcome(source.name, "not_image", str(error))
