@@ -213,6 +213,8 @@ def main() -> None:
     explicit = {
         path: child("ours", args.photos, path) for path in ("fp32", "bf16", "onnx", "int8")[: 4 if args.int8 else 3]
     }
+    if args.int8:
+        explicit["auto, int8 allowed"] = child("ours", args.photos, "auto-int8")
     naive = child("naive", args.photos)
     rerun = child("rerun", args.rerun)
     rate_ours, rate_naive = ours["added"] / ours["seconds"], naive["added"] / naive["seconds"]

@@ -47,6 +47,8 @@ class Image(models.Model):
     source_path = models.CharField(max_length=1024, blank=True)
     # The same bytes found at other paths (in-place ingest): "also at" on the photo page.
     other_paths = models.JSONField(default=list, blank=True)
+    # When an in-place photo's file was found gone (reconcile, ingest): hidden from search until it is back.
+    missing_since = models.DateTimeField(null=True, blank=True)
     # Size and mtime of the source when referenced in place: a re-run skips files
     # whose size and mtime are unchanged without hashing them.
     source_size = models.BigIntegerField(null=True, blank=True)

@@ -59,8 +59,11 @@ def image_copies_found(copies: Iterable[tuple[str, str]]) -> int:
             existing = [path for path in paths if Path(path).is_file()]
             best = min(existing or [image.source_path], key=path_preference)
             others = sorted(paths - {best}, key=path_preference)
-            if (best, others) == (image.source_path, image.other_paths):
+            found_again = image.missing_since is not None and bool(existing)
+            if (best, others) == (image.source_path, image.other_paths) and not found_again:
                 continue
+            if found_again:
+                image.missing_since = None
             if best != image.source_path:
                 stat = Path(best).stat()
                 image.source_path = image.file = best
@@ -68,10 +71,41 @@ def image_copies_found(copies: Iterable[tuple[str, str]]) -> int:
                 image.source_size, image.source_mtime = stat.st_size, stat.st_mtime
             image.other_paths = others
             image.save(
-                update_fields=["source_path", "file", "original_name", "source_size", "source_mtime", "other_paths"]
+                update_fields=[
+                    "source_path",
+                    "file",
+                    "original_name",
+                    "source_size",
+                    "source_mtime",
+                    "other_paths",
+                    "missing_since",
+                ]
             )
             changed += 1
     return changed
+
+
+def sources_check(*, under: Path | None = None) -> tuple[list[Image], int]:
+    """Mark in-place photos whose file is gone (hidden from search), and unmark those whose file is back.
+
+    under: only photos whose file is in this folder (an in-place ingest of it).
+    Returns the photos missing now and how many came back.
+    """
+    photos = Image.objects.live().filter(in_place=True)
+    if under is not None:
+        photos = photos.filter(file__startswith=str(under).rstrip("/") + "/")
+    gone, back = [], []
+    for pk, file, missing_since in photos.values_list("pk", "file", "missing_since").iterator(chunk_size=2000):
+        exists = Path(file).is_file()
+        if not exists and missing_since is None:
+            gone.append(pk)
+        elif exists and missing_since is not None:
+            back.append(pk)
+    with transaction.atomic():
+        Image.objects.filter(pk__in=gone).update(missing_since=timezone.now())
+        Image.objects.filter(pk__in=back).update(missing_since=None)
+        _mirrored_change(gone + back)  # out of the index, or back in
+    return list(photos.filter(missing_since__isnull=False).order_by("file")), len(back)
 
 
 def tags_named(names: Iterable[str]) -> list[Tag]:

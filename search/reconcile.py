@@ -9,6 +9,7 @@ import numpy as np
 from gallery import storage
 from gallery import vectors as stored_vectors
 from gallery.models import Image
+from gallery.services import sources_check
 from search.embeddings import model_name
 from search.stopping import stop_requested
 from search.sync import (
@@ -37,6 +38,8 @@ class ReconcileResult:
     orphan_files: int = 0
     orphan_files_deleted: bool = True
     model_error: str = ""
+    files_missing: list[str] = field(default_factory=list)  # in-place photos whose file is gone
+    files_back: int = 0
 
     @property
     def clean(self) -> bool:
@@ -49,6 +52,8 @@ class ReconcileResult:
                 self.orphans_removed,
                 self.metadata_fixed,
                 self.orphan_files,
+                self.files_missing,
+                self.files_back,
             )
         )
 
@@ -62,13 +67,26 @@ class ReconcileResult:
             (self.metadata_fixed, "index entr(ies) with stale metadata updated"),
             (self.orphan_files, "orphan file(s) in storage " + ("deleted" if self.orphan_files_deleted else "found")),
             (self.still_pending, "photo(s) still wait for embeddings"),
+            (self.files_back, "in-place photo(s) whose file is back, searchable again"),
         ]
-        return [f"{count} {label}" for count, label in rows if count]
+        lines = [f"{count} {label}" for count, label in rows if count]
+        if self.files_missing:
+            shown = "\n".join(f"  {path}" for path in self.files_missing[:20])
+            more = f"\n  ... and {len(self.files_missing) - 20} more" if len(self.files_missing) > 20 else ""
+            lines.append(
+                f"{len(self.files_missing)} in-place photo(s) whose file is missing, hidden from search:\n"
+                f"{shown}{more}\n"
+                "  Put the files back, run `manage.py ingest --in-place FOLDER` on where they moved to, "
+                "or move the photos to the trash (their pages say so too)."
+            )
+        return lines
 
 
 def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_files: bool = True) -> ReconcileResult:
     """Make the index equal to what SQLite says, and storage hold only files rows own."""
     result = ReconcileResult(orphan_files_deleted=delete_orphan_files)
+    missing, result.files_back = sources_check()  # before the index is compared: these leave it
+    result.files_missing = [photo.file for photo in missing]
     current = model_name()
     outbox = process_outbox(embed=embed)
     result.outbox_synced = outbox.upserted + outbox.deleted
@@ -82,6 +100,7 @@ def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_f
         )
     needing = (
         Image.objects.live()
+        .filter(missing_since__isnull=True)
         .exclude(embedding_state=Image.Embedding.FAILED)
         .exclude(embedding_state=Image.Embedding.DONE, embedding_model=current)
     )

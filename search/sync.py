@@ -68,8 +68,10 @@ def index_metadata(image: Image) -> dict:
 
 
 def indexable():
-    """Live photos whose vector, from the configured model, belongs in the index."""
-    return Image.objects.live().filter(embedding_state=Image.Embedding.DONE, embedding_model=model_name())
+    """Live photos whose vector, from the configured model, belongs in the index (not those whose file is gone)."""
+    return Image.objects.live().filter(
+        embedding_state=Image.Embedding.DONE, embedding_model=model_name(), missing_since__isnull=True
+    )
 
 
 def current_generation() -> int:
@@ -160,7 +162,7 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
         .select_related("metadata")
         .prefetch_related("metadata__tags", "albums", "favourites__user")
     )
-    live = [image for image in images if image.trashed_at is None]
+    live = [image for image in images if image.trashed_at is None and image.missing_since is None]
     needs_vector = [
         image
         for image in live

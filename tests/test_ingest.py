@@ -323,3 +323,36 @@ def test_in_place_copies_keep_the_least_copy_like_path_and_list_the_others(tmp_p
     assert viewer_client.get(f"/images/{photo.pk}/original").status_code == 200
     again = ingest(tmp_path / "in", in_place=True)
     assert again.added == 0 and Image.objects.get().other_paths == photo.other_paths
+
+
+def test_an_in_place_photo_whose_file_is_deleted_is_found_hidden_and_listed(tmp_path, ingest, viewer_client):
+    import io
+
+    from search.python_api import find_similar
+    from search.reconcile import reconcile
+
+    paths = write_library(tmp_path / "in", 4)
+    ingest(tmp_path / "in", in_place=True)
+    gone = Image.objects.get(source_path=str(paths[1]))
+    moved = tmp_path / "elsewhere" / "moved.jpg"
+    moved.parent.mkdir()
+    data = paths[1].read_bytes()
+    paths[1].unlink()
+    result = reconcile()
+    assert result.files_missing == [str(paths[1])] and not result.clean
+    assert any("whose file is missing" in line and str(paths[1]) in line for line in result.lines())
+    assert gone.pk not in [r["id"] for r in find_similar(query_text="photo", top_k=10, threshold=-1)]
+    page = viewer_client.get(f"/images/{gone.pk}/").content.decode()
+    assert page.count("The original file is missing") == 1 and "ingest --in-place" in page
+    assert reconcile().files_missing == [str(paths[1])]  # still listed until it is dealt with
+
+    err = io.StringIO()
+    call_command("ingest", str(tmp_path / "in"), "--in-place", "--no-progress", stdout=io.StringIO(), stderr=err)
+    assert "have lost their file" in err.getvalue() and str(paths[1]) in err.getvalue()
+
+    moved.write_bytes(data)  # the file turns up in another folder: ingesting that folder finds it
+    ingest(moved.parent, in_place=True)
+    gone.refresh_from_db()
+    assert gone.missing_since is None and gone.source_path == str(moved)
+    assert gone.pk in [r["id"] for r in find_similar(query_text="photo", top_k=10, threshold=-1)]
+    assert reconcile().clean

@@ -107,6 +107,24 @@ class Command(BaseCommand):
         self._summary(report, dry_run=dry_run)
         if album.strip() and not dry_run:
             self._into_album(album.strip(), report, added_by)
+        if in_place and not dry_run:
+            self._missing_under(Path(path).resolve())
+
+    def _missing_under(self, folder) -> None:
+        """In-place photos of this folder whose file is gone: hidden from search, listed with the fix."""
+        from gallery.services import sources_check
+
+        missing, back = sources_check(under=folder)
+        if back:
+            self.stdout.write(f"{back} photo(s) whose file was missing are back and searchable again.")
+        if missing:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"{len(missing)} photo(s) ingested from {folder} have lost their file (hidden from search):\n"
+                    + "\n".join(f"  {photo.file}" for photo in missing[:20])
+                    + "\nPut them back, ingest the folder they moved to with --in-place, or trash the photos."
+                )
+            )
 
     def _into_album(self, name: str, report, user) -> None:
         from gallery.models import Album, Image
