@@ -35,6 +35,12 @@ def get_vectorizer() -> Vectorizer | None:
     return _vectorizer_factory() if _vectorizer_factory else None
 
 
+def search_unavailable() -> str:
+    """Why search cannot run in this process just now (the model failed to load), or ""; loads nothing."""
+    vectorizer = get_vectorizer()
+    return getattr(vectorizer, "unavailable", "") if vectorizer is not None else ""
+
+
 def current_model_name() -> str:
     """The configured embedding model's name ("" when no app provides one); loads nothing."""
     vectorizer = get_vectorizer()

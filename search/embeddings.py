@@ -49,6 +49,11 @@ class Embedder:
     def loaded(self) -> bool:
         return False
 
+    @property
+    def unavailable(self) -> str:
+        """Why the model could not be loaded in this process lately ("" when it could, or was not tried)."""
+        return ""
+
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -95,6 +100,13 @@ class TransformersEmbedder(Embedder):
     @property
     def loaded(self) -> bool:
         return self._loaded is not None
+
+    @property
+    def unavailable(self) -> str:
+        failure = self._failure
+        if self._loaded is None and failure and time.monotonic() - failure[0] < RETRY_AFTER_SECONDS:
+            return str(failure[1])
+        return ""
 
     def _load(self) -> _Loaded:
         if self._loaded is None:

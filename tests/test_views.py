@@ -293,3 +293,17 @@ def test_a_viewer_refused_a_page_is_logged_in_one_line(viewer_client, caplog):
     assert response.status_code == 403 and "Only editors can upload photos." in response.content.decode()
     (record,) = [r for r in caplog.records if r.name == "django.request"]
     assert record.levelname == "WARNING" and "Forbidden" in record.getMessage() and record.exc_info is None
+
+
+def test_the_gallery_says_when_search_is_unavailable(viewer_client, library, settings):
+    from search.embeddings import get_embedder
+
+    assert "Search is unavailable" not in viewer_client.get(reverse("gallery:index")).content.decode()
+    settings.IMGSIM_EMBEDDER = {
+        **settings.IMGSIM_EMBEDDER,
+        "OPTIONS": {**settings.IMGSIM_EMBEDDER["OPTIONS"], "model": "/nonexistent/model"},
+    }
+    get_embedder.cache_clear()
+    viewer_client.get(reverse("search:page"), {"q": "x"})  # the model fails to load: remembered for a minute
+    html = viewer_client.get(reverse("gallery:index")).content.decode()
+    assert "Search is unavailable: Model folder" in html and 'class="card-photo"' in html

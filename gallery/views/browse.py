@@ -6,7 +6,7 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
 from gallery.filters import FilterForm
-from gallery.hooks import not_searchable, result_ids
+from gallery.hooks import not_searchable, result_ids, search_unavailable
 from gallery.models import Album, Image
 from gallery.roles import can_edit
 from gallery.selectors import filter_choices, image_page, neighbours, neighbours_in
@@ -48,6 +48,7 @@ def gallery_page(request, form: FilterForm, **extra):
         "choices": SimpleLazyObject(filter_choices),
         "album_choices": SimpleLazyObject(lambda: list(Album.objects.all())),
         "not_searchable": not_searchable(),
+        "search_unavailable": search_unavailable(),
         "cache_seconds": GRID_CACHE_SECONDS,
         # "Only my favourites" differs per person: so does its cache.
         "cache_key": f"{library_version()}:{request.get_full_path()}"
