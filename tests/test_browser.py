@@ -42,6 +42,8 @@ def test_gallery_scrolls_filters_and_keeps_state_in_the_url(page):
     page.wait_for_function("document.querySelectorAll('#grid .card-photo').length === 70")
     assert page.locator("#grid-more").count() == 0
     page.select_option("#id_format", "JPEG")
+    # Seen before the next filter: a request still in flight is replaced by the next one (hx-sync).
+    page.wait_for_url(re.compile(r"format=JPEG"))
     page.fill("#id_category", "travel")
     page.press("#id_category", "Enter")
     page.wait_for_url(re.compile(r"category=travel"))

@@ -83,3 +83,10 @@ document.addEventListener("htmx:confirm", (event) => {
   if (trigger.type === "change" && form.dataset.submitting) event.preventDefault();
   if (trigger.type === "submit") delete form.dataset.submitting;
 });
+
+// A new filter makes the infinite scroll's pending page stale: abort it, or its answer
+// would replace the new URL with the old filter's ?upto=N.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (!event.detail.elt.matches || !event.detail.elt.matches("form[data-follows-url]")) return;
+  document.querySelectorAll("#grid-more").forEach((more) => htmx.trigger(more, "htmx:abort"));
+});
