@@ -52,6 +52,9 @@ def test_no_page_scrolls_sideways_on_a_phone(browser, live_server, library, widt
         assert scroll <= width, f"{url} is {scroll}px wide on a {width}px screen"
         nav = page.locator(".topbar").bounding_box()
         assert nav["height"] <= 64, f"{url}: the nav takes {nav['height']}px"
+    page.goto("/upload/")
+    zone, field = page.locator(".dropzone").bounding_box(), page.locator("#id_files").bounding_box()
+    assert field["x"] >= zone["x"] and field["x"] + field["width"] <= zone["x"] + zone["width"]  # inside its zone
     page.goto("/profile/")
     box = page.get_by_role("button", name="Revoke").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= width  # on screen, not cut off
