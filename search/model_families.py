@@ -214,11 +214,25 @@ def _siglip(folder: Path) -> Towers:
     )
 
 
+def _module_kinds(modules: list) -> dict:
+    """sentence-transformers' modules.json as {"CLIPModel": module, "Transformer": module, ...}."""
+    return {module["type"].rsplit(".", 1)[-1]: module for module in modules}
+
+
+_TEXT_ENCODER = {"Transformer", "Pooling", "Dense"}
+
+
+def is_text_only(folder: Path) -> bool:
+    """A multilingual text encoder, which needs the CLIP image tower it was trained against."""
+    modules = _read_json(Path(folder) / "modules.json")
+    return bool(modules) and _TEXT_ENCODER <= set(_module_kinds(modules))
+
+
 def _sentence_transformers(name: str, folder: Path, modules: list, image_model: str) -> Towers:
-    kinds = {module["type"].rsplit(".", 1)[-1]: module for module in modules}
+    kinds = _module_kinds(modules)
     if "CLIPModel" in kinds:
         return _clip(folder / kinds["CLIPModel"]["path"], family="sentence-transformers CLIP")
-    if {"Transformer", "Pooling", "Dense"} <= set(kinds):
+    if _TEXT_ENCODER <= set(kinds):
         image_name = image_model or PAIRED_IMAGE_MODELS.get(name)
         if not image_name:
             raise ModelUnavailable(

@@ -152,3 +152,12 @@ def test_download_model_of_a_local_folder_says_there_is_nothing_to_download(tiny
 
     with pytest.raises(CommandError, match="is a local folder"):
         call_command("download_model", "--model", tiny_model)
+
+
+def test_only_a_text_encoder_needs_an_image_tower(family_folders):
+    from search.model_families import is_text_only
+
+    assert is_text_only(family_folders["multilingual"]["model"])
+    assert not any(
+        is_text_only(family_folders[name]["model"]) for name in ("CLIP", "SigLIP", "sentence-transformers CLIP")
+    )

@@ -29,7 +29,7 @@ class Command(BaseCommand):
         )
         try:
             folder = model_families.local_folder(name)
-            image_folder = model_families.local_folder(image_model) if self._text_only(folder) else None
+            image_folder = model_families.local_folder(image_model) if model_families.is_text_only(folder) else None
             if to:
                 target = Path(to)
                 shutil.copytree(folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".cache"))
@@ -48,7 +48,3 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Saved {what} to {to}. Set IMGSIM_MODEL={to}{pair}"))
         else:
             self.stdout.write(self.style.SUCCESS(f"{what} is in the Hugging Face cache ({folder})."))
-
-    @staticmethod
-    def _text_only(folder: Path) -> bool:
-        return (folder / "modules.json").exists() and "Dense" in (folder / "modules.json").read_text()
