@@ -103,10 +103,8 @@ class TransformersEmbedder(Embedder):
 
     @property
     def unavailable(self) -> str:
-        failure = self._failure
-        if self._loaded is None and failure and time.monotonic() - failure[0] < RETRY_AFTER_SECONDS:
-            return str(failure[1])
-        return ""
+        # The last failure stands until a load succeeds; RETRY_AFTER_SECONDS only spaces the retries.
+        return str(self._failure[1]) if self._loaded is None and self._failure else ""
 
     def _load(self) -> _Loaded:
         if self._loaded is None:

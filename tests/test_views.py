@@ -185,6 +185,7 @@ def test_search_states(viewer_client, library, settings):
     html = missing.content.decode()
     assert missing.status_code == 503 and "IMGSIM_MODEL" in html
     assert html.count('role="alert"') == 1 and html.index("Search is unavailable") < html.index('id="search-form"')
+    assert "No photos are similar enough" not in html  # nothing ran: no claim about the results
 
 
 def test_upload_adds_photos_and_reports_each_file(editor_client, editor):
