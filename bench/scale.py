@@ -1,0 +1,306 @@
+"""Scale benchmark: a synthetic library of --size photos, every figure of issue 19 against its goal.
+
+    .venv/bin/python -m bench.scale --size 100000            # ~5 minutes on 2 cores
+    .venv/bin/python -m bench.scale --size 1000000           # the million: give it an hour
+    .venv/bin/python -m bench.scale --size 100000 --vectors random   # HNSW's worst case
+
+The library is written straight into the database (no image files): clustered unit
+vectors (a mixture of Gaussians on the sphere, as photo embeddings cluster by
+subject) or uniformly random ones, Zipf-distributed categories, tags and cameras,
+dates over fifteen years. Then, in this one process: the index build (reindex),
+search latency and recall@10 against exact search for every path (unfiltered,
+filters keeping 0.5% to 90%, a tag, a query with a negative), the gallery's first
+and deep pages, a photo page, the stats page right after a change, the column
+cache's memory (RSS and PSS), reconcile when nothing is wrong, and the duplicate
+scan (full, and incremental for 1,000 new photos; the full scan only up to
+--duplicates-up-to photos, since it is quadratic).
+"""
+
+import argparse
+import platform
+import subprocess
+import time
+
+from bench.common import percentiles, setup_django, table, timed
+
+MODEL = "bench/random-512"
+DIMENSION = 512
+CATEGORIES = ["family", "travel", "food", "pets", "work", "nature", "city", "sport", "party", "kids"]
+CAMERAS = [
+    ("Apple", "iPhone 13"),
+    ("Apple", "iPhone 15 Pro"),
+    ("Samsung", "Galaxy S23"),
+    ("Google", "Pixel 8"),
+    ("Canon", "EOS R5"),
+    ("Sony", "ILCE-7M4"),
+    ("Fujifilm", "X-T5"),
+    ("Nikon", "Z 6II"),
+]
+
+
+def cpu_model() -> str:
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def zipf_choice(rng, count: int, size: int):
+    """Indices 0..count-1 drawn with probability proportional to 1/(rank+1): a few common, a long tail."""
+    import numpy as np
+
+    weights = 1 / np.arange(1, count + 1)
+    return rng.choice(count, size=size, p=weights / weights.sum())
+
+
+def unit_vectors(rng, count: int, kind: str, centres: int = 1000):
+    import numpy as np
+
+    if kind == "random":
+        vectors = rng.normal(size=(count, DIMENSION)).astype(np.float32)
+    else:
+        middle = rng.normal(size=(centres, DIMENSION)).astype(np.float32)
+        vectors = middle[rng.integers(0, centres, count)] + 0.7 * rng.normal(size=(count, DIMENSION)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def write_library(count: int, kind: str, *, seed: int = 0, batch: int = 5000, first: int = 0):
+    """Insert count photos with vectors and metadata (bulk inserts, no signals); return the vectors."""
+    import numpy as np
+    from django.db import transaction
+    from django.utils import timezone
+
+    from gallery.models import Image, ImageVector, Metadata, Tag
+    from gallery.storage import original_relpath
+
+    rng = np.random.default_rng(seed + first)
+    vectors = unit_vectors(rng, count, kind)
+    tags = [Tag.objects.get_or_create(name=f"tag{n:03d}")[0] for n in range(200)]
+    now = timezone.now()
+    category = zipf_choice(rng, len(CATEGORIES), count)
+    camera = zipf_choice(rng, len(CAMERAS), count)
+    days = rng.integers(0, 15 * 365, count)
+    tag_count = rng.integers(0, 4, count)
+    tag_pick = zipf_choice(rng, len(tags), count * 3).reshape(count, 3)
+    through = Metadata.tags.through
+    for start in range(0, count, batch):
+        stop = min(count, start + batch)
+        with transaction.atomic():
+            images = Image.objects.bulk_create(
+                [
+                    Image(
+                        sha256=f"{first + i:064x}",
+                        file=original_relpath(f"{first + i:064x}", "JPEG"),
+                        original_name=f"IMG_{first + i:07d}.jpg",
+                        format="PNG" if i % 20 == 7 else "JPEG",
+                        width=4032 if i % 3 else 3024,
+                        height=3024 if i % 3 else 4032,
+                        byte_size=2_500_000 + i % 997 * 1000,
+                        added_at=now - timezone.timedelta(seconds=count - i),
+                        embedding_model=MODEL,
+                        embedding_state="done",
+                    )
+                    for i in range(start, stop)
+                ]
+            )
+            ImageVector.objects.bulk_create(
+                [ImageVector(image=image, data=vectors[i].tobytes()) for i, image in zip(range(start, stop), images)]
+            )
+            Metadata.objects.bulk_create(
+                [
+                    Metadata(
+                        image=image,
+                        category=CATEGORIES[category[i]],
+                        camera_make=CAMERAS[camera[i]][0],
+                        camera_model=CAMERAS[camera[i]][1],
+                        taken_at=now - timezone.timedelta(days=int(days[i]), seconds=i % 86400),
+                        latitude=45.0 + i % 90 / 10 if i % 4 == 0 else None,
+                        longitude=7.0 if i % 4 == 0 else None,
+                    )
+                    for i, image in zip(range(start, stop), images)
+                ]
+            )
+            through.objects.bulk_create(
+                [
+                    through(metadata_id=image.pk, tag_id=tags[pick].pk)
+                    for i, image in zip(range(start, stop), images)
+                    for pick in set(tag_pick[i, : tag_count[i]].tolist())
+                ]
+            )
+    return vectors
+
+
+def memory_mb() -> dict:
+    """This process's resident and proportional set sizes, from /proc (Linux)."""
+    found = {}
+    with open("/proc/self/smaps_rollup") as rollup:
+        for line in rollup:
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Pss"):
+                found[name] = int(rest.split()[0]) / 1024
+    return found
+
+
+def timed_requests(client, url: str, count: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = client.get(url)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return percentiles(samples)
+
+
+def measure(args) -> list[list]:
+    data = setup_django(f"scale-{args.size}", IMGSIM_MODEL=MODEL, ALLOWED_HOSTS="testserver", IMGSIM_WORKER="0")
+    import numpy as np
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from gallery.models import Image, Metadata
+    from search.columns import column_cache
+    from search.duplicates.scan import find_pairs
+    from search.query import nearest
+    from search.reconcile import reconcile, reindex
+    from search.sync import current_generation
+
+    rows: list[list] = []
+
+    def report(step: str, figure: float, unit: str, goal: str, ok: bool | None):
+        rows.append([step, f"{figure:,.3g}" if figure < 1000 else f"{figure:,.0f}", unit, goal, _verdict(ok)])
+        print(f"  {step}: {figure:,.3f} {unit} (goal {goal})", flush=True)
+
+    print(f"writing {args.size:,} photos ({args.vectors} vectors) into {data}", flush=True)
+    seconds, vectors = timed(write_library, args.size, args.vectors)
+    report("generate the library", seconds / 1000, "s", "-", None)
+    ids = np.array(Image.objects.order_by("pk").values_list("pk", flat=True))
+
+    count, seconds = reindex(on_progress=_progress("reindex", args.size))
+    report("reindex", seconds / 60, "min", "<= 10 min at 1M", seconds / 60 * 1_000_000 / args.size <= 10)
+
+    before = memory_mb()
+    columns = column_cache.columns(current_generation())
+    after = memory_mb()
+    report("column cache, RSS growth", after["Rss"] - before["Rss"], "MB", "<= 600 MB at 1M", None)
+    report("column cache, PSS growth", after["Pss"] - before["Pss"], "MB", "shared by workers", None)
+
+    rng = np.random.default_rng(1)
+    queries = args.queries
+    if args.vectors == "random":
+        probes = unit_vectors(rng, queries, "random")
+    else:
+        probes = vectors[rng.integers(0, args.size, queries)] + 0.5 * rng.normal(size=(queries, DIMENSION))
+        probes = (probes / np.linalg.norm(probes, axis=1, keepdims=True)).astype(np.float32)
+    negatives = unit_vectors(rng, queries, args.vectors)
+    with_negative = probes - 0.3 * negatives
+    with_negative /= np.linalg.norm(with_negative, axis=1, keepdims=True)
+    category = np.array(Metadata.objects.order_by("pk").values_list("category", flat=True))
+    filters = {
+        "unfiltered": (None, np.ones(len(ids), dtype=bool)),
+        f"category kids ({(category == 'kids').mean():.1%})": ({"category": "kids"}, category == "kids"),
+        f"category travel ({(category == 'travel').mean():.1%})": ({"category": "travel"}, category == "travel"),
+        f"not family ({(category != 'family').mean():.1%})": ({"category": {"$ne": "family"}}, category != "family"),
+        "tag tag000": ({"tags": "tag000"}, np.isin(ids, columns.tags.get("tag000", []))),
+    }
+    for label, (where, mask) in filters.items():
+        for kind, batch in (("", probes), (" with a negative", with_negative)):
+            if kind and where is not None:
+                continue
+            for probe in batch[:3]:
+                nearest(probe, top_k=10, where=where)
+            samples, recall = [], []
+            for probe in batch:
+                ms, hits = timed(nearest, probe, top_k=10, where=where)
+                samples.append(ms)
+                scores = vectors[mask] @ probe
+                exact = set(ids[mask][np.argsort(-scores)[:10]].tolist())
+                recall.append(len(exact & {hit.image_id for hit in hits}) / 10)
+            p50, p95 = percentiles(samples)
+            report(f"search {label}{kind}: p95", p95, "ms", "<= 30 ms", p95 <= 30)
+            report(f"search {label}{kind}: recall@10", float(np.mean(recall)), "", ">= 0.98", np.mean(recall) >= 0.98)
+
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("bench", password="x"))
+    deep = max(1, args.size // 60 // 2)
+    for label, url in (
+        ("gallery first page", "/"),
+        (f"gallery page {deep:,} (deep)", f"/?page={deep}"),
+        ("gallery filtered first page", "/?category=kids"),
+        ("photo page", f"/images/{ids[len(ids) // 2]}/"),
+    ):
+        client.get(url)
+        p50, p95 = timed_requests(client, url, args.requests)
+        goal = 20 if label == "photo page" else 30
+        report(f"{label}: p95", p95, "ms", f"<= {goal} ms", p95 <= goal)
+    client.get("/stats/")
+    from gallery.stats import wait_for_refresh
+
+    wait_for_refresh()
+    changed = []
+    for i in range(5):
+        meta = Metadata.objects.get(pk=ids[i])
+        meta.title = f"edited {i}"
+        meta.save()
+        started = time.perf_counter()
+        assert client.get("/stats/").status_code == 200
+        changed.append((time.perf_counter() - started) * 1000)
+        wait_for_refresh()
+    report("stats right after a change: p95", percentiles(changed)[1], "ms", "<= 50 ms", percentiles(changed)[1] <= 50)
+
+    ms, _ = timed(reconcile, embed=False, delete_orphan_files=False)
+    report("reconcile, nothing wrong", ms / 1000, "s", "<= 60 s at 1M", ms / 1000 * 1_000_000 / args.size <= 60)
+
+    if args.size <= args.duplicates_up_to:
+        ms, pairs = timed(find_pairs)
+        report("duplicate scan, full", ms / 1000, "s", "<= 300 s at 1M", None)
+    else:
+        report("duplicate scan, full", float("nan"), "s", "<= 300 s at 1M", None)
+    last = int(ids.max())
+    write_library(1000, args.vectors, first=args.size)
+    ms, _ = timed(find_pairs, since_id=last)
+    report("duplicate scan, 1,000 new photos", ms / 1000, "s", "<= 5 s", ms / 1000 <= 5)
+    return rows
+
+
+def _progress(step: str, total: int):
+    last, done = [time.monotonic()], [0]
+
+    def show(more: int) -> None:
+        done[0] += more
+        if time.monotonic() - last[0] > 30:
+            last[0] = time.monotonic()
+            print(f"  {step}: {done[0]:,} of {total:,}", flush=True)
+
+    return show
+
+
+def _verdict(ok: bool | None) -> str:
+    return {True: "met", False: "NOT MET", None: "-"}[ok]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=100_000, help="photos in the synthetic library (default 100,000)")
+    parser.add_argument("--vectors", choices=["clustered", "random"], default="clustered")
+    parser.add_argument("--queries", type=int, default=100, help="search queries per path")
+    parser.add_argument("--requests", type=int, default=30, help="page requests per page")
+    parser.add_argument(
+        "--duplicates-up-to", type=int, default=200_000, help="run the full duplicate scan only up to this size"
+    )
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rows = measure(args)
+    print(f"\n{args.size:,} photos, {args.vectors} vectors, {cpu_model()}, {_cores()} cores")
+    print(table(["step", "figure", "unit", "goal", "verdict"], rows))
+    print(f"whole run: {(time.perf_counter() - started) / 60:.1f} min")
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()
