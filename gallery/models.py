@@ -77,6 +77,9 @@ class Image(models.Model):
         permissions = [("edit_library", "Can upload photos, edit metadata and resolve duplicates")]
         indexes = [
             models.Index(fields=["-added_at", "-id"], name="image_newest"),
+            # The grid's order among live photos (trashed_at IS NULL): its pages, count and a photo's
+            # neighbours walk this index from where they are instead of sorting the library.
+            models.Index(fields=["trashed_at", "-added_at", "-id"], name="image_live_newest"),
             models.Index(fields=["embedding_state"], name="image_embedding_state"),
             # Photos waiting for embeddings, asked by every gallery and search page: with only the
             # single-column indexes SQLite chose trashed_at (every live photo) and counted 10k rows.

@@ -9,6 +9,7 @@ import numpy as np
 from gallery import storage
 from gallery import vectors as stored_vectors
 from gallery.models import Image
+from gallery.planner import refresh_statistics
 from gallery.services import sources_check
 from search.embeddings import model_name
 from search.stopping import stop_requested
@@ -129,6 +130,7 @@ def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_f
 
     result.metadata_fixed = _fix_stale_metadata(sorted(wanted & in_index))
     result.orphan_files = _orphan_files(delete=delete_orphan_files)
+    refresh_statistics()
     return result
 
 

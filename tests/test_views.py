@@ -87,6 +87,22 @@ def test_detail_page_shows_facts_and_neighbours_within_the_filter(viewer_client,
     assert viewer_client.get(reverse("gallery:detail", args=[999999])).status_code == 404
 
 
+@pytest.mark.parametrize("params", [{}, {"sort": "taken"}, {"sort": "taken", "category": "travel"}, {"tag": "sea"}])
+def test_neighbours_follow_the_grid_order_with_ties_and_unknown_dates(library, params):
+    from gallery.filters import FilterForm
+    from gallery.selectors import image_list, neighbours
+
+    Image.objects.filter(pk__in=[p.pk for p in library[:20]]).update(added_at=library[0].added_at)  # ties
+    Metadata.objects.filter(image__in=library[30:40]).update(taken_at=None)  # unknown dates come last
+    form = FilterForm(params)
+    grid = list(image_list(form=form).values_list("pk", flat=True))
+    assert len(grid) > 10
+    for position, pk in enumerate(grid):
+        image = Image.objects.select_related("metadata").get(pk=pk)
+        expected = (grid[position - 1] if position else None, grid[position + 1] if position + 1 < len(grid) else None)
+        assert neighbours(image=image, form=FilterForm(params)) == expected, position
+
+
 def test_similar_strip_is_a_partial_for_htmx_and_a_page_otherwise(viewer_client, library):
     image = library[0]
     partial = viewer_client.get(reverse("search:similar", args=[image.pk]), **HTMX).content.decode()

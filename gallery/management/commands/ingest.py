@@ -6,6 +6,7 @@ from django.db.models import Q
 
 from gallery.hooks import not_searchable
 from gallery.ingest import IngestError, Pipeline, discover
+from gallery.planner import refresh_statistics
 from imgsim_site.progress import progress_bar
 
 
@@ -109,6 +110,8 @@ class Command(BaseCommand):
             self._into_album(album.strip(), report, added_by)
         if in_place and not dry_run:
             self._missing_under(Path(path).resolve())
+        if not dry_run and any(outcome.image_id for outcome in report.outcomes):
+            refresh_statistics()  # the library grew: the planner's picture of it too
 
     def _missing_under(self, folder) -> None:
         """In-place photos of this folder whose file is gone: hidden from search, listed with the fix."""
