@@ -65,6 +65,29 @@ def unit_vectors(rng, count: int, kind: str, centres: int = 1000):
     return vectors
 
 
+def query_vectors(rng, vectors, count: int) -> dict:
+    """Queries of three kinds: near a photo (a photo query), far from every photo as CLIP's text
+    queries are (similarity ~0.3 to the best), and uniformly random (HNSW's worst case); plus a
+    text-like query minus another (a search with "not" terms)."""
+    import numpy as np
+
+    def unit(matrix):
+        return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+    def noise():
+        return rng.normal(size=(count, DIMENSION)) / np.sqrt(DIMENSION)
+
+    sources = vectors[rng.integers(0, len(vectors), count)]
+    text = unit(0.3 * sources + 0.95 * noise())
+    other = unit(0.3 * vectors[rng.integers(0, len(vectors), count)] + 0.95 * noise())
+    return {
+        "image-like": unit(sources + 0.8 * noise()),
+        "text-like": text,
+        "text-like with a negative": unit(text - 0.3 * other),
+        "random": unit(rng.normal(size=(count, DIMENSION))),
+    }
+
+
 def write_library(count: int, kind: str, *, seed: int = 0, batch: int = 5000, first: int = 0):
     """Insert count photos with vectors and metadata (bulk inserts, no signals); return the vectors."""
     import numpy as np
@@ -143,8 +166,12 @@ def memory_mb() -> dict:
 
 
 def timed_requests(client, url: str, count: int) -> tuple[float, float]:
+    """Percentiles of a page's time right after a change (page caches are per library version)."""
+    from gallery.versions import bump
+
     samples = []
     for _ in range(count):
+        bump()
         started = time.perf_counter()
         response = client.get(url)
         samples.append((time.perf_counter() - started) * 1000)
@@ -159,6 +186,7 @@ def measure(args) -> list[list]:
     from django.test import Client
 
     from gallery.models import Image, Metadata
+    from gallery.planner import refresh_statistics
     from search.columns import column_cache
     from search.duplicates.scan import find_pairs
     from search.query import nearest
@@ -174,6 +202,7 @@ def measure(args) -> list[list]:
     print(f"writing {args.size:,} photos ({args.vectors} vectors) into {data}", flush=True)
     seconds, vectors = timed(write_library, args.size, args.vectors)
     report("generate the library", seconds / 1000, "s", "-", None)
+    refresh_statistics()  # as ingest does
     ids = np.array(Image.objects.order_by("pk").values_list("pk", flat=True))
 
     count, seconds = reindex(on_progress=_progress("reindex", args.size))
@@ -186,39 +215,37 @@ def measure(args) -> list[list]:
     report("column cache, PSS growth", after["Pss"] - before["Pss"], "MB", "shared by workers", None)
 
     rng = np.random.default_rng(1)
-    queries = args.queries
-    if args.vectors == "random":
-        probes = unit_vectors(rng, queries, "random")
-    else:
-        probes = vectors[rng.integers(0, args.size, queries)] + 0.5 * rng.normal(size=(queries, DIMENSION))
-        probes = (probes / np.linalg.norm(probes, axis=1, keepdims=True)).astype(np.float32)
-    negatives = unit_vectors(rng, queries, args.vectors)
-    with_negative = probes - 0.3 * negatives
-    with_negative /= np.linalg.norm(with_negative, axis=1, keepdims=True)
+    probes = query_vectors(rng, vectors, args.queries)
     category = np.array(Metadata.objects.order_by("pk").values_list("category", flat=True))
     filters = {
-        "unfiltered": (None, np.ones(len(ids), dtype=bool)),
+        "unfiltered": (None, None),
         f"category kids ({(category == 'kids').mean():.1%})": ({"category": "kids"}, category == "kids"),
         f"category travel ({(category == 'travel').mean():.1%})": ({"category": "travel"}, category == "travel"),
         f"not family ({(category != 'family').mean():.1%})": ({"category": {"$ne": "family"}}, category != "family"),
         "tag tag000": ({"tags": "tag000"}, np.isin(ids, columns.tags.get("tag000", []))),
     }
     for label, (where, mask) in filters.items():
-        for kind, batch in (("", probes), (" with a negative", with_negative)):
-            if kind and where is not None:
-                continue
+        kinds = probes if where is None else {kind: probes[kind] for kind in ("image-like", "text-like")}
+        candidates, candidate_ids = (vectors, ids) if mask is None else (vectors[mask], ids[mask])
+        for kind, batch in kinds.items():
             for probe in batch[:3]:
                 nearest(probe, top_k=10, where=where)
             samples, recall = [], []
             for probe in batch:
                 ms, hits = timed(nearest, probe, top_k=10, where=where)
                 samples.append(ms)
-                scores = vectors[mask] @ probe
-                exact = set(ids[mask][np.argsort(-scores)[:10]].tolist())
+                exact = set(candidate_ids[np.argpartition(-(candidates @ probe), 10)[:10]].tolist())
                 recall.append(len(exact & {hit.image_id for hit in hits}) / 10)
             p50, p95 = percentiles(samples)
-            report(f"search {label}{kind}: p95", p95, "ms", "<= 30 ms", p95 <= 30)
-            report(f"search {label}{kind}: recall@10", float(np.mean(recall)), "", ">= 0.98", np.mean(recall) >= 0.98)
+            worst_case = kind == "random"
+            report(f"search {label}, {kind}: p95", p95, "ms", "<= 30 ms", p95 <= 30)
+            report(
+                f"search {label}, {kind}: recall@10",
+                float(np.mean(recall)),
+                "",
+                "reported (worst case)" if worst_case else ">= 0.98",
+                None if worst_case else bool(np.mean(recall) >= 0.98),
+            )
 
     client = Client()
     client.force_login(get_user_model().objects.create_user("bench", password="x"))

@@ -223,7 +223,17 @@ IMGSIM_EMBEDDER = {
 CHROMA_URL = env_url("CHROMA_URL", schemes={"http", "https"})
 IMGSIM_INDEX = {
     "BACKEND": "search.index.ChromaIndex",
-    "OPTIONS": {"path": str(CHROMA_DIR), "url": CHROMA_URL},
+    "OPTIONS": {
+        "path": str(CHROMA_DIR),
+        "url": CHROMA_URL,
+        # Chroma's HNSW graph (README, "Search quality"): how much a query explores, and how a
+        # new graph is built (M and ef_construction apply from the next reindex).
+        "hnsw": {
+            "ef_search": env_int("IMGSIM_HNSW_SEARCH_EF", 256, minimum=10),
+            "max_neighbors": env_int("IMGSIM_HNSW_M", 16, minimum=4),
+            "ef_construction": env_int("IMGSIM_HNSW_CONSTRUCTION_EF", 100, minimum=10),
+        },
+    },
 }
 
 # With a worker process (`manage.py worker`), requests do no model work: uploads store
@@ -245,11 +255,14 @@ IMGSIM_DUPLICATE_CROP_CONFIRM = env_float("IMGSIM_DUPLICATE_CROP_CONFIRM", 0.97,
 # On the review page exact copies are ticked for the trash; near-duplicates and similar
 # shots only from this CLIP similarity to the keeper up (search/duplicates/groups.py).
 IMGSIM_DUPLICATE_PRESELECT = env_float("IMGSIM_DUPLICATE_PRESELECT", 0.98, minimum=0.0, maximum=1.01)
-# Photos per block of the scan's matrix product: a block's scores take rows x library x 2-4 bytes,
-# and a stopping worker waits for the block in hand.
 # Up to this many photos (in the library, or matching a filter) a search scores every vector exactly
 # instead of asking the ANN index: faster at that size, and it never misses a neighbour (bench.search).
 IMGSIM_EXACT_SEARCH_LIMIT = env_int("IMGSIM_EXACT_SEARCH_LIMIT", 12_000, minimum=0)
+# Above it, a search asks the ANN index for this many candidates and keeps the best by exact score:
+# more finds more of the true top 10 of queries far from every photo, as text queries are (bench.scale).
+IMGSIM_ANN_CANDIDATES = env_int("IMGSIM_ANN_CANDIDATES", 512, minimum=1)
+# Photos per block of the scan's matrix product: a block's scores take rows x library x 2-4 bytes,
+# and a stopping worker waits for the block in hand.
 IMGSIM_DUPLICATE_BLOCK = env_int("IMGSIM_DUPLICATE_BLOCK", 1024, minimum=1)
 IMGSIM_TRASH_DAYS = env_int("IMGSIM_TRASH_DAYS", 30, minimum=0)
 # A zip of selected originals is refused above this many MB (it is streamed, but someone waits for it).

@@ -107,10 +107,20 @@ class ChromaIndex(VectorIndex):
     default each model gets its own, named after it.
     """
 
-    def __init__(self, *, path: str | None = None, url: str | None = None, collection: str | None = None):
+    def __init__(
+        self,
+        *,
+        path: str | None = None,
+        url: str | None = None,
+        collection: str | None = None,
+        hnsw: dict | None = None,
+    ):
         self.path = Path(path) if path and not url else None
         self.url = url
         self.fixed_collection = collection
+        # HNSW's parameters: max_neighbors and ef_construction shape a new graph (reindex builds one),
+        # ef_search is how much of it a query explores: changed on an existing collection when it differs.
+        self.hnsw = {**HNSW_DEFAULTS, **(hnsw or {})}
         self._lock = threading.RLock()
         self._client = None
         self._collections: dict[str, object] = {}
@@ -195,7 +205,7 @@ class ChromaIndex(VectorIndex):
 
     def _open(self, name: str, model_name: str, *, create_only: bool = False):
         options = {
-            "configuration": {"hnsw": {"space": "cosine", "ef_search": 128}},
+            "configuration": {"hnsw": {"space": "cosine", **self.hnsw}},
             "metadata": {"model": model_name[:500]},
             "embedding_function": None,
         }
@@ -203,7 +213,11 @@ class ChromaIndex(VectorIndex):
             client = self.client()
             if create_only:
                 return client.create_collection(name, **options)
-            return client.get_or_create_collection(name, **options)
+            found = client.get_or_create_collection(name, **options)
+            if _hnsw_of(found).get("ef_search") != self.hnsw["ef_search"]:
+                found.modify(configuration={"hnsw": {"ef_search": self.hnsw["ef_search"]}})
+                found = client.get_collection(name, embedding_function=None)
+            return found
         except IndexUnavailable:
             raise
         except Exception as error:
@@ -387,6 +401,16 @@ def _clean_metadata(metadata: dict | None) -> dict | None:
     """
     cleaned = {key: None if value in ("", []) else value for key, value in (metadata or {}).items()}
     return cleaned if any(value is not None for value in cleaned.values()) else None
+
+
+# Chroma's defaults but ef_search (100): 256 finds the exact top 10 of image-like queries and 99.6% of
+# text-like ones at 100k photos, where 128 found 95% of the text-like ones (bench.scale).
+HNSW_DEFAULTS = {"ef_search": 256, "ef_construction": 100, "max_neighbors": 16}
+
+
+def _hnsw_of(collection) -> dict:
+    configuration = getattr(collection, "configuration_json", None) or {}
+    return configuration.get("hnsw") or {}
 
 
 @functools.cache

@@ -114,3 +114,24 @@ def test_threshold_and_top_k(varied_library):
     assert all(hit.similarity >= cut for hit in nearest(vector, top_k=100, threshold=cut))
     assert len(nearest(vector, top_k=3)) == 3
     assert np.isclose(nearest(vector, top_k=1)[0].similarity, similarities[0], atol=1e-5)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("where", [None, {"category": {"$ne": "landscape"}}])
+def test_the_ann_path_keeps_the_exact_best_of_its_candidates(varied_library, where, settings, monkeypatch):
+    vector = get_embedder().encode_texts(["a red car"])[0]
+    exact = nearest(vector, top_k=5, where=where)  # a small library: every vector scored
+    settings.IMGSIM_EXACT_SEARCH_LIMIT = 0  # as a large library is searched
+    settings.IMGSIM_ANN_CANDIDATES = varied_library
+    index, asked = get_index(), []
+    real_query = index.query
+
+    def approximate(model, query_vector, count, **options):  # HNSW: the right candidates, not their order
+        asked.append(count)
+        return [(pk, 0.0) for pk, _ in reversed(real_query(model, query_vector, count, **options))]
+
+    monkeypatch.setattr(index, "query", approximate)
+    found = nearest(vector, top_k=5, where=where)
+    assert asked and asked[0] >= (varied_library if where is None else 5)
+    assert [hit.image_id for hit in found] == [hit.image_id for hit in exact]
+    assert np.allclose([hit.similarity for hit in found], [hit.similarity for hit in exact], atol=1e-5)
