@@ -87,7 +87,7 @@ def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
         share = len(candidate_ids) / total
         # Enough for the filter's share of the library, and never fewer than the candidates an
         # unfiltered search re-scores; the loop doubles it when too few pass.
-        fetch = min(total, max(math.ceil(wanted / share * 2) + 16, round(settings.IMGSIM_ANN_CANDIDATES * share)))
+        fetch = min(total, max(math.ceil(wanted / share * 2) + 16, settings.IMGSIM_ANN_CANDIDATES))
         while True:
             ann = index.query(model_name(), vector, fetch)
             ann_ids = np.fromiter((int(pk) for pk, _ in ann), dtype=np.int64, count=len(ann))

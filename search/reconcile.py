@@ -15,7 +15,7 @@ from search.embeddings import model_name
 from search.stopping import stop_requested
 from search.sync import (
     SyncReport,
-    index_metadata,
+    index_metadata_of,
     indexable,
     process_outbox,
     reading_index,
@@ -145,15 +145,10 @@ def _fix_stale_metadata(ids: list[int]) -> int:
     for chunk in _chunks(ids):
         with reading_index() as index:
             stored = {int(pk): value for pk, value in index.get(current, chunk).items()}
-        images = (
-            Image.objects.filter(pk__in=chunk)
-            .select_related("metadata")
-            .prefetch_related("metadata__tags", "albums", "favourites__user")
-        )
-        for image in images:
-            expected = {k: v for k, v in index_metadata(image).items() if v not in (None, "", [])}
-            if stored.get(image.pk, ({}, None))[0] != expected:
-                stale.append(image.pk)
+        for pk, metadata in index_metadata_of(chunk).items():
+            expected = {k: v for k, v in metadata.items() if v not in (None, "", [])}
+            if stored.get(pk, ({}, None))[0] != expected:
+                stale.append(pk)
     for chunk in _chunks(stale):
         sync_images(chunk, embed=False)
     return len(stale)
@@ -181,19 +176,14 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
     def batches():
         nonlocal count
         for chunk in _chunks(ids, 5000):
-            images = list(
-                Image.objects.filter(pk__in=chunk)
-                .select_related("metadata")
-                .prefetch_related("metadata__tags", "albums", "favourites__user")
-            )
             vector_of = usable_vectors(stored_vectors.load(chunk), current, SyncReport())
-            images = [image for image in images if image.pk in vector_of]
-            if images:
-                vectors = np.stack([vector_of[image.pk] for image in images])
-                yield [image.pk for image in images], vectors, [index_metadata(i) for i in images]
-            count += len(images)
+            metadata_of = index_metadata_of(pk for pk in chunk if pk in vector_of)
+            kept = [pk for pk in chunk if pk in metadata_of]
+            if kept:
+                yield kept, np.stack([vector_of[pk] for pk in kept]), [metadata_of[pk] for pk in kept]
+            count += len(kept)
             if on_progress:
-                on_progress(len(images))
+                on_progress(len(kept))
 
     with writing_index() as index:
         index.rebuild(current, batches())

@@ -46,25 +46,65 @@ class SyncReport:
 
 def index_metadata(image: Image) -> dict:
     """Return the filterable fields that Chroma mirrors for one image (text folded, as filters compare it)."""
-    meta = image.metadata
-    taken_at = meta.taken_at
-    return {
-        "filename": fold_text(image.original_name),
-        "sha256": image.sha256,
-        "format": fold_text(image.format),
-        "width": image.width,
-        "height": image.height,
-        "category": fold_text(meta.category),
-        "tags": sorted(tag.name for tag in meta.tags.all()),
-        "album": sorted(fold_text(album.name) for album in image.albums.all()),
-        "favourite_of": sorted(fold_text(favourite.user.get_username()) for favourite in image.favourites.all()),
-        "camera_make": fold_text(meta.camera_make),
-        "camera_model": fold_text(meta.camera_model),
-        "location": fold_text(meta.location),
-        "year": taken_at.year if taken_at else None,
-        "taken_ts": int(taken_at.timestamp()) if taken_at else None,
-        "has_gps": meta.latitude is not None,
+    return index_metadata_of([image.pk])[image.pk]
+
+
+def index_metadata_of(image_ids: Iterable[int]) -> dict[int, dict]:
+    """index_metadata for many images at once: four queries of plain values for any number of photos.
+
+    Model instances with their tags, albums and stars prefetched cost ~0.3 ms a photo
+    (most of a reconcile's time at 100k photos); rows of values a few microseconds.
+    """
+    from django.contrib.auth import get_user_model
+
+    from gallery.models import Album, Favourite, Metadata
+
+    ids = list(image_ids)
+    lists: dict[str, dict[int, list[str]]] = {"tags": {}, "album": {}, "favourite_of": {}}
+    sources = {
+        "tags": Metadata.tags.through.objects.filter(metadata_id__in=ids).values_list("metadata_id", "tag__name"),
+        "album": Album.photos.through.objects.filter(image_id__in=ids).values_list("image_id", "album__name"),
+        "favourite_of": Favourite.objects.filter(image_id__in=ids).values_list(
+            "image_id", f"user__{get_user_model().USERNAME_FIELD}"
+        ),
     }
+    for key, rows in sources.items():
+        for image_id, name in rows:
+            lists[key].setdefault(image_id, []).append(name if key == "tags" else fold_text(name))
+    rows = Image.objects.filter(pk__in=ids).values_list(
+        "pk",
+        "original_name",
+        "sha256",
+        "format",
+        "width",
+        "height",
+        "metadata__category",
+        "metadata__camera_make",
+        "metadata__camera_model",
+        "metadata__location",
+        "metadata__taken_at",
+        "metadata__latitude",
+    )
+    found = {}
+    for pk, name, sha256, image_format, width, height, category, make, model, location, taken_at, latitude in rows:
+        found[pk] = {
+            "filename": fold_text(name),
+            "sha256": sha256,
+            "format": fold_text(image_format),
+            "width": width,
+            "height": height,
+            "category": fold_text(category or ""),
+            "tags": sorted(lists["tags"].get(pk, [])),
+            "album": sorted(lists["album"].get(pk, [])),
+            "favourite_of": sorted(lists["favourite_of"].get(pk, [])),
+            "camera_make": fold_text(make or ""),
+            "camera_model": fold_text(model or ""),
+            "location": fold_text(location or ""),
+            "year": taken_at.year if taken_at else None,
+            "taken_ts": int(taken_at.timestamp()) if taken_at else None,
+            "has_gps": latitude is not None,
+        }
+    return found
 
 
 def indexable():
@@ -157,11 +197,7 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
         return report
     last_outbox = IndexOutbox.objects.filter(image_id__in=ids).order_by("-pk").values_list("pk", flat=True).first()
     current_model = model_name()
-    images = list(
-        Image.objects.filter(pk__in=ids)
-        .select_related("metadata")
-        .prefetch_related("metadata__tags", "albums", "favourites__user")
-    )
+    images = list(Image.objects.filter(pk__in=ids).select_related("metadata"))
     live = [image for image in images if image.trashed_at is None and image.missing_since is None]
     needs_vector = [
         image
@@ -178,13 +214,14 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
     indexable = [image for image in done if image.pk in vector_of]
     indexable_ids = {image.pk for image in indexable}
     stale_ids = [pk for pk in ids if pk not in indexable_ids]
+    metadata_of = index_metadata_of(image.pk for image in indexable)
     with writing_index() as index:
         if indexable:
             index.upsert(
                 current_model,
                 [image.pk for image in indexable],
                 np.stack([vector_of[image.pk] for image in indexable]),
-                [index_metadata(image) for image in indexable],
+                [metadata_of[image.pk] for image in indexable],
             )
         if stale_ids:
             index.delete(current_model, stale_ids)

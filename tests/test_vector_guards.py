@@ -57,10 +57,10 @@ def test_a_rebuild_that_fails_half_way_leaves_the_old_index_serving(library, mon
 
     before = find_similar(query_image_id=library[0].pk, top_k=5)
 
-    def broken(image):
+    def broken(image_ids):
         raise RuntimeError("the disk filled up")
 
-    monkeypatch.setattr(reconcile_module, "index_metadata", broken)
+    monkeypatch.setattr(reconcile_module, "index_metadata_of", broken)
     with pytest.raises(RuntimeError):
         reindex()
     assert get_index().count(model_name()) == len(library)
