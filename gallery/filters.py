@@ -21,7 +21,7 @@ import operator
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 COMPARISON = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
 SETS = {"$in", "$nin"}
@@ -159,19 +159,19 @@ def year_bounds(year) -> tuple[datetime, datetime]:
 # --- to the database ----------------------------------------------------------------
 
 
-def _field_q(key: str, op: str, value) -> Q:
+def _field_q(key: str, op: str, value, *, few: bool = False) -> Q:
     path = FIELDS[key][0]
     negations = {"$ne": "$eq", "$nin": "$in", "$not_contains": "$contains"}
     if op in negations:
-        return ~_field_q(key, negations[op], value)
+        return ~_field_q(key, negations[op], value, few=few)
     if op == "$in":
-        return functools.reduce(operator.or_, (_field_q(key, "$eq", item) for item in value), Q(pk__in=[]))
-    if key == "tags":
-        return Q(pk__in=_tag_subquery(value))
-    if key == "album":
-        return Q(pk__in=_album_subquery(value))
-    if key == "favourite_of":
-        return Q(pk__in=_favourite_subquery(value))
+        items = (_field_q(key, "$eq", item, few=few) for item in value)
+        return functools.reduce(operator.or_, items, Q(pk__in=[]))
+    members = {"tags": _tag_subquery, "album": _album_subquery, "favourite_of": _favourite_subquery}.get(key)
+    if members is not None:
+        if few:  # checked photo by photo, instead of listing every member of a big tag first
+            return Q(Exists(members(value).filter(image_id=OuterRef("pk"))))
+        return Q(pk__in=members(value))
     if key == "has_gps":
         return Q(**{f"{path}__isnull": not value})
     if key == "year":
@@ -212,9 +212,14 @@ def _favourite_subquery(username: str):
     return Favourite.objects.filter(user__username__iexact=username).values("image_id")
 
 
-def to_q(where: dict) -> Q:
-    """Translate a validated filter into a Q over gallery.Image."""
-    return fold(where, leaf=_field_q, both=operator.and_, either=operator.or_)
+def to_q(where: dict, *, few: bool = False) -> Q:
+    """Translate a validated filter into a Q over gallery.Image.
+
+    few: the query is already narrowed to a handful of photos (search confirming its
+    hits), so tags, albums and stars are checked per photo rather than by listing
+    every photo with a tag (20 ms for a tag on a quarter of 100k photos).
+    """
+    return fold(where, leaf=functools.partial(_field_q, few=few), both=operator.and_, either=operator.or_)
 
 
 # --- to Chroma ----------------------------------------------------------------------

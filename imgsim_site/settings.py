@@ -226,7 +226,7 @@ IMGSIM_INDEX = {
     "OPTIONS": {
         "path": str(CHROMA_DIR),
         "url": CHROMA_URL,
-        # Chroma's HNSW graph (README, "Search quality"): how much a query explores, and how a
+        # Chroma's HNSW graph (README, Configuration): how much a query explores, and how a
         # new graph is built (M and ef_construction apply from the next reindex).
         "hnsw": {
             "ef_search": env_int("IMGSIM_HNSW_SEARCH_EF", 256, minimum=10),

@@ -135,7 +135,7 @@ def _still_matching(hits: list[Hit], where: dict | None) -> list[Hit]:
         return hits
     ok = set(
         indexable()
-        .filter(to_q(where) if where else Q())
+        .filter(to_q(where, few=True) if where else Q())
         .filter(pk__in=[h.image_id for h in hits])
         .order_by()
         .values_list("pk", flat=True)

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from gallery.filters import InvalidFilter, to_chroma, validate
+from gallery.filters import InvalidFilter, to_chroma, to_q, validate
 from gallery.models import Image, Metadata, Tag
 from gallery.services import album_add, album_create
 from search.embeddings import get_embedder, model_name
@@ -135,3 +135,11 @@ def test_the_ann_path_keeps_the_exact_best_of_its_candidates(varied_library, whe
     assert asked and asked[0] >= (varied_library if where is None else 5)
     assert [hit.image_id for hit in found] == [hit.image_id for hit in exact]
     assert np.allclose([hit.similarity for hit in found], [hit.similarity for hit in exact], atol=1e-5)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("where", FILTERS)
+def test_the_per_photo_form_of_a_filter_selects_the_same_photos(varied_library, where):
+    listed = set(Image.objects.filter(to_q(validate(where))).values_list("pk", flat=True))
+    per_photo = set(Image.objects.filter(to_q(validate(where), few=True)).values_list("pk", flat=True))
+    assert per_photo == listed
