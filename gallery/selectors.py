@@ -23,55 +23,88 @@ def image_list(*, form: FilterForm):
     return images.order_by("-added_at", "-id")
 
 
-def image_page(*, form: FilterForm, page: int, upto=None):
-    """One page of the grid; with upto, pages 1 to upto together (a return to a place deep in the scroll)."""
-    paginator = Paginator(image_list(form=form), PAGE_SIZE)
-    return PagesUpTo(paginator, upto) if upto else paginator.get_page(page)
+def image_page(*, form: FilterForm, page, upto=None, after: Image | None = None):
+    """One page of the grid.
 
-
-class PagesUpTo:
-    """Pages 1..n of a paginator as one page: what the infinite scroll had shown when the user left.
-
-    The grid replaces its URL with ?upto=n as it loads page n, so Back to it renders
-    the same photos and the browser can put the scroll where it was.
+    after: the page that follows this photo, found from it in the grid's index (keyset):
+    as quick at the 10,000th page as at the second, where an offset walks every photo
+    before it. upto: pages 1 to upto together (a return to a place deep in the scroll).
+    page alone (a link from before keysets, or typed): the numbered page.
     """
+    images = image_list(form=form)
+    paginator = Paginator(images, PAGE_SIZE)  # its count runs only when a template asks for it
+    if after is not None:
+        rows = _following(images, form, after, PAGE_SIZE + 1)
+        return GridPage(paginator, rows[:PAGE_SIZE], _page_number(page, default=2), more=len(rows) > PAGE_SIZE)
+    if upto:
+        number = _page_number(upto, default=1)
+        rows = list(images[: number * PAGE_SIZE + 1])
+        return GridPage(paginator, rows[: number * PAGE_SIZE], number, more=len(rows) > number * PAGE_SIZE)
+    numbered = paginator.get_page(page)
+    return GridPage(paginator, list(numbered.object_list), numbered.number, more=numbered.has_next())
 
-    def __init__(self, paginator: Paginator, upto):
+
+class GridPage:
+    """Photos of the infinite scroll: one page, or every page up to one; links on by the last photo."""
+
+    def __init__(self, paginator: Paginator, photos: list, number: int, *, more: bool):
         self.paginator = paginator
-        self.last = paginator.get_page(upto)
-        self.number = self.last.number
-        self.object_list = paginator.object_list[: self.last.number * paginator.per_page]
+        self.number = number
+        self.object_list = photos
+        self._more = more
 
     def has_next(self) -> bool:
-        return self.last.has_next()
+        return self._more
 
     def next_page_number(self) -> int:
-        return self.last.next_page_number()
+        return self.number + 1
+
+    def last_id(self) -> int | None:
+        return self.object_list[-1].pk if self.object_list else None
+
+
+def _page_number(value, *, default: int) -> int:
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def _grid_key(form: FilterForm, image: Image) -> tuple[str, object]:
+    """The field the grid is sorted by (then by id, descending), and this photo's value of it."""
+    if form.is_valid() and form.cleaned_data.get("sort") == "taken":
+        return "metadata__taken_at", image.metadata.taken_at
+    return "added_at", image.added_at
+
+
+def _following(photos, form: FilterForm, image: Image, count: int) -> list:
+    """Up to count of the photos (a queryset in the grid's order) that come after this one.
+
+    A range on the sort key alone, then the tie on id, lets the database walk its
+    index from the photo; photos without a date come last, by id.
+    """
+    key, value = _grid_key(form, image)
+    unknown = photos.filter(**{f"{key}__isnull": True}).order_by("-pk")
+    if value is None:
+        return list(unknown.filter(pk__lt=image.pk)[:count])
+    found = list(photos.filter(**{f"{key}__lte": value}).exclude(**{key: value, "pk__gte": image.pk})[:count])
+    if len(found) < count:
+        found += list(unknown[: count - len(found)])
+    return found
 
 
 def neighbours(*, image: Image, form: FilterForm) -> tuple[int | None, int | None]:
-    """Return the ids before and after an image within the current filter and order.
-
-    Two keyset lookups on the grid's own order (its sort key, then id), each one
-    indexed step from the photo: as quick for the millionth photo as for the first.
-    """
-    images = image_list(form=form)
-    if form.is_valid() and form.cleaned_data.get("sort") == "taken":
-        key, value = "metadata__taken_at", image.metadata.taken_at
-    else:
-        key, value = "added_at", image.added_at
-    ids = images.values_list("pk", flat=True)
-    unknown = ids.filter(**{f"{key}__isnull": True}).order_by("-pk")  # their order: by id alone
-    if value is None:  # unknown dates come last, by id: before them every dated photo
+    """Return the ids before and after an image within the current filter and order (keyset lookups)."""
+    ids = image_list(form=form).values_list("pk", flat=True)
+    key, value = _grid_key(form, image)
+    following = next(iter(_following(ids, form, image, 1)), None)
+    unknown = ids.filter(**{f"{key}__isnull": True}).order_by("-pk")
+    if value is None:  # before it: unknown dates with a higher id, then the last dated photo
         previous = unknown.filter(pk__gt=image.pk).reverse().first()
         if previous is None:
             previous = ids.filter(**{f"{key}__isnull": False}).reverse().first()
-        return previous, unknown.filter(pk__lt=image.pk).first()
-    # A range on the key alone (then the tie on id) lets the database walk its index from the photo.
+        return previous, following
     previous = ids.filter(**{f"{key}__gte": value}).exclude(**{key: value, "pk__lte": image.pk}).reverse().first()
-    following = ids.filter(**{f"{key}__lte": value}).exclude(**{key: value, "pk__gte": image.pk}).first()
-    if following is None:
-        following = unknown.first()
     return previous, following
 
 

@@ -29,21 +29,23 @@ def gallery_page(request, form: FilterForm, **extra):
     """The grid with its filters, for the gallery and for an album (which fixes the album filter)."""
     form.is_valid()  # the template reads the active filters even when the grid comes from the cache
     query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("upto", None)
+    for key in ("page", "upto", "after"):
+        query.pop(key, None)
     if extra.get("album"):  # photo pages opened from an album walk the album
         query["album"] = extra["album"].name
+    after, after_error = _page_start(request.GET.get("after"))
     chips = form.chips(request.GET) if form.is_bound and not form.errors else []
     filter_error = form.error_words() if form.is_bound and form.errors else ""
     context = {
         "form": form,
         "filter_error": filter_error,
+        "page_error": after_error,
         "query": query.urlencode(),
         "library_empty": not Image.objects.live().exists(),
         "chips": [chip for chip in chips if not (extra.get("album") and chip["name"] == "album")],
         # Lazy: on a cache hit the template never asks, and the queries never run.
         "page": SimpleLazyObject(
-            lambda: image_page(form=form, page=request.GET.get("page", 1), upto=request.GET.get("upto"))
+            lambda: image_page(form=form, page=request.GET.get("page", 1), upto=request.GET.get("upto"), after=after)
         ),
         "choices": SimpleLazyObject(filter_choices),
         "album_choices": SimpleLazyObject(lambda: list(Album.objects.all())),
@@ -56,7 +58,19 @@ def gallery_page(request, form: FilterForm, **extra):
         **extra,
     }
     template = PARTIALS.get(request.htmx.target, "gallery/index.html") if request.htmx else "gallery/index.html"
-    return render(request, template, context, status=400 if filter_error else 200)
+    return render(request, template, context, status=400 if filter_error or after_error else 200)
+
+
+def _page_start(after: str | None) -> tuple[Image | None, str]:
+    """The photo a page of the infinite scroll continues from (?after=ID), or why there is none."""
+    if after is None:
+        return None, ""
+    photo = None
+    if after.isdigit() and len(after) < 19:  # SQLite's integers have 63 bits
+        photo = Image.objects.select_related("metadata").filter(pk=after).first()
+    if photo is None:
+        return None, "This page continued from a photo that is no longer in the library: reload the gallery."
+    return photo, ""
 
 
 @require_GET
