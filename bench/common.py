@@ -15,14 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(os.environ.get("IMGSIM_BENCH_DIR", tempfile.gettempdir())) / "imgsim-bench"
 
 
-def setup_django(name: str, **env) -> Path:
-    """Point imgsim at a fresh data dir under BENCH_DIR/name and migrate it."""
+def setup_django(name: str, *, keep: bool = False, **env) -> Path:
+    """Point imgsim at a fresh data dir under BENCH_DIR/name (or the one there, with keep) and migrate it."""
     data = BENCH_DIR / name
-    if data.exists():
+    if data.exists() and not keep:
         import shutil
 
         shutil.rmtree(data)
-    data.mkdir(parents=True)
+    data.mkdir(parents=True, exist_ok=True)
     os.environ.update(
         {
             "IMGSIM_DATA_DIR": str(data),

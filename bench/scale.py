@@ -180,7 +180,9 @@ def timed_requests(client, url: str, count: int, **headers) -> tuple[float, floa
 
 
 def measure(args) -> list[list]:
-    data = setup_django(f"scale-{args.size}", IMGSIM_MODEL=MODEL, ALLOWED_HOSTS="testserver", IMGSIM_WORKER="0")
+    data = setup_django(
+        f"scale-{args.size}", keep=args.reuse, IMGSIM_MODEL=MODEL, ALLOWED_HOSTS="testserver", IMGSIM_WORKER="0"
+    )
     import numpy as np
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -199,14 +201,22 @@ def measure(args) -> list[list]:
         rows.append([step, f"{figure:,.3g}" if figure < 1000 else f"{figure:,.0f}", unit, goal, _verdict(ok)])
         print(f"  {step}: {figure:,.3f} {unit} (goal {goal})", flush=True)
 
-    print(f"writing {args.size:,} photos ({args.vectors} vectors) into {data}", flush=True)
-    seconds, vectors = timed(write_library, args.size, args.vectors)
-    report("generate the library", seconds / 1000, "s", "-", None)
-    refresh_statistics()  # as ingest does
-    ids = np.array(Image.objects.order_by("pk").values_list("pk", flat=True))
+    if args.reuse and Image.objects.count() == args.size:
+        print(f"reusing the {args.size:,} photos and the index in {data}", flush=True)
+        from gallery import vectors as stored_vectors
 
-    count, seconds = reindex(on_progress=_progress("reindex", args.size))
-    report("reindex", seconds / 60, "min", "<= 10 min at 1M", seconds / 60 * 1_000_000 / args.size <= 10)
+        ids = np.array(Image.objects.order_by("pk").values_list("pk", flat=True))
+        found = stored_vectors.load(ids.tolist())
+        vectors = np.stack([found[pk] for pk in ids.tolist()])
+        del found
+    else:
+        print(f"writing {args.size:,} photos ({args.vectors} vectors) into {data}", flush=True)
+        seconds, vectors = timed(write_library, args.size, args.vectors)
+        report("generate the library", seconds / 1000, "s", "-", None)
+        refresh_statistics()  # as ingest does
+        ids = np.array(Image.objects.order_by("pk").values_list("pk", flat=True))
+        count, seconds = reindex(on_progress=_progress("reindex", args.size))
+        report("reindex", seconds / 60, "min", "<= 10 min at 1M", seconds / 60 * 1_000_000 / args.size <= 10)
 
     before = memory_mb()
     columns = column_cache.columns(current_generation())
@@ -313,6 +323,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=100_000, help="photos in the synthetic library (default 100,000)")
     parser.add_argument("--vectors", choices=["clustered", "random"], default="clustered")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the library a previous run of this size left (no generation)"
+    )
     parser.add_argument("--queries", type=int, default=100, help="search queries per path")
     parser.add_argument("--requests", type=int, default=30, help="page requests per page")
     parser.add_argument(

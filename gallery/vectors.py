@@ -15,12 +15,20 @@ def from_bytes(data: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(bytes(data), dtype=DTYPE)
 
 
+# Ids per query: SQLite refuses more than 32,766 (or 250,000) parameters in one statement.
+LOAD_CHUNK = 10_000
+
+
 def load(image_ids: Iterable[int]) -> dict[int, np.ndarray]:
     """Return {image id: vector} for those of these images that have one."""
     from gallery.models import ImageVector
 
-    rows = ImageVector.objects.filter(image_id__in=list(image_ids)).values_list("image_id", "data")
-    return {image_id: from_bytes(data) for image_id, data in rows}
+    ids = list(image_ids)
+    found = {}
+    for start in range(0, len(ids), LOAD_CHUNK):
+        rows = ImageVector.objects.filter(image_id__in=ids[start : start + LOAD_CHUNK]).values_list("image_id", "data")
+        found.update((image_id, from_bytes(data)) for image_id, data in rows)
+    return found
 
 
 def load_one(image_id: int) -> np.ndarray | None:

@@ -103,3 +103,12 @@ def test_a_persisted_collection_of_another_model_is_reopened_only_by_re_embeddin
     stats = again.get_stats()
     assert stats["total_images"] == 1 and stats["embedding_dimension"] == PixelEmbedder().dimension
     assert again.find_similar(query_image_path=tmp_path / "a.jpg", top_k=1)[0]["metadata"]["album"] == "summer"
+
+
+def test_vectors_load_in_chunks_the_database_accepts(library, monkeypatch):
+    """A million ids are more parameters than SQLite takes in one statement: they go in chunks."""
+    everything = stored_vectors.load(image.pk for image in library)
+    monkeypatch.setattr(stored_vectors, "LOAD_CHUNK", 3)
+    chunked = stored_vectors.load([image.pk for image in library] + [10**9])
+    assert chunked.keys() == everything.keys() and len(chunked) == len(library)
+    assert all(np.array_equal(chunked[pk], everything[pk]) for pk in everything)
