@@ -264,6 +264,8 @@ IMGSIM_ANN_CANDIDATES = env_int("IMGSIM_ANN_CANDIDATES", 512, minimum=1)
 # Photos per block of the scan's matrix product: a block's scores take rows x library x 2-4 bytes,
 # and a stopping worker waits for the block in hand.
 IMGSIM_DUPLICATE_BLOCK = env_int("IMGSIM_DUPLICATE_BLOCK", 1024, minimum=1)
+# ... and fewer when one block's scores would take more memory than this (a large library).
+IMGSIM_DUPLICATE_MEMORY_MB = env_int("IMGSIM_DUPLICATE_MEMORY_MB", 512, minimum=16)
 IMGSIM_TRASH_DAYS = env_int("IMGSIM_TRASH_DAYS", 30, minimum=0)
 # A zip of selected originals is refused above this many MB (it is streamed, but someone waits for it).
 IMGSIM_DOWNLOAD_MAX_MB = env_int("IMGSIM_DOWNLOAD_MAX_MB", 4096, minimum=1)

@@ -28,7 +28,7 @@ def similar_blocks(
     matrix, product, cut = _block_product(vectors, block_dtype(), floor)  # measured on this machine
     in_rows = np.zeros(len(vectors), dtype=bool)
     in_rows[rows] = True
-    block = settings.IMGSIM_DUPLICATE_BLOCK
+    block = block_rows_for(len(vectors))
     with torch.inference_mode():
         for start in range(first, len(rows), block):
             block_rows = rows[start : start + block]
@@ -53,6 +53,14 @@ def similar_blocks(
             exact = np.einsum("ij,ij->i", vectors[i], vectors[j]) if len(i) else np.zeros(0, dtype=np.float32)
             keep = exact >= floor
             yield start + len(block_rows), i[keep], j[keep], exact[keep]
+
+
+def block_rows_for(columns: int) -> int:
+    """Rows per block: IMGSIM_DUPLICATE_BLOCK, fewer when a block's scores (4 bytes per row and
+    column) would pass IMGSIM_DUPLICATE_MEMORY_MB. At a million photos the default block's scores
+    took 4 GB, and an incremental scan ran a 24 GB machine out of memory (bench.scale)."""
+    budget = settings.IMGSIM_DUPLICATE_MEMORY_MB * 2**20
+    return int(max(16, min(settings.IMGSIM_DUPLICATE_BLOCK, budget // (4 * max(columns, 1)))))
 
 
 def _block_product(vectors: np.ndarray, kind: str, floor: float):

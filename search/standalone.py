@@ -365,6 +365,7 @@ def _ensure_settings() -> None:
         IMGSIM_MAX_PIXELS=180_000_000,
         IMGSIM_QUERY_MAX_PIXELS=32_000_000,
         IMGSIM_DUPLICATE_BLOCK=1024,
+        IMGSIM_DUPLICATE_MEMORY_MB=512,
         IMGSIM_MODEL=model,
         IMGSIM_EMBEDDER={"BACKEND": "search.embeddings.TransformersEmbedder", "OPTIONS": {"model": model}},
         USE_TZ=True,

@@ -218,3 +218,25 @@ def test_every_block_product_finds_exactly_the_pairs_above_the_floor(kind, monke
         i, j, similarity = similar_pairs(vectors, np.arange(len(vectors)), floor, None)
         assert set(zip(i.tolist(), j.tolist())) - ambiguous == expected - ambiguous
         assert np.all(similarity >= floor)
+
+
+def test_a_large_library_is_compared_in_smaller_blocks_with_the_same_pairs(settings):
+    """Blocks shrink to keep their scores under IMGSIM_DUPLICATE_MEMORY_MB, and find the same pairs."""
+    from search.similarity import block_rows_for, similar_blocks
+
+    settings.IMGSIM_DUPLICATE_BLOCK, settings.IMGSIM_DUPLICATE_MEMORY_MB = 1024, 512
+    assert block_rows_for(100_000) == 1024 and block_rows_for(1_000_000) == 134
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(600, 32)).astype(np.float32)
+    vectors[300:] = vectors[:300] + rng.normal(scale=0.05, size=(300, 32))  # 300 near pairs
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows = np.arange(len(vectors))
+
+    def pairs_and_blocks():
+        blocks = list(similar_blocks(vectors, rows, 0.9, triangle=True))
+        return {pair for _, i, j, _ in blocks for pair in zip(i.tolist(), j.tolist())}, len(blocks)
+
+    whole, whole_blocks = pairs_and_blocks()
+    settings.IMGSIM_DUPLICATE_MEMORY_MB = 0.15  # 157 KB of scores: 65 rows of 600 columns per block
+    small, small_blocks = pairs_and_blocks()
+    assert whole_blocks == 1 and small_blocks == 10 and small == whole and len(whole) >= 300
