@@ -60,7 +60,7 @@ def block_rows_for(columns: int) -> int:
     column) would pass IMGSIM_DUPLICATE_MEMORY_MB. At a million photos the default block's scores
     took 4 GB, and an incremental scan ran a 24 GB machine out of memory (bench.scale)."""
     budget = settings.IMGSIM_DUPLICATE_MEMORY_MB * 2**20
-    return int(max(16, min(settings.IMGSIM_DUPLICATE_BLOCK, budget // (4 * max(columns, 1)))))
+    return int(min(settings.IMGSIM_DUPLICATE_BLOCK, max(16, budget // (4 * max(columns, 1)))))
 
 
 def _block_product(vectors: np.ndarray, kind: str, floor: float):
