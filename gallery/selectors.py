@@ -93,19 +93,19 @@ def _following(photos, form: FilterForm, image: Image, count: int) -> list:
     return found
 
 
+def _preceding(ids, form: FilterForm, image: Image):
+    """The id of the photo just before this one in the grid (ids: a queryset in the grid's order)."""
+    key, value = _grid_key(form, image)
+    if value is None:  # unknown dates with a higher id, then the last dated photo
+        before = ids.filter(**{f"{key}__isnull": True}).order_by("-pk").filter(pk__gt=image.pk).reverse().first()
+        return before if before is not None else ids.filter(**{f"{key}__isnull": False}).reverse().first()
+    return ids.filter(**{f"{key}__gte": value}).exclude(**{key: value, "pk__lte": image.pk}).reverse().first()
+
+
 def neighbours(*, image: Image, form: FilterForm) -> tuple[int | None, int | None]:
     """Return the ids before and after an image within the current filter and order (keyset lookups)."""
     ids = image_list(form=form).values_list("pk", flat=True)
-    key, value = _grid_key(form, image)
-    following = next(iter(_following(ids, form, image, 1)), None)
-    unknown = ids.filter(**{f"{key}__isnull": True}).order_by("-pk")
-    if value is None:  # before it: unknown dates with a higher id, then the last dated photo
-        previous = unknown.filter(pk__gt=image.pk).reverse().first()
-        if previous is None:
-            previous = ids.filter(**{f"{key}__isnull": False}).reverse().first()
-        return previous, following
-    previous = ids.filter(**{f"{key}__gte": value}).exclude(**{key: value, "pk__lte": image.pk}).reverse().first()
-    return previous, following
+    return _preceding(ids, form, image), next(iter(_following(ids, form, image, 1)), None)
 
 
 def neighbours_in(ids: list[int], image: Image) -> tuple[int | None, int | None]:

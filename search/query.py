@@ -3,12 +3,10 @@
 Up to IMGSIM_EXACT_SEARCH_LIMIT photos (matching the filter, or in the library when
 there is none) are scored exactly from the column cache's vectors (search.columns):
 a matrix-vector product, cheaper than an ANN query at that size and never missing a
-neighbour (Chroma's HNSW found 57% of the true top 10 at 100k random vectors).
-Above it, an unfiltered query asks Chroma's ANN index for IMGSIM_ANN_CANDIDATES
-photos and keeps the best by exact score, and a broad filter over-fetches from it in
-proportion to the share the filter keeps. Either way
-SQLite confirms the final hits. Chroma's own `where` scans metadata: 35-225 ms at
-100k, measured by bench/search.py.
+neighbour. Above it, an unfiltered query asks Chroma's ANN index for
+IMGSIM_ANN_CANDIDATES photos and keeps the best by exact score, and a broad filter
+over-fetches at least as many. Either way SQLite confirms the final hits. Chroma's
+own `where` scans metadata: 35-225 ms at 100k, measured by bench/search.py.
 """
 
 import math
