@@ -65,11 +65,11 @@ def _page_start(after: str | None) -> tuple[Image | None, str]:
     """The photo a page of the infinite scroll continues from (?after=ID), or why there is none."""
     if after is None:
         return None, ""
-    photo = None
-    if after.isdigit() and len(after) < 19:  # SQLite's integers have 63 bits
-        photo = Image.objects.select_related("metadata").filter(pk=after).first()
+    if not (after.isdigit() and len(after) < 19):  # SQLite's integers have 63 bits
+        return None, f"“{after[:40]}” is not a photo's number, so the gallery starts from its first photos."
+    photo = Image.objects.select_related("metadata").filter(pk=after).first()
     if photo is None:
-        return None, "This page continued from a photo that is no longer in the library: reload the gallery."
+        return None, "This page continued from a photo that is no longer in the library: here are the first photos."
     return photo, ""
 
 
