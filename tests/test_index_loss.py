@@ -72,12 +72,14 @@ def test_hnsw_parameters_come_from_settings_and_reach_an_existing_collection(tmp
     first = ChromaIndex(path=str(tmp_path / "chroma"), hnsw={"ef_search": 128, "max_neighbors": 24})
     first.upsert("m", [1, 2], np.eye(2, 8, dtype=np.float32), [None, None])
     assert first.collection("m").configuration_json["hnsw"]["ef_search"] == 128
+    first.refresh()  # that process ends: two clients on one folder contend for Chroma's SQLite lock
     # A later start with a new ef_search (IMGSIM_HNSW_SEARCH_EF) changes the collection; the graph's
     # shape (M) stays until a reindex builds a new one.
     later = ChromaIndex(path=str(tmp_path / "chroma"), hnsw={"ef_search": 300})
     hnsw = later.collection("m").configuration_json["hnsw"]
     assert hnsw["ef_search"] == 300 and hnsw["max_neighbors"] == 24
     assert sorted(int(pk) for pk, _ in later.query("m", np.eye(1, 8, dtype=np.float32)[0], 2)) == [1, 2]
+    later.refresh()
     rebuilt = ChromaIndex(path=str(tmp_path / "chroma"), hnsw={"max_neighbors": 32})
     rebuilt.rebuild("m", iter([([1, 2], np.eye(2, 8, dtype=np.float32), [None, None])]))
     hnsw = rebuilt.collection("m").configuration_json["hnsw"]
