@@ -37,8 +37,11 @@ def load_one(image_id: int) -> np.ndarray | None:
 
 def save(vectors: dict[int, np.ndarray]) -> None:
     """Store (insert or replace) the vectors of these images."""
+    from gallery import vector_file
     from gallery.models import ImageVector
 
+    if ImageVector.objects.filter(image_id__in=list(vectors)).exists():
+        vector_file.forget_all()  # a photo's vector changed: the shared file must not serve the old one
     ImageVector.objects.bulk_create(
         [ImageVector(image_id=image_id, data=to_bytes(vector)) for image_id, vector in vectors.items()],
         update_conflicts=True,

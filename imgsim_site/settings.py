@@ -33,6 +33,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 DATA_DIR = data_dir("IMGSIM_DATA_DIR", BASE_DIR / "data")
 MEDIA_ROOT = DATA_DIR / "media"
 CHROMA_DIR = DATA_DIR / "chroma"
+# The shared, memory-mapped copy of every vector that web processes read (gallery/vector_file.py).
+IMGSIM_VECTOR_DIR = Path(env_str("IMGSIM_VECTOR_DIR", str(DATA_DIR / "vectors")))
 
 SECRET_KEY = secret_key(DATA_DIR)
 DEBUG = env_bool("DEBUG", False)
@@ -255,9 +257,10 @@ IMGSIM_DUPLICATE_CROP_CONFIRM = env_float("IMGSIM_DUPLICATE_CROP_CONFIRM", 0.97,
 # On the review page exact copies are ticked for the trash; near-duplicates and similar
 # shots only from this CLIP similarity to the keeper up (search/duplicates/groups.py).
 IMGSIM_DUPLICATE_PRESELECT = env_float("IMGSIM_DUPLICATE_PRESELECT", 0.98, minimum=0.0, maximum=1.01)
-# Up to this many photos (in the library, or matching a filter) a search scores every vector exactly
-# instead of asking the ANN index: faster at that size, and it never misses a neighbour (bench.search).
-IMGSIM_EXACT_SEARCH_LIMIT = env_int("IMGSIM_EXACT_SEARCH_LIMIT", 12_000, minimum=0)
+# A search scores its candidates exactly (never missing a neighbour) when that costs at most this many
+# vectors of a pass over the shared vector file (search/query.py): faster than the ANN index up to a few
+# hundred thousand photos, slower above (bench.scale).
+IMGSIM_EXACT_SEARCH_LIMIT = env_int("IMGSIM_EXACT_SEARCH_LIMIT", 400_000, minimum=0)
 # Above it, a search asks the ANN index for this many candidates and keeps the best by exact score:
 # more finds more of the true top 10 of queries far from every photo, as text queries are (bench.scale).
 IMGSIM_ANN_CANDIDATES = env_int("IMGSIM_ANN_CANDIDATES", 512, minimum=1)

@@ -1,4 +1,4 @@
-"""The column cache: an in-process copy of the filterable fields and vectors, to filter 100k photos in a millisecond.
+"""The column cache: an in-process copy of the filterable fields, to filter 100k photos in a millisecond.
 
 SQLite's planner cannot know that category "x" is rare when most photos share two
 categories, and scans every photo (30-40 ms at 100k). numpy over a few arrays takes
@@ -6,7 +6,8 @@ well under a millisecond for any filter. The copy is rebuilt when the index
 generation says something changed: at once after this process's own changes, at
 most every REFRESH_SECONDS for other processes' changes; callers re-check
 their final hits against SQLite, so a stale copy can only delay a new match, never
-return a wrong one.
+return a wrong one. The vectors are not copied: they are read from the memory-mapped
+file every process shares (gallery.vector_file).
 """
 
 import threading
@@ -17,6 +18,7 @@ import numpy as np
 
 from gallery.filters import InvalidFilter, fold, fold_text, year_bounds
 from gallery.models import Album, Favourite, Metadata
+from gallery.vector_file import VectorTable, table_for
 from search.embeddings import model_name
 
 REFRESH_SECONDS = 2.0
@@ -36,7 +38,7 @@ class Columns:
     built_at: float
     model: str
     ids: np.ndarray  # int64, sorted
-    vectors: np.ndarray  # float32 (len(ids), dim), row i is the vector of ids[i]
+    vectors: VectorTable  # the vectors of ids, in that order, mostly from the file all processes share
     # Text columns as integer codes: comparing 100k codes takes microseconds, 100k strings milliseconds.
     codes: dict[str, np.ndarray] = field(default_factory=dict)
     vocabulary: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -109,7 +111,7 @@ class ColumnCache:
             return current
         with self._lock:
             if self._columns is current:  # nobody rebuilt while we waited
-                self._columns = build_columns(generation, previous=current)
+                self._columns = build_columns(generation)
             return self._columns
 
     def expire(self) -> None:
@@ -129,13 +131,8 @@ def _encode(values: list[str]) -> tuple[np.ndarray, dict[str, int]]:
     return codes, vocabulary
 
 
-def build_columns(generation: int, previous: Columns | None = None) -> Columns:
-    """Read the filterable fields (and vectors) of every searchable photo into arrays.
-
-    Vectors already in `previous` are reused: under one model a photo's vector never
-    changes, so a rebuild after an ingest reads only the new photos' vectors.
-    """
-    from gallery import vectors as stored_vectors
+def build_columns(generation: int) -> Columns:
+    """Read the filterable fields of every searchable photo into arrays, beside the shared vector file."""
     from search.sync import indexable
 
     current_model = model_name()
@@ -157,10 +154,9 @@ def build_columns(generation: int, previous: Columns | None = None) -> Columns:
         )
     )
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-    vectors = _vectors_for(ids, previous if previous and previous.model == current_model else None, stored_vectors)
-    keep = ~np.isnan(vectors[:, 0]) if len(ids) else np.ones(0, dtype=bool)  # a row without a stored vector
-    rows = [row for row, kept in zip(rows, keep) if kept]
-    ids, vectors = ids[keep], vectors[keep]
+    keep, vectors = table_for(ids, current_model)
+    rows = [row for row, kept in zip(rows, keep) if kept]  # a photo whose stored vector is missing
+    ids = ids[keep]
     columns = Columns(generation=generation, built_at=time.monotonic(), model=current_model, ids=ids, vectors=vectors)
     for position, name in (
         (1, "format"),
@@ -188,25 +184,6 @@ def build_columns(generation: int, previous: Columns | None = None) -> Columns:
         by_user.setdefault(fold_text(username), []).append(image_id)
     columns.favourites = {name: np.array(sorted(ids), dtype=np.int64) for name, ids in by_user.items()}
     return columns
-
-
-def _vectors_for(ids: np.ndarray, previous: Columns | None, stored_vectors) -> np.ndarray:
-    dimension = previous.vectors.shape[1] if previous is not None and len(previous.ids) else None
-    known = np.zeros(len(ids), dtype=bool)
-    if previous is not None and len(previous.ids):
-        positions = np.searchsorted(previous.ids, ids).clip(0, len(previous.ids) - 1)
-        known = previous.ids[positions] == ids
-    missing = stored_vectors.load(ids[~known].tolist())
-    if dimension is None:
-        dimension = len(next(iter(missing.values()))) if missing else 0
-    vectors = np.full((len(ids), dimension), np.nan, dtype=np.float32)
-    if known.any():
-        vectors[known] = previous.vectors[positions[known]]
-    for row in np.flatnonzero(~known):
-        vector = missing.get(int(ids[row]))
-        if vector is not None and len(vector) == dimension:
-            vectors[row] = vector
-    return vectors
 
 
 column_cache = ColumnCache()

@@ -1,12 +1,14 @@
 """Nearest-neighbour search with metadata filters that stay fast at any selectivity.
 
-Up to IMGSIM_EXACT_SEARCH_LIMIT photos (matching the filter, or in the library when
-there is none) are scored exactly from the column cache's vectors (search.columns):
-a matrix-vector product, cheaper than an ANN query at that size and never missing a
-neighbour. Above it, an unfiltered query asks Chroma's ANN index for
-IMGSIM_ANN_CANDIDATES photos and keeps the best by exact score, and a broad filter
-over-fetches at least as many. Either way SQLite confirms the final hits. Chroma's
-own `where` scans metadata: 35-225 ms at 100k, measured by bench/search.py.
+When scoring every candidate costs at most IMGSIM_EXACT_SEARCH_LIMIT vectors of a
+pass over the shared vector file (gallery.vector_file: a pass over the whole file,
+or gathering the rows of a narrow filter, each counted as GATHER_COST), the photos
+are scored exactly: a matrix-vector product in float16, cheaper than an ANN query up
+to a few hundred thousand photos and never missing a neighbour (bench.scale). Above
+it, an unfiltered query asks Chroma's ANN index for IMGSIM_ANN_CANDIDATES photos
+and keeps the best by exact score, and a broad filter over-fetches at least as many.
+Either way SQLite confirms the final hits. Chroma's own `where` scans metadata:
+35-225 ms at 100k, measured by bench/search.py.
 """
 
 import math
@@ -45,7 +47,7 @@ def nearest(
     if where:
         validate(where)
         hits = _filtered(vector, wanted, where)
-    elif len((columns := column_cache.columns(current_generation())).ids) <= settings.IMGSIM_EXACT_SEARCH_LIMIT:
+    elif (columns := column_cache.columns(current_generation())).vectors.cost() <= settings.IMGSIM_EXACT_SEARCH_LIMIT:
         hits = _still_matching(_exact(columns, None, vector, wanted + 8), None)
     else:
         with reading_index() as index:
@@ -78,7 +80,7 @@ def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
     candidate_ids = columns.ids[mask]  # sorted
     if len(candidate_ids) == 0:
         return []
-    if len(candidate_ids) <= settings.IMGSIM_EXACT_SEARCH_LIMIT:
+    if columns.vectors.cost(len(candidate_ids)) <= settings.IMGSIM_EXACT_SEARCH_LIMIT:
         return _still_matching(_exact(columns, mask, vector, wanted + 8), where)[:wanted]
     with reading_index() as index:
         total = max(len(columns.ids), 1)
@@ -99,17 +101,12 @@ def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
 
 def _exact(columns, mask, vector: np.ndarray, count: int) -> list[Hit]:
     """The count best of the photos in mask (all when None), scored exactly, best first."""
-    ids, vectors = (columns.ids, columns.vectors) if mask is None else (columns.ids[mask], columns.vectors[mask])
-    if len(ids) == 0:
-        return []
-    scores = vectors @ np.asarray(vector, dtype=np.float32)
-    best = np.argpartition(-scores, min(count, len(scores) - 1))[:count]
-    best = best[np.argsort(-scores[best])]
-    return [Hit(int(ids[i]), float(scores[i])) for i in best]
+    positions, scores = columns.vectors.best(vector, count, None if mask is None else np.flatnonzero(mask))
+    return [Hit(int(columns.ids[p]), float(s)) for p, s in zip(positions, scores)]
 
 
 def _rescored(columns, found: list[tuple], vector: np.ndarray) -> list[Hit]:
-    """The ANN's candidates (id, similarity) scored exactly from the column cache's vectors, best first.
+    """The ANN's candidates (id, similarity) scored exactly from the shared vectors, best first.
 
     HNSW returns a good candidate set more reliably than a good order: asking it for
     IMGSIM_ANN_CANDIDATES and keeping the exact best is what lifts recall@10 on queries
@@ -122,7 +119,7 @@ def _rescored(columns, found: list[tuple], vector: np.ndarray) -> list[Hit]:
     known = columns.ids[positions] == found_ids if len(columns.ids) else np.zeros(len(found), dtype=bool)
     scores = np.array([similarity for _, similarity in found], dtype=np.float32)
     if known.any():  # a photo newer than the column cache keeps the ANN's similarity
-        scores[known] = columns.vectors[positions[known]] @ np.asarray(vector, dtype=np.float32)
+        scores[known] = columns.vectors.similarities(vector, positions[known])
     order = np.argsort(-scores, kind="stable")
     return [Hit(int(found_ids[i]), float(scores[i])) for i in order]
 

@@ -44,6 +44,7 @@ def _reset_backends():
 def isolated(settings, tmp_path, tiny_model):
     """Every test gets its own media folder, Chroma folder and the tiny model."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.IMGSIM_VECTOR_DIR = tmp_path / "vectors"
     settings.IMGSIM_MODEL = tiny_model
     settings.IMGSIM_EMBEDDER = {
         **settings.IMGSIM_EMBEDDER,

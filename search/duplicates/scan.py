@@ -101,7 +101,7 @@ def find_pairs(
     similarity_threshold = settings.IMGSIM_DUPLICATE_THRESHOLD if similarity_threshold is None else similarity_threshold
     hamming_threshold = settings.IMGSIM_DUPLICATE_HAMMING if hamming_threshold is None else hamming_threshold
     columns = column_cache.columns(current_generation(), exact=True)
-    ids, vectors = columns.ids, columns.vectors
+    ids, vectors = columns.ids, columns.vectors.matrix()
     facts = dict(((pk, (ph, px)) for pk, ph, px in Image.objects.live().values_list("pk", "phash", "pixel_hash")))
     rows = np.flatnonzero(ids > since_id)
     found = [tuple(candidate) for candidate in (checkpoint or {}).get("candidates", [])]

@@ -1,0 +1,242 @@
+"""Every embedded photo's vector in one memory-mapped float16 file per model, shared by all processes.
+
+SQLite (gallery.vectors) stays the source of truth; this file is a copy made for
+reading. Each web process used to hold its own float32 copy of every vector
+(2 GB per process at a million photos); mapped from one file, the pages are in
+memory once however many workers read them, and float16 halves them again.
+
+A file is never changed once written: a newer one replaces it. Which file is
+current is a LibraryVersion row ("vectors:<model digest>" -> a random number that
+names the file), so the pointer moves with the database it describes: a restored
+backup or a rolled-back test never reads a file written for other rows. Storing
+a vector for a photo that already had one (a re-embedded photo) drops the pointer,
+and the next reader writes a new file from SQLite.
+"""
+
+import hashlib
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from gallery.models import LibraryVersion
+
+DTYPE = np.float16
+# Scoring a gathered row costs about as much as scoring this many rows in a pass over the file (bench.scale).
+GATHER_COST = 16
+
+
+@dataclass(frozen=True)
+class VectorFile:
+    number: int
+    ids: np.ndarray  # int64, sorted, memory-mapped
+    vectors: np.ndarray  # float16 (len(ids), dimension), memory-mapped; row i is the vector of ids[i]
+
+
+def current(model: str) -> VectorFile | None:
+    """The model's current file, mapped; None when there is none (or it vanished: a newer one replaced it)."""
+    number = LibraryVersion.objects.filter(name=_key(model)).values_list("version", flat=True).first()
+    if not number:
+        return None
+    stem = _stem(model, number)
+    try:
+        ids = np.load(stem.with_suffix(".ids.npy"), mmap_mode="c")
+        vectors = np.load(stem.with_suffix(".vectors.npy"), mmap_mode="c")
+    except (OSError, ValueError):
+        return None
+    # Mapped copy-on-write ("c") so torch takes the arrays without a copy or a read-only warning;
+    # nothing writes to them, and unwritten pages stay shared.
+    if ids.ndim != 1 or vectors.ndim != 2 or len(ids) != len(vectors) or vectors.dtype != DTYPE:
+        return None
+    return VectorFile(number, ids, vectors)
+
+
+def write(model: str, ids: np.ndarray, vectors_at: Callable[[np.ndarray], np.ndarray]) -> VectorFile:
+    """Write a new file of these photos' vectors (ids sorted; vectors_at(positions) gives rows) and make it current.
+
+    Written in slices into a mapped file, so writing a million vectors never holds them all
+    in memory; the model's older files are removed.
+    """
+    folder = Path(settings.IMGSIM_VECTOR_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    number = secrets.randbits(62) or 1
+    stem = _stem(model, number)
+    first = vectors_at(np.arange(min(1, len(ids))))
+    partial = stem.with_suffix(".vectors.npy.partial")
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=DTYPE, shape=(len(ids), first.shape[1]))
+    for start in range(0, len(ids), 16_384):
+        positions = np.arange(start, min(start + 16_384, len(ids)))
+        out[positions[0] : positions[-1] + 1] = vectors_at(positions)
+    out.flush()
+    del out
+    _fsync(partial)
+    os.replace(partial, stem.with_suffix(".vectors.npy"))  # readers never see half a file
+    partial = stem.with_suffix(".ids.npy.partial")
+    with open(partial, "wb") as out_ids:  # a file object: np.save would add ".npy" to a name
+        np.save(out_ids, np.asarray(ids, dtype=np.int64))
+    _fsync(partial)
+    os.replace(partial, stem.with_suffix(".ids.npy"))
+    LibraryVersion.objects.update_or_create(name=_key(model), defaults={"version": number})
+    # Processes still reading an older file keep their mapping (Linux frees it when they let go).
+    for old in folder.glob(f"{_digest(model)}-*"):
+        if not old.name.startswith(stem.name + "."):
+            old.unlink(missing_ok=True)
+    found = current(model)
+    assert found is not None and found.number == number
+    return found
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as written:
+        os.fsync(written.fileno())
+
+
+def forget_all() -> None:
+    """Stop using every model's file: the next reader writes a new one from SQLite."""
+    LibraryVersion.objects.filter(name__startswith="vectors:").delete()
+
+
+def _digest(model: str) -> str:
+    return hashlib.sha256(model.encode()).hexdigest()[:20]
+
+
+def _key(model: str) -> str:
+    return f"vectors:{_digest(model)}"
+
+
+def _stem(model: str, number: int) -> Path:
+    return Path(settings.IMGSIM_VECTOR_DIR) / f"{_digest(model)}-{number:016x}"
+
+
+class VectorTable:
+    """The vectors of some photos (ids, sorted): rows of the shared file, and the few newer ones in memory.
+
+    position_rows[i] is the row of ids[i]: a row of the file when >= 0, of `extra` when
+    negative (-1 is extra's first).
+    """
+
+    def __init__(self, ids: np.ndarray, file: VectorFile | None, position_rows: np.ndarray, extra: np.ndarray):
+        self.ids, self.file, self.position_rows, self.extra = ids, file, position_rows, extra
+        self.dimension = file.vectors.shape[1] if file is not None else (extra.shape[1] if extra.ndim == 2 else 0)
+        # Every row of the file is ids' row in order (nothing new, nothing gone): a pass needs no gathering.
+        self.file_is_table = (
+            file is not None
+            and len(extra) == 0
+            and len(file.ids) == len(ids)
+            and bool((position_rows == np.arange(len(ids))).all())
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """The float16 vectors of ids[positions]."""
+        rows = self.position_rows[positions]
+        taken = np.empty((len(rows), self.dimension), dtype=DTYPE)
+        in_file = rows >= 0
+        if in_file.any():
+            taken[in_file] = np.take(self.file.vectors, rows[in_file], axis=0)
+        if not in_file.all():
+            taken[~in_file] = self.extra[-1 - rows[~in_file]]
+        return taken
+
+    def cost(self, count: int | None = None) -> int:
+        """What best() over count of the ids (all when None) costs, in vectors of one pass over the file."""
+        file_rows = len(self.file.ids) if self.file is not None else 0
+        if count is None or count * GATHER_COST > file_rows:
+            return file_rows + len(self.extra)
+        return count * GATHER_COST
+
+    def similarities(self, vector: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Similarities (float32, summed in float32) of a unit vector to ids[positions]."""
+        import torch
+
+        if len(positions) == 0:
+            return np.zeros(0, dtype=np.float32)
+        with torch.inference_mode():
+            rows = torch.from_numpy(self.take(positions)).float()
+            return (rows @ torch.from_numpy(np.asarray(vector, dtype=np.float32))).numpy()
+
+    def best(self, vector: np.ndarray, count: int, positions: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """The count positions (of positions, or all) most like a unit vector, best first, and their similarities.
+
+        A first pass in float16 (torch reads the half-size rows directly; numpy would convert
+        them element by element) rounds each score to ~1e-4, so its best few are scored again
+        in float32 and the order comes from those.
+        """
+        import torch  # not at import: web processes start without it until a search needs it
+
+        everything = positions is None
+        positions = np.arange(len(self.ids)) if everything else positions
+        if len(positions) == 0 or count <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        query = torch.from_numpy(np.asarray(vector, dtype=DTYPE))
+        with torch.inference_mode():
+            if self.file is not None and len(positions) * GATHER_COST > len(self.file.ids):
+                # One pass over the whole file, in its order, beats gathering this many of its rows.
+                whole_file = torch.from_numpy(self.file.vectors) @ query
+                if everything and self.file_is_table:
+                    rough = whole_file
+                else:
+                    rows = self.position_rows[positions]
+                    in_file = rows >= 0
+                    rough = torch.empty(len(positions), dtype=torch.float16)
+                    rough[in_file] = whole_file[rows[in_file]]
+                    if not in_file.all():
+                        rough[~in_file] = torch.from_numpy(self.extra[-1 - rows[~in_file]]) @ query
+            else:
+                rough = torch.from_numpy(self.take(positions)) @ query
+            shortlist = min(len(positions), 2 * count + 32)
+            picked = torch.topk(rough, shortlist, sorted=False).indices.numpy()
+        exact = self.similarities(vector, positions[picked])
+        order = np.argsort(-exact, kind="stable")[:count]
+        return positions[picked[order]], exact[order]
+
+    def matrix(self) -> np.ndarray:
+        """Every vector as float32, in the order of ids (a full copy: for the duplicate scan, not for pages)."""
+        import torch
+
+        out = np.empty((len(self.ids), self.dimension), dtype=np.float32)
+        for start in range(0, len(self.ids), 16_384):
+            part = self.take(np.arange(start, min(start + 16_384, len(self.ids))))
+            out[start : start + len(part)] = torch.from_numpy(part).float().numpy()
+        return out
+
+
+# A file is rewritten when more photos than this (or than 2% of it) are missing from it, or
+# when it holds twice the rows asked for; until then the newer vectors are read from SQLite.
+REWRITE_AT = 2_000
+
+
+def table_for(ids: np.ndarray, model: str) -> tuple[np.ndarray, VectorTable]:
+    """The vectors of these photos (ids sorted): (which ids have one, a table of those ids)."""
+    from gallery import vectors as stored_vectors
+
+    file = current(model)
+    position_rows = np.full(len(ids), -1, dtype=np.int64)
+    known = np.zeros(len(ids), dtype=bool)
+    if file is not None and len(file.ids) and len(ids):
+        found = np.searchsorted(file.ids, ids).clip(0, len(file.ids) - 1)
+        known = file.ids[found] == ids
+        position_rows[known] = found[known]
+    missing = stored_vectors.load(ids[~known].tolist())
+    dimension = file.vectors.shape[1] if file is not None else len(next(iter(missing.values()), ()))
+    has = known.copy()
+    extra_rows = []
+    for position in np.flatnonzero(~known):
+        vector = missing.get(int(ids[position]))
+        if vector is not None and len(vector) == dimension:
+            position_rows[position] = -1 - len(extra_rows)
+            extra_rows.append(vector)
+            has[position] = True
+    extra = np.array(extra_rows, dtype=DTYPE).reshape(len(extra_rows), dimension)
+    table = VectorTable(ids[has], file, position_rows[has], extra)
+    stale = file is None or len(extra) > max(REWRITE_AT, len(file.ids) // 50) or len(file.ids) > 2 * len(table) + 1000
+    if stale and len(table):
+        file = write(model, table.ids, table.take)
+        table = VectorTable(table.ids, file, np.arange(len(table), dtype=np.int64), extra[:0])
+    return has, table

@@ -1,0 +1,143 @@
+"""The shared, memory-mapped vector file: what search reads instead of a copy per process."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gallery import vector_file
+from gallery import vectors as stored_vectors
+from gallery.models import Image
+from search.columns import build_columns, column_cache
+from search.embeddings import model_name
+from search.query import nearest
+from tests.factories import make_photos
+
+pytestmark = pytest.mark.django_db
+
+DIMENSION = 32
+
+
+def unit(rng, count: int) -> np.ndarray:
+    vectors = rng.standard_normal((count, DIMENSION)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def embedded_photos(vectors: np.ndarray) -> list[int]:
+    photos = make_photos(len(vectors))
+    Image.objects.filter(pk__in=[p.pk for p in photos]).update(
+        embedding_state=Image.Embedding.DONE, embedding_model=model_name()
+    )
+    stored_vectors.save({photo.pk: vector for photo, vector in zip(photos, vectors)})
+    return [photo.pk for photo in photos]
+
+
+def test_the_first_read_writes_the_file_and_a_second_process_maps_the_same_one(settings):
+    ids = embedded_photos(unit(np.random.default_rng(0), 40))
+    first = build_columns(1)
+    assert first.vectors.file is not None and len(first.vectors.extra) == 0
+    files = sorted(p.name for p in settings.IMGSIM_VECTOR_DIR.iterdir())
+    assert len(files) == 2 and files[0].endswith(".ids.npy") and files[1].endswith(".vectors.npy")
+    again = build_columns(2)  # as another worker would: same rows, nothing written
+    assert again.vectors.file.number == first.vectors.file.number
+    assert sorted(p.name for p in settings.IMGSIM_VECTOR_DIR.iterdir()) == files
+    assert isinstance(again.vectors.file.vectors, np.memmap)
+    assert again.ids.tolist() == sorted(ids)
+
+
+def test_new_photos_are_read_from_sqlite_until_enough_of_them_make_a_new_file(settings, monkeypatch):
+    rng = np.random.default_rng(1)
+    embedded_photos(unit(rng, 30))
+    old = build_columns(1).vectors.file
+    newer = unit(rng, 3)
+    new_ids = embedded_photos(newer)
+    columns = build_columns(2)
+    assert columns.vectors.file.number == old.number and len(columns.vectors.extra) == 3
+    hits = nearest(newer[1], top_k=1)  # a photo only in memory is found like any other
+    assert hits[0].image_id == new_ids[1] and hits[0].similarity == pytest.approx(1.0, abs=1e-3)
+
+    monkeypatch.setattr(vector_file, "REWRITE_AT", 2)
+    columns = build_columns(3)
+    assert columns.vectors.file.number != old.number and len(columns.vectors.extra) == 0
+    assert len(columns.vectors.file.ids) == 33
+    old_stem = vector_file._stem(model_name(), old.number).name
+    assert not any(p.name.startswith(old_stem + ".") for p in settings.IMGSIM_VECTOR_DIR.iterdir())
+    assert np.allclose(columns.vectors.take(np.arange(33))[-3:], newer, atol=1e-3)
+
+
+def test_a_replaced_vector_is_never_served_from_the_old_file():
+    rng = np.random.default_rng(2)
+    ids = embedded_photos(unit(rng, 20))
+    build_columns(1)
+    replacement = unit(rng, 1)[0]
+    stored_vectors.save({ids[4]: replacement})
+    column_cache.clear()
+    hits = nearest(replacement, top_k=1)
+    assert hits[0].image_id == ids[4] and hits[0].similarity == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_vanished_or_damaged_file_is_written_again(settings):
+    rng = np.random.default_rng(3)
+    vectors = unit(rng, 25)
+    ids = embedded_photos(vectors)
+    damaged = build_columns(1).vectors.file.number
+    for path in settings.IMGSIM_VECTOR_DIR.iterdir():
+        path.write_bytes(b"not a numpy file")
+    columns = build_columns(2)
+    assert columns.vectors.file.number != damaged
+    assert nearest(vectors[7], top_k=1)[0].image_id == ids[7]
+    for path in settings.IMGSIM_VECTOR_DIR.iterdir():
+        path.unlink()
+    column_cache.clear()
+    assert nearest(vectors[9], top_k=1)[0].image_id == ids[9]
+    assert columns.vectors.file.number != vector_file.current(model_name()).number
+
+
+def test_the_best_by_the_file_are_the_best_by_float32_scores_of_its_float16_vectors():
+    rng = np.random.default_rng(4)
+    vectors = unit(rng, 3000)
+    stored = vectors.astype(np.float16).astype(np.float32)  # what the file holds
+    ids = np.array(embedded_photos(vectors))
+    table = build_columns(1).vectors
+    for query in unit(rng, 20):
+        exact = np.argsort(-(stored @ query), kind="stable")[:10]
+        positions, scores = table.best(query, 10)
+        assert ids[positions].tolist() == ids[exact].tolist()
+        assert np.allclose(scores, (vectors @ query)[exact], atol=1e-3)  # and close to the photos' own vectors
+        subset = np.flatnonzero(rng.random(len(ids)) < 0.1)
+        exact = subset[np.argsort(-(stored[subset] @ query), kind="stable")[:5]]
+        assert table.best(query, 5, subset)[0].tolist() == exact.tolist()
+
+
+def test_workers_share_the_pages_of_one_file(tmp_path):
+    """Two processes mapping one file: the second's proportional share is about half its resident size."""
+    path = tmp_path / "shared.npy"
+    np.save(path, np.ones((8192, 512), dtype=np.float16))  # 8 MB
+    reader = (
+        "import numpy as np, sys\n"
+        f"path = {str(path)!r}\n"
+        "m = np.load(path, mmap_mode='c'); float(m.sum())\n"
+        "print('ready', flush=True); sys.stdin.readline()\n"
+        "sizes, inside = {}, False\n"
+        "for line in open('/proc/self/smaps'):\n"
+        "    fields = line.split()\n"
+        "    if '-' in fields[0] and len(fields) >= 5: inside = fields[-1] == path\n"
+        "    elif inside and fields[0] in ('Rss:', 'Pss:'):\n"
+        "        sizes[fields[0]] = sizes.get(fields[0], 0) + int(fields[1])\n"
+        "print(sizes['Rss:'], sizes['Pss:'], flush=True)\n"
+    )
+    first = subprocess.Popen([sys.executable, "-c", reader], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    second = subprocess.Popen([sys.executable, "-c", reader], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "ready" and second.stdout.readline().strip() == "ready"
+        first.stdin.write("\n")
+        first.stdin.flush()
+        rss_kb, pss_kb = map(int, first.stdout.readline().split())
+    finally:
+        for process in (first, second):
+            process.kill()
+            process.wait()
+    # 8 MB of the file resident in both: each process's proportional share is half of it.
+    assert rss_kb >= 8000
+    assert pss_kb <= rss_kb * 0.55
