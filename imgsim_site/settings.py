@@ -269,6 +269,11 @@ IMGSIM_ANN_CANDIDATES = env_int("IMGSIM_ANN_CANDIDATES", 512, minimum=1)
 IMGSIM_DUPLICATE_BLOCK = env_int("IMGSIM_DUPLICATE_BLOCK", 1024, minimum=1)
 # ... and fewer when one block's scores would take more memory than this (a large library).
 IMGSIM_DUPLICATE_MEMORY_MB = env_int("IMGSIM_DUPLICATE_MEMORY_MB", 512, minimum=16)
+# A scan that would compare more pairs than this (a full scan of ~140,000 photos) compares each photo
+# only with those in its IMGSIM_DUPLICATE_PROBES nearest k-means clusters (search/similarity.py): a
+# million photos in minutes instead of most of an hour, finding >= 0.99 of the pairs (bench.scale).
+IMGSIM_DUPLICATE_EXACT_PAIRS = env_int("IMGSIM_DUPLICATE_EXACT_PAIRS", 10_000_000_000, minimum=0)
+IMGSIM_DUPLICATE_PROBES = env_int("IMGSIM_DUPLICATE_PROBES", 3, minimum=1)
 IMGSIM_TRASH_DAYS = env_int("IMGSIM_TRASH_DAYS", 30, minimum=0)
 # A zip of selected originals is refused above this many MB (it is streamed, but someone waits for it).
 IMGSIM_DOWNLOAD_MAX_MB = env_int("IMGSIM_DOWNLOAD_MAX_MB", 4096, minimum=1)

@@ -55,6 +55,87 @@ def similar_blocks(
             yield start + len(block_rows), i[keep], j[keep], exact[keep]
 
 
+def clustered_blocks(
+    vectors: np.ndarray, rows: np.ndarray, floor: float, *, probes: int = 3, first: int = 0, seed: int = 0
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (clusters done, clusters, i, j, similarity): the pairs of similar_blocks, found without
+    comparing every pair.
+
+    Spherical k-means splits the vectors into about sqrt(probes x n) clusters; each row is compared
+    only with the photos whose nearest cluster is among the row's `probes` nearest. A pair above a
+    duplicate's floor (an angle under ~26 degrees) almost always shares those clusters, and the cost
+    drops from n^2/2 products to about probes x n x n / clusters. Each pair is yielded once, at the
+    first cluster that finds it. first: the cluster to start at (a resumed scan; k-means is seeded,
+    so the same vectors give the same clusters).
+    """
+    import torch
+
+    from search.paths import block_dtype
+
+    nearest = nearest_clusters(vectors, max(1, int(np.sqrt(probes * len(vectors)))), probes, seed=seed)
+    count, probes = (int(nearest.max()) + 1 if len(nearest) else 0), nearest.shape[1]
+    home = nearest[:, 0]
+    members = np.argsort(home, kind="stable")
+    member_bounds = np.searchsorted(home[members], np.arange(count + 1))
+    asked = nearest[rows].ravel()  # (row, cluster) pairs, grouped by cluster
+    order = np.argsort(asked, kind="stable")
+    askers, asker_bounds = np.repeat(rows, probes)[order], np.searchsorted(asked[order], np.arange(count + 1))
+    in_rows = np.zeros(len(vectors), dtype=bool)
+    in_rows[rows] = True
+    matrix, product, cut = _block_product(vectors, block_dtype(), floor)
+    with torch.inference_mode():
+        for cluster in range(first, count):
+            homes = members[member_bounds[cluster] : member_bounds[cluster + 1]]
+            queries = askers[asker_bounds[cluster] : asker_bounds[cluster + 1]]
+            found_i, found_j = [], []
+            columns = matrix[homes] if len(homes) and len(queries) else None
+            for start in range(0, len(queries) if columns is not None else 0, block_rows_for(len(homes))):
+                block = queries[start : start + block_rows_for(len(homes))]
+                sub_r, sub_c = torch.nonzero(product(matrix[block], columns) >= cut, as_tuple=True)
+                found_i.append(block[sub_r.numpy()])
+                found_j.append(homes[sub_c.numpy()])
+            i = np.concatenate(found_i) if found_i else np.zeros(0, dtype=np.int64)
+            j = np.concatenate(found_j) if found_j else np.zeros(0, dtype=np.int64)
+            # j may have found i too, at the cluster of i's home: keep the pair at the first of the two.
+            other = np.where(in_rows[j] & (nearest[j] == home[i][:, None]).any(axis=1), home[i], count)
+            keep = (i != j) & ((cluster < other) | ((cluster == other) & (i < j)))
+            i, j = i[keep], j[keep]
+            exact = np.einsum("ij,ij->i", vectors[i], vectors[j]) if len(i) else np.zeros(0, dtype=np.float32)
+            keep = exact >= floor
+            yield cluster + 1, count, i[keep], j[keep], exact[keep]
+
+
+def nearest_clusters(vectors: np.ndarray, count: int, probes: int, *, seed: int = 0, rounds: int = 8) -> np.ndarray:
+    """Spherical k-means on a sample (40 vectors a cluster); return each vector's `probes` nearest
+    clusters, nearest first (n x probes)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    count = min(count, len(vectors))
+    if count == 0:
+        return np.zeros((0, probes), dtype=np.int64)
+    sample = torch.from_numpy(vectors[np.sort(rng.choice(len(vectors), min(len(vectors), 40 * count), replace=False))])
+    centroids = sample[torch.from_numpy(rng.choice(len(sample), count, replace=False))].clone()
+    for _ in range(rounds):
+        labels = _nearest(sample, centroids, 1)[:, 0]
+        sums = torch.zeros_like(centroids).index_add_(0, torch.from_numpy(labels), sample)
+        sizes = np.bincount(labels, minlength=count)
+        empty = np.flatnonzero(sizes == 0)  # a centre nobody chose starts again at a random sample vector
+        sums[torch.from_numpy(empty)] = sample[torch.from_numpy(rng.choice(len(sample), len(empty)))]
+        centroids = torch.nn.functional.normalize(sums, dim=1)
+    return _nearest(torch.from_numpy(np.ascontiguousarray(vectors)), centroids, min(probes, count))
+
+
+def _nearest(vectors, centroids, probes: int) -> np.ndarray:
+    import torch
+
+    found = []
+    with torch.inference_mode():
+        for start in range(0, len(vectors), 16_384):
+            found.append(torch.topk(vectors[start : start + 16_384] @ centroids.T, probes, dim=1).indices.numpy())
+    return np.concatenate(found) if found else np.zeros((0, probes), dtype=np.int64)
+
+
 def block_rows_for(columns: int) -> int:
     """Rows per block: IMGSIM_DUPLICATE_BLOCK, fewer when a block's scores (4 bytes per row and
     column) would pass IMGSIM_DUPLICATE_MEMORY_MB. At a million photos the default block's scores

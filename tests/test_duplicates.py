@@ -230,13 +230,17 @@ def test_pages_and_permissions(library, editor, viewer):
     assert bad.status_code == 400
 
 
-def test_a_stopped_scan_keeps_a_checkpoint_and_goes_on_from_it(library, settings, monkeypatch):
-    """A worker asked to stop ends the scan between blocks; the next run finishes it with the same pairs."""
+@pytest.mark.parametrize("plan", ["exact", "clustered"])
+def test_a_stopped_scan_keeps_a_checkpoint_and_goes_on_from_it(plan, library, settings, monkeypatch):
+    """A worker asked to stop ends the scan between blocks (or clusters); the next run finishes it
+    with the same pairs."""
     from search import stopping
     from search.duplicates import find_pairs, run_scan
     from search.models import DuplicateScan
 
     settings.IMGSIM_DUPLICATE_BLOCK = 4
+    settings.IMGSIM_DUPLICATE_EXACT_PAIRS = 0 if plan == "clustered" else 10**10
+    settings.IMGSIM_DUPLICATE_PROBES = 30  # a handful of photos: every cluster, so the same pairs
     first = start_scan()
     expected = {(p.a, p.b, p.tier) for p in find_pairs()}
     assert expected and len(expected) == first.pairs
@@ -245,7 +249,7 @@ def test_a_stopped_scan_keeps_a_checkpoint_and_goes_on_from_it(library, settings
     scan = DuplicateScan.objects.create(similarity_threshold=0.95, hamming_threshold=10)
     run_scan(scan)
     scan.refresh_from_db()
-    assert scan.status == "running" and scan.checkpoint["next_id"] > 0
+    assert scan.status == "running" and scan.checkpoint["next_cluster" if plan == "clustered" else "next_id"] > 0
     assert 0 < scan.progress < 0.95
     assert DuplicatePair.objects.count() == first.pairs  # the previous scan's pairs serve meanwhile
 

@@ -240,3 +240,35 @@ def test_a_large_library_is_compared_in_smaller_blocks_with_the_same_pairs(setti
     settings.IMGSIM_DUPLICATE_MEMORY_MB = 0.15  # 157 KB of scores: 65 rows of 600 columns per block
     small, small_blocks = pairs_and_blocks()
     assert whole_blocks == 1 and small_blocks == 10 and small == whole and len(whole) >= 300
+
+
+def test_the_clustered_scan_finds_the_pairs_of_the_exact_one_each_once():
+    """k-means clusters: each row meets only its nearest clusters, and still finds (almost) every pair."""
+    from search.similarity import clustered_blocks, similar_pairs
+
+    rng = np.random.default_rng(8)
+    centres = rng.normal(size=(30, 64))
+    vectors = centres[rng.integers(0, 30, 6000)] + rng.normal(scale=0.6, size=(6000, 64))
+    shots = rng.choice(np.arange(1, 6000), 300, replace=False)
+    vectors[shots] = vectors[(rng.random(300) * shots).astype(int)] + rng.normal(scale=0.04, size=(300, 64))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    everything = np.arange(len(vectors))
+    i, j, _ = similar_pairs(vectors, everything, 0.9, None)
+    exact = {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist())}
+    assert len(exact) >= 250
+
+    def clustered(rows, probes):
+        blocks = list(clustered_blocks(vectors, rows, 0.9, probes=probes))
+        assert [done for done, count, *_ in blocks] == list(range(1, blocks[0][1] + 1))
+        found = [(a, b) for *_, i, j, sim in blocks for a, b in zip(i.tolist(), j.tolist())]
+        assert all(sim.min() >= 0.9 for *_, sim in blocks if len(sim))
+        assert len(found) == len({(min(a, b), max(a, b)) for a, b in found})  # each pair once
+        return {(min(a, b), max(a, b)) for a, b in found}
+
+    full = clustered(everything, 3)
+    assert full <= exact and len(full) >= 0.99 * len(exact)
+    assert len(clustered(everything, 1)) <= len(full)  # fewer probes, fewer comparisons
+    new = everything[5000:]  # an incremental scan: the new rows against everything
+    among_new = {pair for pair in exact if pair[1] >= 5000}
+    assert clustered(new, 3) <= among_new and len(clustered(new, 3)) >= 0.98 * len(among_new)
+    assert clustered(everything[:3], 5) <= exact  # more probes than clusters is fine

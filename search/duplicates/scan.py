@@ -3,9 +3,12 @@
 How a pair's tier is decided is documented in search/duplicates/__init__.py. A
 scan never compares all pairs in Python: it multiplies blocks of the vector
 matrix (bfloat16 where it measured faster here, candidates re-scored in float32), upper
-triangle only; an incremental scan compares only photos added since the last one.
+triangle only; an incremental scan compares only photos added since the last one. A scan
+that would compare more than IMGSIM_DUPLICATE_EXACT_PAIRS pairs compares each photo only
+within its nearest k-means clusters (search.similarity.clustered_blocks).
 """
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +23,7 @@ from gallery.background import start as run_on_a_thread
 from gallery.models import Image
 from search.columns import column_cache
 from search.models import DuplicatePair, DuplicateScan, Tier
-from search.similarity import similar_blocks
+from search.similarity import clustered_blocks, similar_blocks
 from search.sync import current_generation
 
 log = logging.getLogger(__name__)
@@ -109,14 +112,12 @@ def find_pairs(
         floor = min(
             similarity_threshold, settings.IMGSIM_DUPLICATE_NEAR_CONFIRM, settings.IMGSIM_DUPLICATE_CROP_CONFIRM
         )
-        # Positions shift when photos come or go between a stop and the resumption; ids do not.
-        first = int(np.searchsorted(ids[rows], (checkpoint or {}).get("next_id", 0)))
-        for done, i, j, similarity in similar_blocks(vectors, rows, floor, triangle=since_id == 0, first=first):
+        for done, going_on, i, j, similarity in _blocks(ids, vectors, rows, floor, since_id, checkpoint or {}):
             found.extend(zip(ids[i].tolist(), ids[j].tolist(), similarity.tolist()))
             if on_progress:
-                on_progress(done / len(rows))
-            if done < len(rows) and should_stop():
-                raise ScanStopped({"next_id": int(ids[rows[done]]), "candidates": found})
+                on_progress(done)
+            if done < 1 and should_stop():
+                raise ScanStopped({**going_on, "candidates": found})
     pairs: dict[tuple[int, int], Pair] = {}
     for a, b, sim in found:
         a, b = (a, b) if a < b else (b, a)
@@ -145,6 +146,26 @@ def find_pairs(
                 if b > since_id or a > since_id:
                     pairs[(a, b)] = Pair(a, b, Tier.EXACT, 1.0, 0, "same decoded pixels")
     return sorted(pairs.values(), key=lambda p: (TIER_ORDER[p.tier], -p.similarity))
+
+
+def _blocks(ids, vectors, rows, floor: float, since_id: int, checkpoint: dict):
+    """Yield (fraction done, checkpoint to go on from, i, j, similarity) of the exact scan, or of the
+    clustered one when the exact scan would compare more than IMGSIM_DUPLICATE_EXACT_PAIRS pairs."""
+    compared = len(rows) * len(ids) // (2 if since_id == 0 else 1)
+    if "next_cluster" in checkpoint or compared > settings.IMGSIM_DUPLICATE_EXACT_PAIRS:
+        # k-means is seeded, so the same vectors give the same clusters and a resumed scan goes on
+        # at the next one; when photos came or went meanwhile, it starts over (keeping what it found).
+        digest = hashlib.sha256(ids.tobytes() + vectors[:: max(1, len(vectors) // 512)].tobytes()).hexdigest()[:16]
+        first = checkpoint.get("next_cluster", 0) if checkpoint.get("vectors") == digest else 0
+        probes = settings.IMGSIM_DUPLICATE_PROBES
+        for done, clusters, i, j, similarity in clustered_blocks(vectors, rows, floor, probes=probes, first=first):
+            yield done / clusters, {"next_cluster": done, "vectors": digest}, i, j, similarity
+        return
+    # Positions shift when photos come or go between a stop and the resumption; ids do not.
+    first = int(np.searchsorted(ids[rows], checkpoint.get("next_id", 0)))
+    for done, i, j, similarity in similar_blocks(vectors, rows, floor, triangle=since_id == 0, first=first):
+        going_on = {"next_id": int(ids[rows[done]])} if done < len(rows) else {}
+        yield done / len(rows), going_on, i, j, similarity
 
 
 def run_scan(scan: DuplicateScan) -> DuplicateScan:
