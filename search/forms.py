@@ -30,3 +30,17 @@ class SearchForm(FilterForm):
                 words.append(word)
         negatives += [term.strip() for term in (self.cleaned_data.get("exclude") or "").split(",") if term.strip()]
         return " ".join(words), negatives
+
+    def chips(self, params) -> list[dict]:
+        """A removable chip per "not" term (dropping it from the query or the Not field), then the filters'."""
+        words = (self.cleaned_data.get("q") or "").split()
+        excluded = [term.strip() for term in (self.cleaned_data.get("exclude") or "").split(",") if term.strip()]
+        chips = []
+        for term in self.query_parts()[1]:
+            remaining = params.copy()
+            if f"-{term}" in words:
+                remaining["q"] = " ".join(word for word in words if word != f"-{term}")
+            else:
+                remaining["exclude"] = ", ".join(other for other in excluded if other != term)
+            chips.append({"name": "not", "label": "not", "value": term, "without": remaining.urlencode()})
+        return chips + super().chips(params)

@@ -1,8 +1,10 @@
 """Search that reads words too: full-text search over what the team wrote, fused with CLIP's ranking."""
 
 import re
+from html import unescape
 
 import pytest
+from django.http import QueryDict
 from django.urls import reverse
 
 from gallery.models import Image, Tag
@@ -87,6 +89,14 @@ def test_the_page_fuses_refines_and_takes_several_negatives(photos, viewer_clien
     assert page_ids(html)[0] == photos[9].pk and "matched: location" in html
     html = viewer_client.get(reverse("search:page"), {"q": "beach -people -cars", "threshold": -1}).content.decode()
     assert "not: people" in html and "not: cars" in html
+    # Each "not" chip removes its own term, from the query or from the Not field.
+    chips = viewer_client.get(reverse("search:page"), {"q": "beach -people", "exclude": "cars, dogs"}).content.decode()
+    links = dict(re.findall(r'<a class="chip negative" href="\?([^"]+)" aria-label="Remove not: (\w+)"', chips))
+    assert {term: QueryDict(unescape(link)) for link, term in links.items()} == {
+        "people": QueryDict("q=beach&exclude=cars, dogs"),
+        "cars": QueryDict("q=beach -people&exclude=dogs"),
+        "dogs": QueryDict("q=beach -people&exclude=cars"),
+    }
     expected = ids(find_similar(query_text="beach", exclude_text=["people", "cars"], top_k=24, threshold=-1))
     assert page_ids(html) == expected
     assert expected != ids(find_similar(query_text="beach", exclude_text="people cars", top_k=24, threshold=-1))
