@@ -159,8 +159,14 @@ def test_download_streams_a_zip_of_the_originals_with_unique_names(tmp_path, ing
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("width", [1280, 390])
-def test_selecting_and_acting_in_a_browser(browser, live_server, editor, tmp_path, ingest, width):
+@pytest.mark.parametrize("width, count_at_once", [(1280, 10_000), (390, 10)])
+def test_selecting_and_acting_in_a_browser(
+    browser, live_server, editor, tmp_path, ingest, width, count_at_once, monkeypatch
+):
+    """On the phone the grid counts its photos by a second request, as a large library's does."""
+    from gallery import selectors
+
+    monkeypatch.setattr(selectors, "COUNT_AT_ONCE", count_at_once)
     write_library(tmp_path / "in", 64, size=(96, 72))  # more than the first page of 60
     ingest(tmp_path / "in")
     page = login(browser, live_server, "eddie")

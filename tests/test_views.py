@@ -326,6 +326,26 @@ def test_gallery_freshness_does_not_depend_on_the_search_index(
     assert "1 photo is in the gallery but not searchable yet" in page  # the index could not be updated
 
 
+def test_a_large_grid_shows_its_photos_first_and_its_count_by_a_second_request(viewer_client, library, monkeypatch):
+    from gallery import selectors
+
+    monkeypatch.setattr(selectors, "COUNT_AT_ONCE", 3)
+    monkeypatch.setattr(selectors, "PAGE_SIZE", 2)  # (a grid on one page is counted by its photos)
+    total = Image.objects.filter(metadata__category="travel").count()
+    assert total > 3
+    page = viewer_client.get(reverse("gallery:index"), {"category": "travel"}).content.decode()
+    assert page.count('class="card-photo"') == 2 and "counting photos" in page
+    assert "select all" not in page and 'hx-get="?category=travel"' in page
+    counted = viewer_client.get(
+        reverse("gallery:index"), {"category": "travel"}, HTTP_HX_TARGET="grid-count", **HTMX
+    ).content.decode()
+    assert f"<small>{total} photos</small>" in counted and f"select all {total} matching" in counted
+    assert 'class="card-photo"' not in counted
+    monkeypatch.setattr(selectors, "COUNT_AT_ONCE", total)  # up to the limit, counted at once
+    page = viewer_client.get(reverse("gallery:index"), {"category": "travel", "sort": "newest"}).content.decode()
+    assert f"<small>{total} photos</small>" in page and "counting photos" not in page
+
+
 def test_error_pages_use_the_apps_layout_and_say_why(viewer_client):
     missing = viewer_client.get("/images/999999/")
     assert missing.status_code == 404

@@ -17,7 +17,11 @@ from gallery.versions import library_version
 # committed change; the timeout bounds staleness if a process dies before bumping it.
 GRID_CACHE_SECONDS = 60
 # The part of the page an HTMX request asks for (by its target): more photos, or the filtered results.
-PARTIALS = {"grid-more": "gallery/index.html#grid_page", "gallery-results": "gallery/index.html#results"}
+PARTIALS = {
+    "grid-more": "gallery/index.html#grid_page",
+    "gallery-results": "gallery/index.html#results",
+    "grid-count": "gallery/index.html#grid_count",
+}
 
 
 @require_GET
@@ -51,6 +55,7 @@ def gallery_page(request, form: FilterForm, **extra):
         "album_choices": SimpleLazyObject(lambda: list(Album.objects.all())),
         "not_searchable": not_searchable(),
         "search_unavailable": search_unavailable(),
+        "counting": request.htmx.target == "grid-count",  # the count a large grid asks for after its photos
         "cache_seconds": GRID_CACHE_SECONDS,
         # "Only my favourites" differs per person: so does its cache.
         "cache_key": f"{library_version()}:{request.get_full_path()}"
