@@ -8,9 +8,9 @@ from gallery.filters import FilterForm
 from gallery.models import Album, Image, Tag
 
 PAGE_SIZE = 60
-# A grid counts its photos at once up to this many; beyond, the count comes by a second request
-# (gallery.views.browse): counting a million live photos walks an index for ~60 ms, a filtered
-# million for hundreds, and the photos need not wait for it.
+# A grid counts its photos at once in a library of up to this many; beyond, the count comes by a
+# second request (gallery.views.browse): counting a million live photos walks an index for ~60 ms,
+# a filtered million for hundreds, and the photos need not wait for it.
 COUNT_AT_ONCE = 10_000
 
 
@@ -60,11 +60,14 @@ class GridPage:
 
     @cached_property
     def count_at_once(self) -> int | None:
-        """How many photos the grid has, when that is at most COUNT_AT_ONCE (else None: count them later)."""
+        """How many photos the grid has, when the library has at most COUNT_AT_ONCE (else None: count later)."""
         if not self._more and self.number == 1:
             return len(self.object_list)
-        found = self.paginator.object_list.order_by()[: COUNT_AT_ONCE + 1].count()
-        return found if found <= COUNT_AT_ONCE else None
+        # Whether the library is that small is cheap to know; a filter's count up to a limit is not
+        # (3% of a million photos: walking 300,000 of them to find 10,000).
+        if Image.objects.live().order_by()[: COUNT_AT_ONCE + 1].count() > COUNT_AT_ONCE:
+            return None
+        return self.paginator.count
 
     def has_next(self) -> bool:
         return self._more
