@@ -20,9 +20,7 @@ def image_list(*, form: FilterForm):
     if form.is_bound and not form.is_valid():  # the page says what is wrong instead of showing everything
         return images.none()
     if form.is_valid():
-        images = images.filter(form.to_q())
-        if form.tags():
-            images = images.distinct()
+        images = images.filter(form.to_q())  # tags, albums and stars are subqueries: no repeated rows
         if form.cleaned_data.get("sort") == "taken":
             return images.order_by(F("metadata__taken_at").desc(nulls_last=True), "-id")
     return images.order_by("-added_at", "-id")
