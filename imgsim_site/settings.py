@@ -258,9 +258,10 @@ IMGSIM_DUPLICATE_CROP_CONFIRM = env_float("IMGSIM_DUPLICATE_CROP_CONFIRM", 0.97,
 # shots only from this CLIP similarity to the keeper up (search/duplicates/groups.py).
 IMGSIM_DUPLICATE_PRESELECT = env_float("IMGSIM_DUPLICATE_PRESELECT", 0.98, minimum=0.0, maximum=1.01)
 # A search scores its candidates exactly (never missing a neighbour) when that costs at most this many
-# vectors of a pass over the shared vector file (search/query.py): faster than the ANN index up to a few
-# hundred thousand photos, slower above (bench.scale).
-IMGSIM_EXACT_SEARCH_LIMIT = env_int("IMGSIM_EXACT_SEARCH_LIMIT", 400_000, minimum=0)
+# vectors of a pass over the shared vector file (search/query.py). At a million photos the pass takes a
+# few ms more than HNSW, whose candidates held only ~0.6 of the true top 10 of text-like queries there
+# (bench.scale), and web processes never load Chroma's index into memory.
+IMGSIM_EXACT_SEARCH_LIMIT = env_int("IMGSIM_EXACT_SEARCH_LIMIT", 2_000_000, minimum=0)
 # Above it, a search asks the ANN index for this many candidates and keeps the best by exact score:
 # more finds more of the true top 10 of queries far from every photo, as text queries are (bench.scale).
 IMGSIM_ANN_CANDIDATES = env_int("IMGSIM_ANN_CANDIDATES", 512, minimum=1)
