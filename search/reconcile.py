@@ -118,9 +118,11 @@ def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_f
                 break
     result.still_pending = needing.count()
 
-    with reading_index() as index:
-        in_index = {int(pk) for pk in index.ids(current)}
     wanted = set(indexable().values_list("pk", flat=True))
+    with reading_index() as index:
+        in_index = {int(pk) for pk in index.present(current, sorted(wanted))}
+        if index.count(current) > len(in_index):  # it holds photos SQLite does not want: list them all
+            in_index = {int(pk) for pk in index.ids(current)}
     missing, orphans = wanted - in_index, in_index - wanted
     for ids in _chunks(sorted(missing) + sorted(orphans)):
         if stop_requested():  # the worker is stopping; its next start checks the index again
