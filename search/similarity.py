@@ -157,12 +157,12 @@ def _block_product(vectors: np.ndarray, kind: str, floor: float):
         # In slices: whole-matrix temporaries (4 bytes a value, several of them) took 13 s
         # and gigabytes at a million photos; slices of 16k rows stay in cache.
         slices = [slice(start, start + 16_384) for start in range(0, len(vectors), 16_384)]
-        largest = max((float(np.abs(vectors[part]).max()) for part in slices), default=0.0)
+        source = torch.from_numpy(vectors)
+        largest = max((float(source[part].abs().max()) for part in slices), default=0.0)
         scale = 127.0 / max(largest, 1e-6)
-        quantised = np.empty(vectors.shape, dtype=np.int8)
-        for part in slices:
-            quantised[part] = np.rint(vectors[part] * scale).astype(np.int8)
-        matrix = torch.from_numpy(quantised)
+        matrix = torch.empty(vectors.shape, dtype=torch.int8)
+        for part in slices:  # torch uses both cores where numpy took 5 s for a million rows on one
+            matrix[part] = torch.round(source[part] * scale).to(torch.int8)
         return matrix, lambda a, b: torch._int_mm(a, b.T), (floor - 0.02) * scale * scale
     dtype = torch.bfloat16 if kind == "bf16" else torch.float32
     matrix = torch.from_numpy(np.ascontiguousarray(vectors)).to(dtype)
