@@ -192,8 +192,7 @@ class VectorTable:
                         rough[~in_file] = torch.from_numpy(self.extra[-1 - rows[~in_file]]) @ query
             else:
                 rough = torch.from_numpy(self.take(positions)) @ query
-            shortlist = min(len(positions), 2 * count + 32)
-            picked = torch.topk(rough, shortlist, sorted=False).indices.numpy()
+            picked = _top(rough, min(len(positions), 2 * count + 32)).numpy()
         exact = self.similarities(vector, positions[picked])
         order = np.argsort(-exact, kind="stable")[:count]
         return positions[picked[order]], exact[order]
@@ -208,6 +207,25 @@ class VectorTable:
         for start in range(0, len(self.ids), 8192):  # 8 MB slices: reused by the heap, not mapped afresh
             out[start : start + 8192] = torch.from_numpy(self.take(np.arange(start, min(start + 8192, len(self.ids)))))
         return out.numpy()
+
+
+def _top(scores, count: int):
+    """Indices of count of the largest scores (any order).
+
+    torch.topk took 7-8 ms over a million float16 similarities; a threshold from every
+    hundredth score keeps a few hundred candidates in ~1 ms, and topk among those.
+    """
+    import torch
+
+    step = len(scores) // 10_000
+    if step >= 20:
+        sample = scores[::step].float()
+        rank = min(len(sample), 4 * count // step + 3)  # ~rank x step scores lie above it: several times count
+        floor = torch.topk(sample, rank, sorted=True).values[-1]
+        candidates = torch.nonzero(scores >= floor).flatten()
+        if len(candidates) >= count:  # else the sample was unlucky: the plain way
+            return candidates[torch.topk(scores[candidates], count, sorted=False).indices]
+    return torch.topk(scores, count, sorted=False).indices
 
 
 # A file is rewritten when more photos than this (or than 2% of it) are missing from it, or

@@ -141,3 +141,21 @@ def test_workers_share_the_pages_of_one_file(tmp_path):
     # 8 MB of the file resident in both: each process's proportional share is half of it.
     assert rss_kb >= 8000
     assert pss_kb <= rss_kb * 0.55
+
+
+def test_the_shortlist_of_a_large_pass_is_the_top_scores_even_when_the_sample_misleads():
+    """_top thresholds at a sample's high rank instead of a topk over a million scores; it must
+    still return exactly the largest, and fall back when the sample promised too few."""
+    import torch
+
+    from gallery.vector_file import _top
+
+    scores = torch.from_numpy(np.random.default_rng(4).normal(size=400_000).astype(np.float16))
+    expected = torch.topk(scores.float(), 52).values
+    assert torch.equal(torch.sort(scores[_top(scores, 52)].float(), descending=True).values, expected)
+    misleading = torch.zeros(200_000, dtype=torch.float16)
+    misleading[::20] = torch.arange(10_000, dtype=torch.float16) / 10_000 + 1  # the sample is all the high ones
+    picked = _top(misleading, 52)
+    assert len(picked) == 52 and torch.equal(
+        torch.sort(misleading[picked].float()).values, torch.sort(torch.topk(misleading.float(), 52).values).values
+    )
