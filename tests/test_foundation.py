@@ -232,3 +232,38 @@ def test_createuser_and_ensure_admin(capsys, django_user_model):
     call_command("createuser", "alice", "--role", "viewer")
     alice = django_user_model.objects.get(username="alice")
     assert not alice.is_staff and not alice.has_perm("gallery.edit_library")
+
+
+def test_the_docker_build_context_leaves_out_the_virtualenv_and_the_data_dir():
+    """Docker's own rule: a path is left out when the last pattern matching it (or a parent) is not a !."""
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = [
+        line.strip().rstrip("/")
+        for line in (root / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def left_out(path: str) -> bool:
+        parts = path.split("/")
+        verdict = False
+        for pattern in patterns:
+            negated, pattern = pattern.startswith("!"), pattern.lstrip("!")
+            if any(fnmatch("/".join(parts[:n]), pattern) for n in range(1, len(parts) + 1)):
+                verdict = not negated
+        return verdict
+
+    for secret in (".venv/bin/python", "data/secret_key", "data/imgsim.sqlite3", "data/media/originals/ab/x.jpg"):
+        assert left_out(secret), secret
+    for needed in ("manage.py", "gallery/models.py", "requirements.lock", "static/favicon.svg", "Dockerfile"):
+        assert not left_out(needed), needed
+
+
+def test_every_page_names_a_favicon_that_is_served(viewer_client):
+    from django.contrib.staticfiles import finders
+
+    html = viewer_client.get("/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    assert finders.find("favicon.svg") and "<svg" in open(finders.find("favicon.svg")).read()
