@@ -255,7 +255,7 @@ class ChromaIndex(VectorIndex):
             self.client().delete_collection(building)
         target = self._open(building, model_name, create_only=True)
         for ids, vectors, metadatas in batches:
-            self._upsert_into(target, ids, vectors, metadatas)
+            self._upsert_into(target, ids, vectors, metadatas, fresh=True)
         with self._lock:
             self._collections.pop(name, None)
             with contextlib.suppress(Exception):  # absent already is fine
@@ -268,19 +268,22 @@ class ChromaIndex(VectorIndex):
         except Exception:
             return 1000
 
-    def _upsert_into(self, collection, ids: list, vectors: np.ndarray, metadatas: list[dict | None]) -> None:
+    def _upsert_into(
+        self, collection, ids: list, vectors: np.ndarray, metadatas: list[dict | None], *, fresh: bool = False
+    ) -> None:
         """Write vectors and metadata; for photos whose vector Chroma already holds, the metadata alone.
 
         Rewriting a vector re-inserts it into the HNSW graph, which costs ~20x a
         metadata update (bench.bulk): a bulk tag of 10,000 photos would spend its
-        time re-adding unchanged vectors.
+        time re-adding unchanged vectors. fresh: the collection holds none of these ids
+        (a rebuild), so nothing is looked up first.
         """
         step = self.max_batch_size()
         for start in range(0, len(ids), step):
             chunk = [str(pk) for pk in ids[start : start + step]]
             chunk_vectors = np.asarray(vectors[start : start + step], dtype=np.float32)
             chunk_metadata = [_clean_metadata(m) for m in metadatas[start : start + step]]
-            same = _unchanged(collection, chunk, chunk_vectors)
+            same = set() if fresh else _unchanged(collection, chunk, chunk_vectors)
             update = [i for i, pk in enumerate(chunk) if pk in same and chunk_metadata[i] is not None]
             if update:  # update merges keys; _clean_metadata sends removed ones as None
                 collection.update(ids=[chunk[i] for i in update], metadatas=[chunk_metadata[i] for i in update])
