@@ -10,6 +10,8 @@ return a wrong one. The vectors are not copied: they are read from the memory-ma
 file every process shares (gallery.vector_file).
 """
 
+import hashlib
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -66,6 +68,8 @@ class Columns:
             return np.isin(self.ids, np.empty(0, dtype=np.int64) if members is None else members, assume_unique=True)
         if key == "has_gps":
             return self.numbers["has_gps"] == (1.0 if value else 0.0)
+        if key in _HASHED:
+            return self.codes[key] == _hash(fold_text(value))
         if key in _TEXT_FIELDS:
             return self.codes[key] == self.vocabulary[key].get(fold_text(value), -1)
         with np.errstate(invalid="ignore"):  # NaN (unknown) never matches
@@ -125,10 +129,44 @@ class ColumnCache:
             self._columns = None
 
 
-def _encode(values: list[str]) -> tuple[np.ndarray, dict[str, int]]:
-    vocabulary: dict[str, int] = {}
-    codes = np.fromiter((vocabulary.setdefault(v, len(vocabulary)) for v in values), dtype=np.int32, count=len(values))
-    return codes, vocabulary
+_BATCH = 20_000
+# (field read from the database, column it fills); text columns become codes into a vocabulary.
+_READ = (
+    ("pk", "pk"),
+    ("format", "format"),
+    ("original_name", "filename"),
+    ("width", "width"),
+    ("height", "height"),
+    ("metadata__category", "category"),
+    ("metadata__camera_make", "camera_make"),
+    ("metadata__camera_model", "camera_model"),
+    ("metadata__taken_at", "taken_ts"),
+    ("metadata__latitude", "has_gps"),
+    ("metadata__location", "location"),
+)
+
+
+# Nearly every photo has its own file name: a vocabulary of a million names took ~200 MB per
+# process, 64-bit hashes take 8 MB (a collision could only nominate a photo SQLite then rejects).
+_HASHED = {"filename"}
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def _array(column: str, values: tuple, vocabulary: dict[str, dict[str, int]]) -> np.ndarray:
+    """One batch of one column as numbers: text as codes (folded), dates as timestamps, NaN when unknown."""
+    if column in _HASHED:
+        return np.fromiter((_hash(fold_text(v or "")) for v in values), dtype=np.int64)
+    if column in _TEXT_FIELDS:
+        words = vocabulary[column]
+        return np.fromiter((words.setdefault(fold_text(v or ""), len(words)) for v in values), dtype=np.int32)
+    if column == "taken_ts":
+        return np.array([v.timestamp() if v else np.nan for v in values], dtype=np.float64)
+    if column == "has_gps":
+        return np.array([0.0 if v is None else 1.0 for v in values], dtype=np.float64)
+    return np.array(values, dtype=np.float64 if column != "pk" else np.int64)
 
 
 def build_columns(generation: int) -> Columns:
@@ -136,43 +174,29 @@ def build_columns(generation: int) -> Columns:
     from search.sync import indexable
 
     current_model = model_name()
-    rows = list(
-        indexable()
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "format",
-            "original_name",
-            "width",
-            "height",
-            "metadata__category",
-            "metadata__camera_make",
-            "metadata__camera_model",
-            "metadata__taken_at",
-            "metadata__latitude",
-            "metadata__location",
-        )
+    rows = indexable().order_by("pk").values_list(*(name for name, _ in _READ)).iterator(chunk_size=_BATCH)
+    # Batch by batch into arrays: a million rows of tuples at once took ~900 MB that the heap kept.
+    parts: dict[str, list[np.ndarray]] = {name: [] for name, _ in _READ}
+    vocabulary: dict[str, dict[str, int]] = {column: {} for _, column in _READ if column in _TEXT_FIELDS - _HASHED}
+    while batch := list(itertools.islice(rows, _BATCH)):
+        for (name, column), values in zip(_READ, zip(*batch)):
+            parts[name].append(_array(column, values, vocabulary))
+    arrays = {name: np.concatenate(found) if found else np.zeros(0) for name, found in parts.items()}
+    ids = arrays.pop("pk").astype(np.int64)
+    keep, vectors = table_for(ids, current_model)  # a photo whose stored vector is missing is left out
+    columns = Columns(
+        generation=generation, built_at=time.monotonic(), model=current_model, ids=ids[keep], vectors=vectors
     )
-    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-    keep, vectors = table_for(ids, current_model)
-    rows = [row for row, kept in zip(rows, keep) if kept]  # a photo whose stored vector is missing
-    ids = ids[keep]
-    columns = Columns(generation=generation, built_at=time.monotonic(), model=current_model, ids=ids, vectors=vectors)
-    for position, name in (
-        (1, "format"),
-        (2, "filename"),
-        (5, "category"),
-        (6, "camera_make"),
-        (7, "camera_model"),
-        (10, "location"),
-    ):
-        columns.codes[name], columns.vocabulary[name] = _encode([fold_text(row[position] or "") for row in rows])
-    columns.numbers["width"] = np.array([row[3] for row in rows], dtype=np.float64)
-    columns.numbers["height"] = np.array([row[4] for row in rows], dtype=np.float64)
-    columns.numbers["taken_ts"] = np.array([row[8].timestamp() if row[8] else np.nan for row in rows], dtype=np.float64)
-    columns.numbers["has_gps"] = np.array([0.0 if row[9] is None else 1.0 for row in rows], dtype=np.float64)
+    for name, column in _READ[1:]:
+        if column in _HASHED:
+            columns.codes[column] = arrays[name].astype(np.int64)[keep]
+        elif column in _TEXT_FIELDS:
+            columns.codes[column] = arrays[name].astype(np.int32)[keep]
+            columns.vocabulary[column] = vocabulary[column]
+        else:
+            columns.numbers[column] = arrays[name].astype(np.float64)[keep]
     by_tag: dict[str, list[int]] = {}
-    for image_id, tag in Metadata.tags.through.objects.values_list("metadata_id", "tag__name"):
+    for image_id, tag in Metadata.tags.through.objects.values_list("metadata_id", "tag__name").iterator(_BATCH):
         by_tag.setdefault(tag, []).append(image_id)
     columns.tags = {tag: np.array(sorted(ids), dtype=np.int64) for tag, ids in by_tag.items()}
     by_album: dict[str, list[int]] = {}

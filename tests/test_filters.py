@@ -80,6 +80,8 @@ FILTERS = [
     {"album": "holidays 2024"},
     {"album": {"$in": ["Work", "Holidays 2024"]}},
     {"$and": [{"album": "Work"}, {"tags": "sea"}]},
+    {"filename": "PHOTO_0003.JPG"},  # file names are hashed in the column cache, any case
+    {"filename": {"$in": ["photo_0005.jpg", "Photo_0007.jpg"]}},
 ]
 
 
