@@ -66,6 +66,19 @@ def test_tokens_are_shown_once_stored_hashed_and_revocable(editor, editor_token,
     assert_error(call("get", "/api/stats", editor_token), 401)
 
 
+def test_creating_a_token_redirects_so_a_reload_makes_no_second_one(editor):
+    from imgsim_site.models import ApiToken
+
+    client = Client()
+    client.force_login(editor)
+    created = client.post("/profile/", {"action": "create", "name": "script"})
+    assert created.status_code == 302 and created["Location"] == "/profile/"
+    shown = client.get("/profile/").content.decode()
+    assert '<pre id="new-token">' in shown and ApiToken.objects.filter(user=editor).count() == 1
+    reloaded = client.get("/profile/").content.decode()  # what a reload of the page after the redirect asks
+    assert '<pre id="new-token">' not in reloaded and ApiToken.objects.filter(user=editor).count() == 1
+
+
 def test_anonymous_gets_401_json_not_a_login_page(library):
     for method, url in (("get", "/api/stats"), ("post", "/api/search"), ("get", f"/api/images/{library[0].pk}")):
         assert_error(call(method, url), 401)
