@@ -132,6 +132,10 @@ def test_the_infinite_scroll_follows_the_last_photo_through_the_whole_grid(viewe
     gone = viewer_client.get(reverse("gallery:index"), {"after": "999999"})
     assert gone.status_code == 400 and "no longer in the library" in gone.content.decode()
     assert viewer_client.get(reverse("gallery:index"), {"after": "9" * 40}).status_code == 400
+    both = viewer_client.get(reverse("gallery:index"), {"after": "zz", "min_width": "abc"})
+    assert both.status_code == 400  # two mistakes: the page names both, not only the first
+    html = both.content.decode()
+    assert "is not a photo&#x27;s number" in html and "These filters cannot be used" in html
 
 
 def test_similar_strip_is_a_partial_for_htmx_and_a_page_otherwise(viewer_client, library):
