@@ -350,11 +350,18 @@ def measure(args) -> list[list]:
     deep = max(1, args.size // 60 // 2)
     newest_first = ids[::-1]  # the synthetic photos were added in id order
     scroll = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "grid-more"}
+    tagged = Metadata.tags.through.objects.filter(tag__name="tag050").count()
+    year = time.gmtime().tm_year - 7  # the synthetic dates span fifteen years back from today
     for label, url, headers in (
         ("gallery first page", "/", {}),
         (f"gallery scroll, page {deep:,}", f"/?page={deep}&after={newest_first[(deep - 1) * 60 - 1]}", scroll),
         (f"gallery numbered page {deep:,} (offset)", f"/?page={deep}", {}),
-        ("gallery filtered first page", "/?category=kids", {}),
+        ("gallery filtered: a category", "/?category=kids", {}),
+        ("gallery filtered: the most used tag", "/?tag=tag000", {}),
+        (f"gallery filtered: a tag on {tagged / len(ids):.1%}", "/?tag=tag050", {}),
+        ("gallery filtered: a year", f"/?year={year}", {}),
+        ("gallery sorted by date taken", "/?sort=taken", {}),
+        ("gallery sorted by date taken, a year", f"/?sort=taken&year={year}", {}),
         ("photo page", f"/images/{ids[len(ids) // 2]}/", {}),
     ):
         client.get(url, **headers)

@@ -165,7 +165,8 @@ class Metadata(models.Model):
         indexes = [
             models.Index(fields=["category"], name="metadata_category"),
             models.Index(fields=["camera_make", "camera_model"], name="metadata_camera"),
-            models.Index(fields=["taken_at"], name="metadata_taken_at"),
+            models.Index(fields=["camera_model"], name="metadata_camera_model"),  # the sidebar's suggestions
+            models.Index(fields=["taken_at", "image"], name="metadata_taken"),  # the grid sorted by date
             models.Index(fields=["latitude"], name="metadata_latitude"),
         ]
         constraints = [

@@ -14,15 +14,21 @@ PAGE_SIZE = 60
 COUNT_AT_ONCE = 10_000
 
 
-def image_list(*, form: FilterForm):
-    """Return live photos matching the form's filters, in the chosen order."""
+def image_list(*, form: FilterForm, page: bool = False):
+    """Return live photos matching the form's filters, in the chosen order.
+
+    page: for the first photos of it (a page, a neighbour), not all of them (a count, select all).
+    """
     images = Image.objects.live().select_related("metadata")
     if form.is_bound and not form.is_valid():  # the page says what is wrong instead of showing everything
         return images.none()
     if form.is_valid():
-        images = images.filter(form.to_q())  # tags, albums and stars are subqueries: no repeated rows
+        images = images.filter(form.to_q(page=page))  # tags, albums and stars are subqueries: no repeated rows
         if form.cleaned_data.get("sort") == "taken":
-            return images.order_by(F("metadata__taken_at").desc(nulls_last=True), "-id")
+            # An inner join (every photo has its metadata row) and the tie on metadata's side let the
+            # database walk one index (date, id) in order; from the photo's side it sorted the library.
+            images = images.filter(metadata__isnull=False)
+            return images.order_by(F("metadata__taken_at").desc(nulls_last=True), "-metadata__image_id")
     return images.order_by("-added_at", "-id")
 
 
@@ -34,17 +40,25 @@ def image_page(*, form: FilterForm, page, upto=None, after: Image | None = None)
     before it. upto: pages 1 to upto together (a return to a place deep in the scroll).
     page alone (a link from before keysets, or typed): the numbered page.
     """
-    images = image_list(form=form)
-    paginator = Paginator(images, PAGE_SIZE)  # its count runs only when a template asks for it
+    ids = image_list(form=form, page=True).values_list("pk", flat=True)
+    paginator = Paginator(image_list(form=form), PAGE_SIZE)  # its count runs only when a template asks for it
     if after is not None:
-        rows = _following(images, form, after, PAGE_SIZE + 1)
+        rows = _photos(_following(ids, form, after, PAGE_SIZE + 1))
         return GridPage(paginator, rows[:PAGE_SIZE], _page_number(page, default=2), more=len(rows) > PAGE_SIZE)
     if upto or _page_number(page, default=1) == 1:  # no count needed, as a numbered page needs one
         number = _page_number(upto, default=1)
-        rows = list(images[: number * PAGE_SIZE + 1])
+        rows = _photos(ids[: number * PAGE_SIZE + 1])
         return GridPage(paginator, rows[: number * PAGE_SIZE], number, more=len(rows) > number * PAGE_SIZE)
     numbered = paginator.get_page(page)
     return GridPage(paginator, list(numbered.object_list), numbered.number, more=numbered.has_next())
+
+
+def _photos(ids) -> list[Image]:
+    """The photos of these ids, in their order. A page is found by ids and then read: a sort that
+    carries whole rows with their metadata, for every photo of a filter, took 2.5x as long."""
+    ids = list(ids)
+    found = Image.objects.select_related("metadata").in_bulk(ids)
+    return [found[pk] for pk in ids]
 
 
 class GridPage:
@@ -84,11 +98,12 @@ def _page_number(value, *, default: int) -> int:
         return default
 
 
-def _grid_key(form: FilterForm, image: Image) -> tuple[str, object]:
-    """The field the grid is sorted by (then by id, descending), and this photo's value of it."""
+def _grid_key(form: FilterForm, image: Image) -> tuple[str, object, str]:
+    """The field the grid is sorted by (then by the photo's id, descending), this photo's value of
+    it, and the id's name on the side of that field (so that one index holds the whole order)."""
     if form.is_valid() and form.cleaned_data.get("sort") == "taken":
-        return "metadata__taken_at", image.metadata.taken_at
-    return "added_at", image.added_at
+        return "metadata__taken_at", image.metadata.taken_at, "metadata__image_id"
+    return "added_at", image.added_at, "pk"
 
 
 def _following(photos, form: FilterForm, image: Image, count: int) -> list:
@@ -97,11 +112,11 @@ def _following(photos, form: FilterForm, image: Image, count: int) -> list:
     A range on the sort key alone, then the tie on id, lets the database walk its
     index from the photo; photos without a date come last, by id.
     """
-    key, value = _grid_key(form, image)
-    unknown = photos.filter(**{f"{key}__isnull": True}).order_by("-pk")
+    key, value, tie = _grid_key(form, image)
+    unknown = photos.filter(**{f"{key}__isnull": True}).order_by(f"-{tie}")
     if value is None:
-        return list(unknown.filter(pk__lt=image.pk)[:count])
-    found = list(photos.filter(**{f"{key}__lte": value}).exclude(**{key: value, "pk__gte": image.pk})[:count])
+        return list(unknown.filter(**{f"{tie}__lt": image.pk})[:count])
+    found = list(photos.filter(**{f"{key}__lte": value}).exclude(**{key: value, f"{tie}__gte": image.pk})[:count])
     if len(found) < count:
         found += list(unknown[: count - len(found)])
     return found
@@ -109,16 +124,16 @@ def _following(photos, form: FilterForm, image: Image, count: int) -> list:
 
 def _preceding(ids, form: FilterForm, image: Image):
     """The id of the photo just before this one in the grid (ids: a queryset in the grid's order)."""
-    key, value = _grid_key(form, image)
+    key, value, tie = _grid_key(form, image)
     if value is None:  # unknown dates with a higher id, then the last dated photo
-        before = ids.filter(**{f"{key}__isnull": True}).order_by("-pk").filter(pk__gt=image.pk).reverse().first()
-        return before if before is not None else ids.filter(**{f"{key}__isnull": False}).reverse().first()
-    return ids.filter(**{f"{key}__gte": value}).exclude(**{key: value, "pk__lte": image.pk}).reverse().first()
+        later = ids.filter(**{f"{key}__isnull": True, f"{tie}__gt": image.pk}).order_by(f"-{tie}").reverse().first()
+        return later if later is not None else ids.filter(**{f"{key}__isnull": False}).reverse().first()
+    return ids.filter(**{f"{key}__gte": value}).exclude(**{key: value, f"{tie}__lte": image.pk}).reverse().first()
 
 
 def neighbours(*, image: Image, form: FilterForm) -> tuple[int | None, int | None]:
     """Return the ids before and after an image within the current filter and order (keyset lookups)."""
-    ids = image_list(form=form).values_list("pk", flat=True)
+    ids = image_list(form=form, page=True).values_list("pk", flat=True)
     return _preceding(ids, form, image), next(iter(_following(ids, form, image, 1)), None)
 
 
@@ -133,8 +148,8 @@ def neighbours_in(ids: list[int], image: Image) -> tuple[int | None, int | None]
     return previous, following
 
 
-# The sidebar's suggestions of categories and cameras read every photo's metadata (15 ms at 100k
-# photos): computed at most once a minute, so a new category is suggested within a minute.
+# The sidebar's suggestions of categories and cameras: computed at most once a minute, so a new
+# category is suggested within a minute.
 SUGGESTIONS_SECONDS = 60
 
 
@@ -153,8 +168,15 @@ def _metadata_suggestions() -> dict:
     from gallery.models import Metadata
 
     def distinct(field: str) -> list[str]:
-        values = Metadata.objects.exclude(**{field: ""}).values_list(field, flat=True)
-        return list(values.distinct().order_by(field)[:100])
+        """Up to 100 values in order, one indexed lookup each: DISTINCT read all of a million photos (150 ms)."""
+        rows = Metadata.objects.exclude(**{field: ""}).order_by(field).values_list(field, flat=True)
+        values = []
+        while len(values) < 100:
+            value = (rows.filter(**{f"{field}__gt": values[-1]}) if values else rows).first()
+            if value is None:
+                return values
+            values.append(value)
+        return values
 
     return {"categories": distinct("category"), "cameras": distinct("camera_model")}
 

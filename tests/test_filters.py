@@ -145,3 +145,51 @@ def test_the_per_photo_form_of_a_filter_selects_the_same_photos(varied_library, 
     listed = set(Image.objects.filter(to_q(validate(where))).values_list("pk", flat=True))
     per_photo = set(Image.objects.filter(to_q(validate(where), few=True)).values_list("pk", flat=True))
     assert per_photo == listed
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("where", FILTERS)
+def test_a_condition_that_holds_for_many_walks_the_grid_and_selects_the_same_photos(varied_library, where):
+    from gallery import planner
+
+    def grid(**options):
+        q = to_q(validate(where), **options)
+        return list(Image.objects.live().filter(q).order_by("-added_at", "-id").values_list("pk", flat=True))
+
+    listed = grid()
+    planner.MANY, many = 1, planner.MANY  # every condition holds for many, as in a large library
+    try:
+        assert grid(page=True) == listed and grid(page=True, by_taken=True) == listed
+    finally:
+        planner.MANY = many
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_of_a_common_tag_or_year_walks_the_grids_index_instead_of_sorting(varied_library, monkeypatch):
+    from django.db import connection
+    from django.http import QueryDict
+
+    from gallery import planner
+    from gallery.filters import FilterForm
+    from gallery.selectors import image_list
+
+    def page(query: str, many: int):
+        """The first page's query, with a condition on `many` photos or more counting as common."""
+        monkeypatch.setattr(planner, "MANY", many)
+        return image_list(form=FilterForm(QueryDict(query)), page=True)[:60]
+
+    planner.refresh_statistics()
+    sqlite = connection.vendor == "sqlite"  # PostgreSQL plans by its own histograms; the plus is SQLite's hint
+    for query, walked in {"tag=snow": "EXISTS", "year=2017": '+"gallery_metadata"."taken_at"'}.items():
+        if not sqlite and query != "tag=snow":
+            continue
+        assert walked in str(page(query, many=1).query), query
+        assert not sqlite or "TEMP B-TREE" not in page(query, many=1).explain(), query  # along the grid's order
+        assert walked not in str(page(query, many=10**9).query), query  # few: looked up by their index
+    # Counting, or selecting every photo of a filter, looks its photos up whatever their number.
+    monkeypatch.setattr(planner, "MANY", 1)
+    assert "EXISTS" not in str(image_list(form=FilterForm(QueryDict("tag=snow"))).query)
+    if sqlite:  # sorted by date taken, the date's own index is the order, and a year a range of it
+        assert '+"gallery_metadata"' not in str(page("sort=taken&year=2017", many=1).query)
+        assert "TEMP B-TREE FOR ORDER BY" not in page("sort=taken&year=2017", many=1).explain()
+        assert "TEMP B-TREE FOR ORDER BY" not in page("sort=taken", many=1).explain()

@@ -379,3 +379,18 @@ def test_the_gallery_says_when_search_is_unavailable(viewer_client, library, set
     viewer_client.get(reverse("search:page"), {"q": "x"})  # the model fails to load: remembered for a minute
     html = viewer_client.get(reverse("gallery:index")).content.decode()
     assert "Search is unavailable: Model folder" in html and 'class="card-photo"' in html
+
+
+@pytest.mark.django_db
+def test_the_sidebar_suggests_each_category_and_camera_once_in_order():
+    from django.core.cache import cache
+
+    from gallery.selectors import filter_choices
+    from tests.factories import make_photo
+
+    for category, camera in [("travel", "X100"), ("", "A7"), ("family", ""), ("travel", "A7"), ("city", "Z6")]:
+        make_photo(category=category, camera_model=camera)
+    cache.clear()
+    choices = filter_choices()
+    assert choices["categories"] == ["city", "family", "travel"]
+    assert choices["cameras"] == ["A7", "X100", "Z6"]
