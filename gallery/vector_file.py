@@ -35,6 +35,34 @@ class VectorFile:
     number: int
     ids: np.ndarray  # int64, sorted, memory-mapped
     vectors: np.ndarray  # float16 (len(ids), dimension), memory-mapped; row i is the vector of ids[i]
+    stem: Path
+
+
+def quantised(file: VectorFile) -> tuple[np.ndarray, float]:
+    """The file's vectors in int8 (each component times scale, rounded; scale = 127 / the largest
+    component) and the scale, mapped. Written beside the file the first time a duplicate scan
+    asks, and kept as long as the file: an incremental scan multiplies these, where quantising a
+    million vectors for every scan took seconds. Scores from them only nominate candidates."""
+    path, scale_path = file.stem.with_suffix(".int8.npy"), file.stem.with_suffix(".int8-scale.npy")
+    try:
+        return np.load(path, mmap_mode="r"), float(np.load(scale_path))
+    except (OSError, ValueError):
+        pass
+    slices = [slice(start, start + 16_384) for start in range(0, len(file.ids), 16_384)]
+    largest = max((float(np.abs(file.vectors[part]).max()) for part in slices), default=0.0)
+    scale = 127.0 / max(largest, 1e-6)
+    partial = path.with_suffix(f".{secrets.token_hex(4)}.partial")  # two scans at once write apart
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int8, shape=file.vectors.shape)
+    for part in slices:
+        out[part] = np.rint(file.vectors[part].astype(np.float32) * scale)
+    out.flush()
+    del out
+    scale_partial = scale_path.with_suffix(f".{secrets.token_hex(4)}.partial")
+    with open(scale_partial, "wb") as scale_out:
+        np.save(scale_out, np.float32(scale))
+    os.replace(scale_partial, scale_path)
+    os.replace(partial, path)  # last: the pair is complete once this name exists
+    return np.load(path, mmap_mode="r"), float(np.load(scale_path))
 
 
 def current(model: str) -> VectorFile | None:
@@ -52,7 +80,7 @@ def current(model: str) -> VectorFile | None:
     # nothing writes to them, and unwritten pages stay shared.
     if ids.ndim != 1 or vectors.ndim != 2 or len(ids) != len(vectors) or vectors.dtype != DTYPE:
         return None
-    return VectorFile(number, ids, vectors)
+    return VectorFile(number, ids, vectors, stem)
 
 
 def write(model: str, ids: np.ndarray, vectors_at: Callable[[np.ndarray], np.ndarray]) -> VectorFile:
@@ -144,6 +172,21 @@ class VectorTable:
             taken[in_file] = np.take(self.file.vectors, rows[in_file], axis=0)
         if not in_file.all():
             taken[~in_file] = self.extra[-1 - rows[~in_file]]
+        return taken
+
+    def take_int8(self, positions: np.ndarray, quantised_file: np.ndarray, scale: float) -> np.ndarray:
+        """The vectors of ids[positions] in int8 at this scale: rows of the file's quantised twin
+        (see quantised), the newer rows quantised here."""
+        rows = self.position_rows[positions]
+        if len(rows) and rows[0] >= 0 and rows[-1] - rows[0] == len(rows) - 1 and (np.diff(rows) == 1).all():
+            return np.array(quantised_file[rows[0] : rows[-1] + 1])
+        taken = np.empty((len(rows), self.dimension), dtype=np.int8)
+        in_file = rows >= 0
+        if in_file.any():
+            taken[in_file] = np.take(quantised_file, rows[in_file], axis=0)
+        if not in_file.all():
+            newer = self.extra[-1 - rows[~in_file]].astype(np.float32) * scale
+            taken[~in_file] = np.rint(newer).clip(-127, 127)
         return taken
 
     def cost(self, count: int | None = None) -> int:

@@ -211,3 +211,18 @@ def build_columns(generation: int) -> Columns:
 
 
 column_cache = ColumnCache()
+
+
+def searchable_vectors(generation: int) -> tuple[np.ndarray, VectorTable]:
+    """Every searchable photo's id (sorted) and vector as of this generation, for the duplicate scan:
+    the column cache's when it is that fresh, else the ids alone are read (building the whole
+    cache, every filterable field, took ~18 s at a million photos; the ids take under one)."""
+    from search.sync import indexable
+
+    cached = column_cache._columns
+    if cached is not None and cached.generation == generation and cached.model == model_name():
+        return cached.ids, cached.vectors
+    rows = indexable().order_by("pk").values_list("pk", flat=True).iterator(chunk_size=_BATCH)
+    ids = np.fromiter(rows, dtype=np.int64)
+    keep, vectors = table_for(ids, model_name())
+    return ids[keep], vectors

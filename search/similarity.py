@@ -13,19 +13,20 @@ from django.conf import settings
 
 
 def similar_blocks(
-    vectors: np.ndarray, rows: np.ndarray, floor: float, *, triangle: bool, first: int = 0
+    vectors: np.ndarray, rows: np.ndarray, floor: float, *, triangle: bool, first: int = 0, quantised=None
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (rows done, i, j, similarity) block by block: i in rows, i != j, each pair once, similarity >= floor.
 
     triangle: rows are the photos from position rows[0] on (a full scan), so each
     row needs only the columns from its own on. Otherwise rows are compared with
     every column. first: the position in rows to start at (a resumed scan).
+    quantised: (the vectors in int8, their scale) when they exist already (_block_product).
     """
     import torch
 
     from search.paths import block_dtype
 
-    matrix, product, cut = _block_product(vectors, block_dtype(), floor)  # measured on this machine
+    matrix, product, cut = _block_product(vectors, block_dtype(), floor, quantised)  # measured on this machine
     in_rows = np.zeros(len(vectors), dtype=bool)
     in_rows[rows] = True
     block = block_rows_for(len(vectors))
@@ -55,8 +56,73 @@ def similar_blocks(
             yield start + len(block_rows), i[keep], j[keep], exact[keep]
 
 
+def similar_to_all(
+    queries: np.ndarray,
+    rows: np.ndarray,
+    total: int,
+    floor: float,
+    *,
+    kind: str,
+    columns_at: Callable[[np.ndarray], np.ndarray],
+    exact_at: Callable[[np.ndarray], np.ndarray],
+    scale: float = 1.0,
+    first: int = 0,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (rows done, i, j, similarity): the pairs of similar_blocks(triangle=False) for a few rows
+    against all `total` vectors, without a copy of them all.
+
+    queries: the rows' float32 vectors. columns_at(positions): those vectors ready to multiply,
+    int8 at `scale` for kind "int8", else float16; exact_at(positions): float32, to re-score the
+    candidates. A thousand new photos against a million read the shared file slice by slice,
+    where a full matrix meant converting every vector for each scan.
+    """
+    import torch
+
+    in_rows = np.zeros(total, dtype=bool)
+    in_rows[rows] = True
+    if kind == "int8":
+        cut = (floor - 0.02) * scale * scale
+        prepared = torch.from_numpy(np.rint(queries * scale).clip(-127, 127).astype(np.int8))
+
+        def product(a, b):
+            return torch._int_mm(a, b.T)
+    else:
+        cut = floor - (0.01 if kind == "bf16" else 1e-4)
+        dtype = torch.bfloat16 if kind == "bf16" else torch.float32
+        prepared = torch.from_numpy(queries).to(dtype)
+
+        def product(a, b):
+            return a @ b.to(dtype).T
+
+    chunk, block = 16_384, block_rows_for(16_384)
+    with torch.inference_mode():
+        for start in range(first, len(rows), block):
+            block_rows, found = rows[start : start + block], []
+            for column in range(0, total, chunk):
+                positions = np.arange(column, min(column + chunk, total))
+                scores = product(prepared[start : start + block], torch.from_numpy(columns_at(positions)))
+                busy = torch.nonzero(scores.amax(dim=1) >= cut).flatten()  # as in similar_blocks: few rows hit
+                if len(busy):
+                    sub_r, sub_c = torch.nonzero(scores[busy] >= cut, as_tuple=True)
+                    found.append((busy[sub_r].numpy() + start, positions[sub_c.numpy()]))
+            at = np.concatenate([r for r, _ in found]) if found else np.zeros(0, dtype=np.int64)
+            i, j = rows[at], np.concatenate([c for _, c in found]) if found else at
+            keep = (j != i) & (~in_rows[j] | (j > i))  # pairs among the rows: each once
+            at, i, j = at[keep], i[keep], j[keep]
+            exact = np.einsum("ij,ij->i", queries[at], exact_at(j)) if len(i) else np.zeros(0, dtype=np.float32)
+            keep = exact >= floor
+            yield start + len(block_rows), i[keep], j[keep], exact[keep]
+
+
 def clustered_blocks(
-    vectors: np.ndarray, rows: np.ndarray, floor: float, *, probes: int = 3, first: int = 0, seed: int = 0
+    vectors: np.ndarray,
+    rows: np.ndarray,
+    floor: float,
+    *,
+    probes: int = 3,
+    first: int = 0,
+    seed: int = 0,
+    quantised=None,
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (clusters done, clusters, i, j, similarity): the pairs of similar_blocks, found without
     comparing every pair.
@@ -82,7 +148,7 @@ def clustered_blocks(
     askers, asker_bounds = np.repeat(rows, probes)[order], np.searchsorted(asked[order], np.arange(count + 1))
     in_rows = np.zeros(len(vectors), dtype=bool)
     in_rows[rows] = True
-    matrix, product, cut = _block_product(vectors, block_dtype(), floor)
+    matrix, product, cut = _block_product(vectors, block_dtype(), floor, quantised)
     with torch.inference_mode():
         for cluster in range(first, count):
             homes = members[member_bounds[cluster] : member_bounds[cluster + 1]]
@@ -144,15 +210,19 @@ def block_rows_for(columns: int) -> int:
     return int(min(settings.IMGSIM_DUPLICATE_BLOCK, max(16, budget // (4 * max(columns, 1)))))
 
 
-def _block_product(vectors: np.ndarray, kind: str, floor: float):
+def _block_product(vectors: np.ndarray, kind: str, floor: float, quantised=None):
     """The matrix to multiply, the product of two of its slices, and the score a candidate needs.
 
     Candidates are re-scored exactly in fp32 afterwards, so a rounding path only needs a
     margin below the floor: bfloat16 keeps 8 bits of each value; int8 scales every
     component by one factor (127 / the largest), so a score is off by ~0.001 typically.
+    quantised: (int8 matrix, scale) already made, e.g. from the shared file's twin.
     """
     import torch
 
+    if kind == "int8" and quantised is not None:
+        matrix, scale = quantised
+        return torch.from_numpy(matrix), lambda a, b: torch._int_mm(a, b.T), (floor - 0.02) * scale * scale
     if kind == "int8":
         # In slices: whole-matrix temporaries (4 bytes a value, several of them) took 13 s
         # and gigabytes at a million photos; slices of 16k rows stay in cache.

@@ -159,3 +159,27 @@ def test_the_shortlist_of_a_large_pass_is_the_top_scores_even_when_the_sample_mi
     assert len(picked) == 52 and torch.equal(
         torch.sort(misleading[picked].float()).values, torch.sort(torch.topk(misleading.float(), 52).values).values
     )
+
+
+@pytest.mark.parametrize("kind", ["fp32", "bf16", "int8"])
+def test_an_incremental_duplicate_scan_reads_the_shared_file_and_finds_what_a_full_scan_finds(kind, monkeypatch):
+    from search.duplicates import scan
+
+    rng = np.random.default_rng(5)
+    vectors = unit(rng, 200)
+    vectors[150:170] = vectors[:20] + 0.02 * rng.standard_normal((20, DIMENSION))  # second shots of older photos
+    vectors[180] = vectors[175] + 0.02 * rng.standard_normal(DIMENSION)  # and one of a photo as new as it
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    older = embedded_photos(vectors[:150])
+    build_columns(1)  # the file holds the older photos; the new ones are read from SQLite beside it
+    embedded_photos(vectors[150:])
+    from search import paths
+
+    monkeypatch.setattr(paths, "block_dtype", lambda: kind)  # whichever product measured fastest
+    monkeypatch.setattr(scan, "block_dtype", lambda: kind)
+    full = {(p.a, p.b, p.tier) for p in scan.find_pairs() if p.b > older[-1]}
+    assert len(full) == 21
+    assert {(p.a, p.b, p.tier) for p in scan.find_pairs(since_id=older[-1])} == full
+    file = vector_file.current(model_name())
+    assert file.stem.with_suffix(".int8.npy").exists() == (kind == "int8")  # quantised once, beside the file
+    assert {(p.a, p.b, p.tier) for p in scan.find_pairs() if p.b > older[-1]} == full  # the full scan reuses it

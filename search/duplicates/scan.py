@@ -17,13 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from gallery.background import start as run_on_a_thread
 from gallery.models import Image
-from search.columns import column_cache
+from gallery.vector_file import quantised
+from search.columns import searchable_vectors
 from search.models import DuplicatePair, DuplicateScan, Tier
-from search.similarity import clustered_blocks, similar_blocks
+from search.paths import block_dtype
+from search.similarity import clustered_blocks, similar_blocks, similar_to_all
 from search.sync import current_generation
 
 log = logging.getLogger(__name__)
@@ -103,21 +106,20 @@ def find_pairs(
     """
     similarity_threshold = settings.IMGSIM_DUPLICATE_THRESHOLD if similarity_threshold is None else similarity_threshold
     hamming_threshold = settings.IMGSIM_DUPLICATE_HAMMING if hamming_threshold is None else hamming_threshold
-    columns = column_cache.columns(current_generation(), exact=True)
-    ids, vectors = columns.ids, columns.vectors.matrix()
-    facts = dict(((pk, (ph, px)) for pk, ph, px in Image.objects.live().values_list("pk", "phash", "pixel_hash")))
+    ids, table = searchable_vectors(current_generation())
     rows = np.flatnonzero(ids > since_id)
     found = [tuple(candidate) for candidate in (checkpoint or {}).get("candidates", [])]
     if len(ids) and len(rows):
         floor = min(
             similarity_threshold, settings.IMGSIM_DUPLICATE_NEAR_CONFIRM, settings.IMGSIM_DUPLICATE_CROP_CONFIRM
         )
-        for done, going_on, i, j, similarity in _blocks(ids, vectors, rows, floor, since_id, checkpoint or {}):
+        for done, going_on, i, j, similarity in _blocks(ids, table, rows, floor, since_id, checkpoint or {}):
             found.extend(zip(ids[i].tolist(), ids[j].tolist(), similarity.tolist()))
             if on_progress:
                 on_progress(done)
             if done < 1 and should_stop():
                 raise ScanStopped({**going_on, "candidates": found})
+    facts = _facts(found, since_id)
     pairs: dict[tuple[int, int], Pair] = {}
     for a, b, sim in found:
         a, b = (a, b) if a < b else (b, a)
@@ -148,22 +150,65 @@ def find_pairs(
     return sorted(pairs.values(), key=lambda p: (TIER_ORDER[p.tier], -p.similarity))
 
 
-def _blocks(ids, vectors, rows, floor: float, since_id: int, checkpoint: dict):
+def _facts(found: list, since_id: int) -> dict[int, tuple[str, str]]:
+    """Perceptual and pixel hashes of the live photos a scan needs: all of them for a full scan; for
+    photos since an id, the new ones, those in the pairs found and those sharing a new pixel hash."""
+    live, fields = Image.objects.live(), ("pk", "phash", "pixel_hash")
+    if not since_id:
+        return {pk: (ph, px) for pk, ph, px in live.values_list(*fields).iterator(chunk_size=10_000)}
+    hashes = live.filter(pk__gt=since_id).exclude(pixel_hash="").values_list("pixel_hash", flat=True)
+    facts = {
+        pk: (ph, px) for pk, ph, px in live.filter(Q(pk__gt=since_id) | Q(pixel_hash__in=hashes)).values_list(*fields)
+    }
+    older = sorted({pk for a, b, _ in found for pk in (a, b)} - facts.keys())
+    for start in range(0, len(older), 5000):  # within any database's limit on parameters
+        facts.update(
+            (pk, (ph, px)) for pk, ph, px in live.filter(pk__in=older[start : start + 5000]).values_list(*fields)
+        )
+    return facts
+
+
+def _blocks(ids, table, rows, floor: float, since_id: int, checkpoint: dict):
     """Yield (fraction done, checkpoint to go on from, i, j, similarity) of the exact scan, or of the
     clustered one when the exact scan would compare more than IMGSIM_DUPLICATE_EXACT_PAIRS pairs."""
     compared = len(rows) * len(ids) // (2 if since_id == 0 else 1)
+    # Positions shift when photos come or go between a stop and the resumption; ids do not.
+    first = int(np.searchsorted(ids[rows], checkpoint.get("next_id", 0)))
+    if since_id and "next_cluster" not in checkpoint and compared <= settings.IMGSIM_DUPLICATE_EXACT_PAIRS:
+        kind = block_dtype() if table.file is not None else "fp32"  # measured fastest here (search.paths)
+        quantised_file, scale = quantised(table.file) if kind == "int8" else (None, 1.0)
+        for done, i, j, similarity in similar_to_all(
+            table.take(rows).astype(np.float32),
+            rows,
+            len(ids),
+            floor,
+            kind=kind,
+            columns_at=(lambda at: table.take_int8(at, quantised_file, scale)) if kind == "int8" else table.take,
+            exact_at=lambda at: table.take(at).astype(np.float32),
+            scale=scale,
+            first=first,
+        ):
+            yield done / len(rows), ({"next_id": int(ids[rows[done]])} if done < len(rows) else {}), i, j, similarity
+        return
+    vectors = table.matrix()
+    int8 = None
+    if block_dtype() == "int8" and table.file is not None:  # the file's twin, not a quantisation per scan
+        quantised_file, scale = quantised(table.file)
+        int8 = (table.take_int8(np.arange(len(ids)), quantised_file, scale), scale)
     if "next_cluster" in checkpoint or compared > settings.IMGSIM_DUPLICATE_EXACT_PAIRS:
         # k-means is seeded, so the same vectors give the same clusters and a resumed scan goes on
         # at the next one; when photos came or went meanwhile, it starts over (keeping what it found).
         digest = hashlib.sha256(ids.tobytes() + vectors[:: max(1, len(vectors) // 512)].tobytes()).hexdigest()[:16]
         first = checkpoint.get("next_cluster", 0) if checkpoint.get("vectors") == digest else 0
         probes = settings.IMGSIM_DUPLICATE_PROBES
-        for done, clusters, i, j, similarity in clustered_blocks(vectors, rows, floor, probes=probes, first=first):
+        for done, clusters, i, j, similarity in clustered_blocks(
+            vectors, rows, floor, probes=probes, first=first, quantised=int8
+        ):
             yield done / clusters, {"next_cluster": done, "vectors": digest}, i, j, similarity
         return
-    # Positions shift when photos come or go between a stop and the resumption; ids do not.
-    first = int(np.searchsorted(ids[rows], checkpoint.get("next_id", 0)))
-    for done, i, j, similarity in similar_blocks(vectors, rows, floor, triangle=since_id == 0, first=first):
+    for done, i, j, similarity in similar_blocks(
+        vectors, rows, floor, triangle=since_id == 0, first=first, quantised=int8
+    ):
         going_on = {"next_id": int(ids[rows[done]])} if done < len(rows) else {}
         yield done / len(rows), going_on, i, j, similarity
 
