@@ -19,6 +19,22 @@ class IndexOutbox(models.Model):
         return f"sync image {self.image_id}"
 
 
+class IndexedEntry(models.Model):
+    """What sync last wrote to the index for a photo: a digest of the model and the metadata.
+
+    `reconcile` compares it with a digest of what SQLite says now, instead of reading
+    every entry back from the index (half of its time at a million photos); an entry
+    with no record, or `reconcile --deep`, is read back and compared. Not a foreign key,
+    as for the outbox: sync removes the record when it removes the entry.
+    """
+
+    image_id = models.BigIntegerField(primary_key=True)
+    digest = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"indexed image {self.image_id}"
+
+
 class IndexGeneration(models.Model):
     """A counter bumped after every index write, so readers in other processes know to catch up."""
 

@@ -12,13 +12,17 @@ from gallery.models import Image
 from gallery.planner import refresh_statistics
 from gallery.services import sources_check
 from search.embeddings import model_name
+from search.models import IndexedEntry
 from search.stopping import stop_requested
 from search.sync import (
     SyncReport,
     index_metadata_of,
     indexable,
+    metadata_digest,
     process_outbox,
     reading_index,
+    record_written,
+    stored_form,
     sync_images,
     usable_vectors,
     writing_index,
@@ -83,8 +87,15 @@ class ReconcileResult:
         return lines
 
 
-def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_files: bool = True) -> ReconcileResult:
-    """Make the index equal to what SQLite says, and storage hold only files rows own."""
+def reconcile(
+    *, embed: bool = True, retry_failed: bool = False, delete_orphan_files: bool = True, deep: bool = False
+) -> ReconcileResult:
+    """Make the index equal to what SQLite says, and storage hold only files rows own.
+
+    Every wanted photo's entry must be there and no other; an entry's metadata is checked
+    against the record of what sync wrote (IndexedEntry), or read back from the index
+    when there is no record or deep is asked (after the index was restored from a backup).
+    """
     result = ReconcileResult(orphan_files_deleted=delete_orphan_files)
     missing, result.files_back = sources_check()  # before the index is compared: these leave it
     result.files_missing = [photo.file for photo in missing]
@@ -130,7 +141,7 @@ def reconcile(*, embed: bool = True, retry_failed: bool = False, delete_orphan_f
         sync_images(ids, embed=False)
     result.missing_added, result.orphans_removed = len(missing), len(orphans)
 
-    result.metadata_fixed = _fix_stale_metadata(sorted(wanted & in_index))
+    result.metadata_fixed = _fix_stale_metadata(sorted(wanted & in_index), deep=deep)
     result.orphan_files = _orphan_files(delete=delete_orphan_files)
     refresh_statistics()
     return result
@@ -141,17 +152,23 @@ def _chunks(ids: list[int], size: int = CHUNK):
         yield ids[start : start + size]
 
 
-def _fix_stale_metadata(ids: list[int]) -> int:
+def _fix_stale_metadata(ids: list[int], *, deep: bool) -> int:
     current = model_name()
     stale = []
     for chunk in _chunks(ids):
-        with reading_index() as index:
-            stored = {int(pk): value for pk, value in index.get(current, chunk).items()}
-        for pk, metadata in index_metadata_of(chunk).items():
-            expected = {k: v for k, v in metadata.items() if v not in (None, "", [])}
-            if stored.get(pk, ({}, None))[0] != expected:
-                stale.append(pk)
-    for chunk in _chunks(stale):
+        expected = {pk: stored_form(metadata) for pk, metadata in index_metadata_of(chunk).items()}
+        recorded = (
+            {} if deep else dict(IndexedEntry.objects.filter(image_id__in=chunk).values_list("image_id", "digest"))
+        )
+        stale += [pk for pk, digest in recorded.items() if digest != metadata_digest(current, expected.get(pk, {}))]
+        unknown = [pk for pk in chunk if pk not in recorded]
+        if unknown:  # read back from the index; the entries that match are recorded for next time
+            with reading_index() as index:
+                stored = {int(pk): value for pk, (value, _) in index.get(current, unknown).items()}
+            matching = [pk for pk in unknown if pk in expected and stored.get(pk) == expected[pk]]
+            stale += sorted(set(unknown) - set(matching))
+            record_written({pk: metadata_digest(current, expected[pk]) for pk in matching})
+    for chunk in _chunks(sorted(stale)):
         sync_images(chunk, embed=False)
     return len(stale)
 
@@ -173,7 +190,7 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
     started = time.perf_counter()
     current = model_name()
     ids = list(indexable().values_list("pk", flat=True).order_by("pk"))
-    count = 0
+    count, written = 0, {}
 
     def batches():
         nonlocal count
@@ -181,6 +198,7 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
             vector_of = usable_vectors(stored_vectors.load(chunk), current, SyncReport())
             metadata_of = index_metadata_of(pk for pk in chunk if pk in vector_of)
             kept = [pk for pk in chunk if pk in metadata_of]
+            written.update((pk, metadata_digest(current, metadata_of[pk])) for pk in kept)
             if kept:
                 yield kept, np.stack([vector_of[pk] for pk in kept]), [metadata_of[pk] for pk in kept]
             count += len(kept)
@@ -189,4 +207,5 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
 
     with writing_index() as index:
         index.rebuild(current, batches())
+    record_written(written, everything=True)
     return count, time.perf_counter() - started

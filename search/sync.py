@@ -9,6 +9,8 @@ outbox rows. Every step is keyed by primary key, so repeating it is harmless:
 """
 
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from search.columns import column_cache
 from search.embeddings import get_embedder, model_name
 from search.errors import ModelUnavailable
 from search.index import get_index
-from search.models import IndexGeneration, IndexOutbox
+from search.models import IndexedEntry, IndexGeneration, IndexOutbox
 from search.stopping import stop_requested
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,31 @@ def index_metadata_of(image_ids: Iterable[int]) -> dict[int, dict]:
             "has_gps": latitude is not None,
         }
     return found
+
+
+def stored_form(metadata: dict) -> dict:
+    """Metadata as the index keeps it: Chroma refuses empty values, so they are left out."""
+    return {key: value for key, value in metadata.items() if value not in (None, "", [])}
+
+
+def metadata_digest(model: str, metadata: dict) -> int:
+    """A 63-bit digest of an index entry's model and metadata (IndexedEntry)."""
+    raw = json.dumps([model, stored_form(metadata)], sort_keys=True, separators=(",", ":"), default=str)
+    return int.from_bytes(hashlib.blake2b(raw.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def record_written(digests: dict[int, int], *, everything: bool = False) -> None:
+    """Remember what the index now holds for these photos, as {id: metadata_digest}
+    (everything: for no others, after a rebuild)."""
+    entries = [IndexedEntry(image_id=pk, digest=digest) for pk, digest in digests.items()]
+    with transaction.atomic():
+        if everything:
+            IndexedEntry.objects.all().delete()
+            IndexedEntry.objects.bulk_create(entries, batch_size=5000)
+        else:
+            IndexedEntry.objects.bulk_create(
+                entries, batch_size=2000, update_conflicts=True, unique_fields=["image_id"], update_fields=["digest"]
+            )
 
 
 def indexable():
@@ -225,6 +252,8 @@ def sync_images(image_ids: Iterable[int], *, embed: bool = True) -> SyncReport:
             )
         if stale_ids:
             index.delete(current_model, stale_ids)
+    record_written({image.pk: metadata_digest(current_model, metadata_of[image.pk]) for image in indexable})
+    IndexedEntry.objects.filter(image_id__in=stale_ids).delete()
     report.upserted, report.deleted = len(indexable), len(stale_ids)
     if last_outbox is not None:
         IndexOutbox.objects.filter(image_id__in=ids, pk__lte=last_outbox).delete()

@@ -137,6 +137,12 @@ def test_crash_between_commit_and_index_write_is_finished_by_reconcile(library, 
 
 
 def test_reconcile_fixes_every_kind_of_difference(library, capsys):
+    from gallery.models import Metadata
+
+    def expected_meta(pk: int) -> dict:
+        found = index_metadata(Image.objects.select_related("metadata").get(pk=pk))
+        return {k: v for k, v in found.items() if v not in (None, "", [])}
+
     index = get_index()
     dimension = get_embedder().dimension
     index.upsert(model_name(), [999_999], np.ones((1, dimension), dtype=np.float32), [{"filename": "ghost"}])
@@ -145,19 +151,32 @@ def test_reconcile_fixes_every_kind_of_difference(library, capsys):
     orphan = storage.write_atomic("originals/ab/" + "c" * 62 + ".jpg", b"orphan")
     Image.objects.filter(pk=library[2].pk).update(embedding_state="pending", embedding_model="")
     ImageVector.objects.filter(image_id=library[2].pk).delete()
+    Metadata.objects.filter(pk=library[3].pk).update(category="bypassed")  # no signal: the outbox never heard
 
     result = reconcile()
     assert result.orphans_removed == 1
     assert result.missing_added >= 1
-    assert result.metadata_fixed == 1
+    assert result.metadata_fixed == 1  # the change that bypassed the outbox, against the record of what was written
+    assert index_meta(library[3].pk) == expected_meta(library[3].pk) and index_meta(library[3].pk)["category"]
     assert result.orphan_files == 1 and not orphan.exists()
     assert result.embedded == 1
     assert index_ids() == live_embedded_ids() == {image.pk for image in library}
-    assert index_meta(library[1].pk) == {
-        k: v
-        for k, v in index_metadata(Image.objects.select_related("metadata").get(pk=library[1].pk)).items()
-        if v not in (None, "", [])
-    }
+    # An entry changed in the index itself (a restored backup) matches its record: only --deep reads it back.
+    assert index_meta(library[1].pk) != expected_meta(library[1].pk)
+    assert reconcile().clean
+    assert reconcile(deep=True).metadata_fixed == 1
+    assert index_meta(library[1].pk) == expected_meta(library[1].pk)
+    assert reconcile().clean and reconcile(deep=True).clean
+
+
+def test_reconcile_reads_back_entries_written_before_their_records_and_records_them(library):
+    from search.models import IndexedEntry
+
+    IndexedEntry.objects.all().delete()  # a library indexed before the records existed
+    index = get_index()
+    index.upsert(model_name(), [library[1].pk], load_one(library[1].pk)[None], [{"filename": "wrong", "format": "PNG"}])
+    assert reconcile().metadata_fixed == 1  # read back, since nothing says what was written
+    assert set(IndexedEntry.objects.values_list("image_id", flat=True)) == {image.pk for image in library}
     assert reconcile().clean
 
 
