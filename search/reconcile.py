@@ -16,6 +16,7 @@ from search.models import IndexedEntry
 from search.stopping import stop_requested
 from search.sync import (
     SyncReport,
+    among,
     index_metadata_of,
     indexable,
     metadata_digest,
@@ -157,9 +158,8 @@ def _fix_stale_metadata(ids: list[int], *, deep: bool) -> int:
     stale = []
     for chunk in _chunks(ids):
         expected = {pk: stored_form(metadata) for pk, metadata in index_metadata_of(chunk).items()}
-        recorded = (
-            {} if deep else dict(IndexedEntry.objects.filter(image_id__in=chunk).values_list("image_id", "digest"))
-        )
+        rows = IndexedEntry.objects.filter(among(chunk, "image_id")).values_list("image_id", "digest")
+        recorded = {} if deep else {pk: digest for pk, digest in rows if pk in expected}
         stale += [pk for pk, digest in recorded.items() if digest != metadata_digest(current, expected.get(pk, {}))]
         unknown = [pk for pk in chunk if pk not in recorded]
         if unknown:  # read back from the index; the entries that match are recorded for next time

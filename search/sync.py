@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from gallery import vectors as stored_vectors
 from gallery.filters import fold_text
@@ -51,6 +51,15 @@ def index_metadata(image: Image) -> dict:
     return index_metadata_of([image.pk])[image.pk]
 
 
+def among(ids: list[int], field: str) -> Q:
+    """Rows whose field is one of these sorted ids, to be checked against them: a range when the
+    ids are dense, as reconcile's chunks of the library are (an IN list of 2,000 cost Django
+    alone ~5 ms to build, for every query of a million-photo reconcile), else the list."""
+    if ids and ids[-1] - ids[0] < 2 * len(ids):
+        return Q(**{f"{field}__gte": ids[0], f"{field}__lte": ids[-1]})
+    return Q(**{f"{field}__in": ids})
+
+
 def index_metadata_of(image_ids: Iterable[int]) -> dict[int, dict]:
     """index_metadata for many images at once: four queries of plain values for any number of photos.
 
@@ -61,19 +70,21 @@ def index_metadata_of(image_ids: Iterable[int]) -> dict[int, dict]:
 
     from gallery.models import Album, Favourite, Metadata
 
-    ids = list(image_ids)
+    ids = sorted(set(image_ids))
+    wanted = set(ids)
     lists: dict[str, dict[int, list[str]]] = {"tags": {}, "album": {}, "favourite_of": {}}
     sources = {
-        "tags": Metadata.tags.through.objects.filter(metadata_id__in=ids).values_list("metadata_id", "tag__name"),
-        "album": Album.photos.through.objects.filter(image_id__in=ids).values_list("image_id", "album__name"),
-        "favourite_of": Favourite.objects.filter(image_id__in=ids).values_list(
+        "tags": Metadata.tags.through.objects.filter(among(ids, "metadata_id")).values_list("metadata_id", "tag__name"),
+        "album": Album.photos.through.objects.filter(among(ids, "image_id")).values_list("image_id", "album__name"),
+        "favourite_of": Favourite.objects.filter(among(ids, "image_id")).values_list(
             "image_id", f"user__{get_user_model().USERNAME_FIELD}"
         ),
     }
     for key, rows in sources.items():
         for image_id, name in rows:
-            lists[key].setdefault(image_id, []).append(name if key == "tags" else fold_text(name))
-    rows = Image.objects.filter(pk__in=ids).values_list(
+            if image_id in wanted:
+                lists[key].setdefault(image_id, []).append(name if key == "tags" else fold_text(name))
+    rows = Image.objects.filter(among(ids, "pk")).values_list(
         "pk",
         "original_name",
         "sha256",
@@ -89,6 +100,8 @@ def index_metadata_of(image_ids: Iterable[int]) -> dict[int, dict]:
     )
     found = {}
     for pk, name, sha256, image_format, width, height, category, make, model, location, taken_at, latitude in rows:
+        if pk not in wanted:
+            continue
         found[pk] = {
             "filename": fold_text(name),
             "sha256": sha256,
