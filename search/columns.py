@@ -118,6 +118,12 @@ class ColumnCache:
                 self._columns = build_columns(generation)
             return self._columns
 
+    def as_of(self, generation: int) -> Columns | None:
+        """The columns if they are exactly as of this generation, else None (nothing is built)."""
+        current = self._columns
+        fresh = current is not None and current.generation == generation and current.model == model_name()
+        return current if fresh else None
+
     def expire(self) -> None:
         """This process changed the index: its next read rebuilds (reusing the vectors) and shows the change."""
         current = self._columns
@@ -219,8 +225,8 @@ def searchable_vectors(generation: int) -> tuple[np.ndarray, VectorTable]:
     cache, every filterable field, took ~18 s at a million photos; the ids take under one)."""
     from search.sync import indexable
 
-    cached = column_cache._columns
-    if cached is not None and cached.generation == generation and cached.model == model_name():
+    cached = column_cache.as_of(generation)
+    if cached is not None:
         return cached.ids, cached.vectors
     rows = indexable().order_by("pk").values_list("pk", flat=True).iterator(chunk_size=_BATCH)
     ids = np.fromiter(rows, dtype=np.int64)
