@@ -274,3 +274,62 @@ def block_dtype() -> str:
         record = {"dtype": fastest(measured), "measured": measured, "cpu": cpu_model(), "torch": torch.__version__}
         _write(key, record)
     return record["dtype"]
+
+
+PASS_KEY = "search pass over the vector file"
+
+
+def _pass_key() -> str:
+    import torch
+
+    return f"{cpu_model()} | torch {torch.__version__} | {PASS_KEY}"
+
+
+def search_pass_record() -> dict | None:
+    """What search_pass measured on this machine, if it did."""
+    return _read().get(_pass_key())
+
+
+def search_pass() -> str:
+    """Exact search's pass over every vector: "fp16" (the shared file) or "int8" (its twin, half the
+    bytes, gallery.vector_file.quantised), whichever ran faster here; IMGSIM_SEARCH_PASS forces one.
+
+    Timed once per CPU and torch on 131,072 random vectors (larger than the caches, so bound by
+    memory as a real library is): int8 through torch's weight-only int8 product, which needs
+    bfloat16 input and was several times slower than fp16 on a CPU where bfloat16 is slow.
+    """
+    import torch
+
+    setting = getattr(settings, "IMGSIM_SEARCH_PASS", "auto") if settings.configured else "auto"
+    if setting in ("fp16", "int8"):
+        return setting
+    key = _pass_key()
+    record = _read().get(key)
+    if record is None or record.get("pass") not in ("fp16", "int8"):
+        generator = torch.Generator().manual_seed(0)
+        rows = torch.nn.functional.normalize(torch.randn(131_072, 512, generator=generator), dim=1)
+        query = rows[7]
+        half, quantised = rows.half(), torch.round(rows * 500).to(torch.int8)
+        del rows
+        scales = torch.full((len(quantised),), 1 / 500, dtype=torch.bfloat16)
+        runs = {
+            "fp16": lambda: half @ query.half(),
+            "int8": lambda: torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), quantised, scales),
+        }
+        seconds = {}
+        with torch.inference_mode():
+            for name, run in runs.items():
+                try:
+                    seconds[name] = min(_time(run)[0] for _ in range(9))
+                except RuntimeError:  # an op this build of torch lacks: the other pass
+                    seconds[name] = float("inf")
+        chosen = "int8" if seconds["int8"] < 0.9 * seconds["fp16"] else "fp16"  # a clear win, not noise
+        record = {
+            "pass": chosen,
+            "ms": {name: round(value * 1000, 2) for name, value in seconds.items()},
+            "cpu": cpu_model(),
+            "torch": torch.__version__,
+        }
+        log.info("search pass: %s (ms over 131,072 vectors: %s)", chosen, record["ms"])
+        _write(key, record)
+    return record["pass"]

@@ -22,6 +22,7 @@ from gallery.filters import to_q, validate
 from search.columns import column_cache
 from search.embeddings import model_name
 from search.errors import IndexUnavailable
+from search.paths import search_pass
 from search.sync import current_generation, indexable, reading_index
 
 
@@ -101,7 +102,9 @@ def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
 
 def _exact(columns, mask, vector: np.ndarray, count: int) -> list[Hit]:
     """The count best of the photos in mask (all when None), scored exactly, best first."""
-    positions, scores = columns.vectors.best(vector, count, None if mask is None else np.flatnonzero(mask))
+    positions, scores = columns.vectors.best(
+        vector, count, None if mask is None else np.flatnonzero(mask), rough_pass=search_pass()
+    )
     return [Hit(int(columns.ids[p]), float(s)) for p, s in zip(positions, scores)]
 
 

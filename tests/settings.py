@@ -7,6 +7,7 @@ os.environ.setdefault("IMGSIM_DATA_DIR", tempfile.mkdtemp(prefix="imgsim-test-")
 os.environ.setdefault("IMGSIM_PLAIN_STATIC", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download anything
 os.environ.setdefault("IMGSIM_PRECISION", "fp32")
+os.environ.setdefault("IMGSIM_SEARCH_PASS", "fp16")  # the int8 pass and its measurement have tests of their own
 
 from imgsim_site.settings import *  # noqa: E402,F403
 

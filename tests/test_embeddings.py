@@ -1,6 +1,7 @@
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -174,6 +175,14 @@ def test_model_info_health_and_stats_say_what_was_chosen(tiny_model, settings, t
     text = out.getvalue()
     assert "chosen: image" in text and "(measured on this machine)" in text and "images/s" in text
     assert "a bfloat16 matrix product took" in text
+    assert "search's pass over every vector: fp16 (IMGSIM_SEARCH_PASS)" in text  # the tests' setting
+    settings.IMGSIM_SEARCH_PASS = "auto"
+    out = io.StringIO()
+    call_command("model_info", stdout=out)
+    assert re.search(
+        r"search's pass over every vector: (fp16|int8) \(measured over 131,072 vectors: fp16 [0-9.]+ ms, int8 ",
+        out.getvalue(),
+    )
     client.force_login(admin_user)
     health = client.get("/healthz").json()
     assert health["model"]["paths"]["source"] == "measured on this machine"

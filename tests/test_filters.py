@@ -193,3 +193,14 @@ def test_a_page_of_a_common_tag_or_year_walks_the_grids_index_instead_of_sorting
         assert '+"gallery_metadata"' not in str(page("sort=taken&year=2017", many=1).query)
         assert "TEMP B-TREE FOR ORDER BY" not in page("sort=taken&year=2017", many=1).explain()
         assert "TEMP B-TREE FOR ORDER BY" not in page("sort=taken", many=1).explain()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("where", [None, {"category": {"$ne": "landscape"}}, {"tags": "snow"}])
+def test_the_int8_pass_gives_the_same_results_as_the_float16_pass(varied_library, where, settings):
+    vector = get_embedder().encode_texts(["a red car"])[0]
+    float16 = nearest(vector, top_k=5, where=where)
+    settings.IMGSIM_SEARCH_PASS = "int8"
+    int8 = nearest(vector, top_k=5, where=where)
+    assert [hit.image_id for hit in int8] == [hit.image_id for hit in float16] and float16
+    assert np.allclose([hit.similarity for hit in int8], [hit.similarity for hit in float16], atol=1e-6)

@@ -38,7 +38,7 @@ def test_the_first_read_writes_the_file_and_a_second_process_maps_the_same_one(s
     first = build_columns(1)
     assert first.vectors.file is not None and len(first.vectors.extra) == 0
     files = sorted(p.name for p in settings.IMGSIM_VECTOR_DIR.iterdir())
-    assert len(files) == 2 and files[0].endswith(".ids.npy") and files[1].endswith(".vectors.npy")
+    assert [name.split(".", 1)[1] for name in files] == ["ids.npy", "int8-scale.npy", "int8.npy", "vectors.npy"]
     again = build_columns(2)  # as another worker would: same rows, nothing written
     assert again.vectors.file.number == first.vectors.file.number
     assert sorted(p.name for p in settings.IMGSIM_VECTOR_DIR.iterdir()) == files
@@ -181,5 +181,43 @@ def test_an_incremental_duplicate_scan_reads_the_shared_file_and_finds_what_a_fu
     assert len(full) == 21
     assert {(p.a, p.b, p.tier) for p in scan.find_pairs(since_id=older[-1])} == full
     file = vector_file.current(model_name())
-    assert file.stem.with_suffix(".int8.npy").exists() == (kind == "int8")  # quantised once, beside the file
+    assert file.stem.with_suffix(".int8.npy").exists()  # quantised once, with the file
     assert {(p.a, p.b, p.tier) for p in scan.find_pairs() if p.b > older[-1]} == full  # the full scan reuses it
+
+
+def test_the_int8_pass_finds_the_same_best_photos_as_the_float16_pass(settings):
+    from gallery.vector_file import VectorTable, quantised
+
+    rng = np.random.default_rng(9)
+    centres = unit(rng, 40)
+    vectors = centres[rng.integers(0, 40, 20_000)] + 0.5 * rng.standard_normal((20_000, DIMENSION))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    ids = np.arange(1, 20_001, dtype=np.int64)
+    file = vector_file.write("pass-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
+    twin, scale = quantised(file)
+    assert np.abs(twin.astype(np.float32) / scale - vectors).max() < 1 / scale  # rounding, nothing clipped
+    table = VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE))
+    agreed = []
+    for query in unit(rng, 30) * 0.3 + vectors[rng.integers(0, 20_000, 30)]:  # near photos and far from them
+        query = (query / np.linalg.norm(query)).astype(np.float32)
+        float16 = table.best(query, 10)
+        int8 = table.best(query, 10, rough_pass="int8")
+        agreed.append(len(set(float16[0]) & set(int8[0])) / 10)
+        assert np.allclose(np.sort(float16[1]), np.sort(int8[1]), atol=1e-3)  # both scored from the file
+    assert np.mean(agreed) >= 0.99
+
+
+def test_the_search_pass_is_measured_once_and_remembered(settings, monkeypatch):
+    from search import paths
+
+    settings.IMGSIM_SEARCH_PASS = "auto"
+    timed = []
+    real_time = paths._time
+    monkeypatch.setattr(paths, "_time", lambda run: timed.append(run) or real_time(run))
+    chosen = paths.search_pass()
+    assert chosen in ("fp16", "int8") and len(timed) == 18  # nine runs of each pass
+    assert paths.search_pass() == chosen and len(timed) == 18  # remembered: no second measurement
+    record = next(value for key, value in paths._read().items() if key.endswith(paths.PASS_KEY))
+    assert record["pass"] == chosen and set(record["ms"]) == {"fp16", "int8"}
+    settings.IMGSIM_SEARCH_PASS = "int8"
+    assert paths.search_pass() == "int8"  # forced

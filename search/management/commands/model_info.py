@@ -1,5 +1,6 @@
 import json
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from search import paths
@@ -60,3 +61,9 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write("int8 check: not run (manage.py check_model; int8 is used only after it passes)")
+        chosen_pass, measured = paths.search_pass(), paths.search_pass_record()
+        if getattr(settings, "IMGSIM_SEARCH_PASS", "auto") != "auto" or measured is None:
+            detail = "IMGSIM_SEARCH_PASS"
+        else:
+            detail = "measured over 131,072 vectors: " + ", ".join(f"{k} {v:g} ms" for k, v in measured["ms"].items())
+        self.stdout.write(f"search's pass over every vector: {chosen_pass} ({detail})")
