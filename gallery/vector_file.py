@@ -223,8 +223,9 @@ class VectorTable:
 
         A first pass in float16 (torch reads the half-size rows directly; numpy would convert
         them element by element) rounds each score to ~1e-4, so its best few are scored again
-        in float32 and the order comes from those. rough_pass="int8": a pass over the whole file
-        reads its int8 twin instead (scores off by ~0.002), and more of its best are re-scored.
+        in float32 and the order comes from those. rough_pass="int8": the first pass reads the
+        file's int8 twin instead (scores off by ~0.002; half the bytes, and the file's own pages
+        are read only for the few rows scored again), and more of its best are re-scored.
         """
         import torch  # not at import: web processes start without it until a search needs it
 
@@ -246,6 +247,9 @@ class VectorTable:
                     rough[in_file] = whole_file[rows[in_file]]
                     if not in_file.all():
                         rough[~in_file] = torch.from_numpy(self.extra[-1 - rows[~in_file]]) @ query
+            elif rough_pass == "int8" and self.file is not None:  # the twin's rows: the file's pages stay cold
+                twin, scale = self._twin()[:2]
+                rough = (torch.from_numpy(self.take_int8(positions, twin, scale)).half() @ query) * (1 / scale)
             else:
                 rough = torch.from_numpy(self.take(positions)) @ query
             shortlist = 2 * count + 32 + (INT8_SHORTLIST if rough_pass == "int8" else 0)
@@ -260,11 +264,22 @@ class VectorTable:
 
         if rough_pass != "int8":
             return torch.from_numpy(self.file.vectors) @ query
+        _, _, twin, scales = self._twin()
+        return torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), twin, scales).view(-1).half()
+
+    def _twin(self) -> tuple:
+        """The file's int8 twin: (array, scale, as a tensor, per-row scales for torch), loaded once."""
+        import torch
+
         if self._int8 is None:
             twin, scale = quantised(self.file)
-            self._int8 = (torch.from_numpy(twin), torch.full((len(twin),), 1 / scale, dtype=torch.bfloat16))
-        twin, scales = self._int8
-        return torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), twin, scales).view(-1).half()
+            self._int8 = (
+                twin,
+                scale,
+                torch.from_numpy(twin),
+                torch.full((len(twin),), 1 / scale, dtype=torch.bfloat16),
+            )
+        return self._int8
 
     def matrix(self) -> np.ndarray:
         """Every vector as float32, in the order of ids (a full copy: for the duplicate scan, not for pages)."""
