@@ -13,7 +13,9 @@ a vector for a photo that already had one (a re-embedded photo) drops the pointe
 and the next reader writes a new file from SQLite.
 """
 
+import contextlib
 import hashlib
+import mmap
 import os
 import secrets
 from collections.abc import Callable
@@ -234,12 +236,21 @@ class VectorTable:
         if len(positions) == 0 or count <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         query = torch.from_numpy(np.asarray(vector, dtype=DTYPE))
+        shortlist = 2 * count + 32 + (INT8_SHORTLIST if rough_pass == "int8" else 0)
         with torch.inference_mode():
             if self.file is not None and len(positions) * GATHER_COST > len(self.file.ids):
                 # One pass over the whole file, in its order, beats gathering this many of its rows.
                 whole_file = self._whole_file(query, rough_pass)
                 if everything and self.file_is_table:
                     rough = whole_file
+                elif self.file_is_table:  # rows outside positions masked: no gathering of most of a million scores
+                    outside = torch.ones(len(whole_file), dtype=torch.bool)
+                    outside[torch.from_numpy(positions)] = False
+                    candidates = _top(whole_file.masked_fill_(outside, float("-inf")), min(len(positions), shortlist))
+                    picked_rows = candidates.numpy()
+                    exact = self.similarities(vector, picked_rows)
+                    order = np.argsort(-exact, kind="stable")[:count]
+                    return picked_rows[order], exact[order]
                 else:
                     rows = self.position_rows[positions]
                     in_file = rows >= 0
@@ -252,7 +263,6 @@ class VectorTable:
                 rough = (torch.from_numpy(self.take_int8(positions, twin, scale)).half() @ query) * (1 / scale)
             else:
                 rough = torch.from_numpy(self.take(positions)) @ query
-            shortlist = 2 * count + 32 + (INT8_SHORTLIST if rough_pass == "int8" else 0)
             picked = _top(rough, min(len(positions), shortlist)).numpy()
         exact = self.similarities(vector, positions[picked])
         order = np.argsort(-exact, kind="stable")[:count]
@@ -272,6 +282,10 @@ class VectorTable:
         import torch
 
         if self._int8 is None:
+            # The file's own rows are now read only a few at a time (those scored again): without
+            # readahead, each brings in its page rather than the neighbouring 128 KB (bench.scale).
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                self.file.vectors._mmap.madvise(mmap.MADV_RANDOM)
             twin, scale = quantised(self.file)
             self._int8 = (
                 twin,

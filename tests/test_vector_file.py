@@ -201,7 +201,8 @@ def test_the_int8_pass_finds_the_same_best_photos_as_the_float16_pass(settings):
     for query in unit(rng, 30) * 0.3 + vectors[rng.integers(0, 20_000, 30)]:  # near photos and far from them
         query = (query / np.linalg.norm(query)).astype(np.float32)
         few = np.sort(rng.choice(20_000, 800, replace=False))  # a narrow filter's rows, gathered
-        for positions in (None, few):
+        many = np.sort(rng.choice(20_000, 15_000, replace=False))  # a wide one's: the others masked
+        for positions in (None, few, many):
             float16 = table.best(query, 10, positions)
             int8 = table.best(query, 10, positions, rough_pass="int8")
             agreed.append(len(set(float16[0]) & set(int8[0])) / 10)
