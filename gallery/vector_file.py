@@ -235,22 +235,20 @@ class VectorTable:
         positions = np.arange(len(self.ids)) if everything else positions
         if len(positions) == 0 or count <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        wanted = len(positions)  # how many may be picked (masked rows never are)
         query = torch.from_numpy(np.asarray(vector, dtype=DTYPE))
         shortlist = 2 * count + 32 + (INT8_SHORTLIST if rough_pass == "int8" else 0)
         with torch.inference_mode():
             if self.file is not None and len(positions) * GATHER_COST > len(self.file.ids):
                 # One pass over the whole file, in its order, beats gathering this many of its rows.
                 whole_file = self._whole_file(query, rough_pass)
-                if everything and self.file_is_table:
-                    rough = whole_file
-                elif self.file_is_table:  # rows outside positions masked: no gathering of most of a million scores
-                    outside = torch.ones(len(whole_file), dtype=torch.bool)
-                    outside[torch.from_numpy(positions)] = False
-                    candidates = _top(whole_file.masked_fill_(outside, float("-inf")), min(len(positions), shortlist))
-                    picked_rows = candidates.numpy()
-                    exact = self.similarities(vector, picked_rows)
-                    order = np.argsort(-exact, kind="stable")[:count]
-                    return picked_rows[order], exact[order]
+                if self.file_is_table:  # scores in the table's order: rows outside positions are masked,
+                    rough = whole_file  # where gathering most of a million of them cost milliseconds
+                    if not everything:
+                        outside = torch.ones(len(whole_file), dtype=torch.bool)
+                        outside[torch.from_numpy(positions)] = False
+                        rough.masked_fill_(outside, float("-inf"))
+                        positions = np.arange(len(self.ids))
                 else:
                     rows = self.position_rows[positions]
                     in_file = rows >= 0
@@ -263,7 +261,7 @@ class VectorTable:
                 rough = (torch.from_numpy(self.take_int8(positions, twin, scale)).half() @ query) * (1 / scale)
             else:
                 rough = torch.from_numpy(self.take(positions)) @ query
-            picked = _top(rough, min(len(positions), shortlist)).numpy()
+            picked = _top(rough, min(wanted, shortlist)).numpy()
         exact = self.similarities(vector, positions[picked])
         order = np.argsort(-exact, kind="stable")[:count]
         return positions[picked[order]], exact[order]

@@ -290,6 +290,11 @@ def search_pass_record() -> dict | None:
     return _read().get(_pass_key())
 
 
+# This process's decision per decisions file: search asks on every query, and reading the file
+# and /proc/cpuinfo each time would be work repeated on the hot path.
+_passes: dict[Path, str] = {}
+
+
 def search_pass() -> str:
     """Exact search's pass over every vector: "fp16" (the shared file) or "int8" (its twin, half the
     bytes, gallery.vector_file.quantised), whichever ran faster here; IMGSIM_SEARCH_PASS forces one.
@@ -303,6 +308,8 @@ def search_pass() -> str:
     setting = getattr(settings, "IMGSIM_SEARCH_PASS", "auto") if settings.configured else "auto"
     if setting in ("fp16", "int8"):
         return setting
+    if (known := _passes.get(cache_file())) is not None:
+        return known
     key = _pass_key()
     record = _read().get(key)
     if record is None or record.get("pass") not in ("fp16", "int8"):
@@ -332,4 +339,5 @@ def search_pass() -> str:
         }
         log.info("search pass: %s (ms over 131,072 vectors: %s)", chosen, record["ms"])
         _write(key, record)
+    _passes[cache_file()] = record["pass"]
     return record["pass"]
