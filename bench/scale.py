@@ -166,7 +166,7 @@ def write_library(count: int, kind: str, *, seed: int = 0, batch: int = 5000, fi
 
 def memory_mb() -> dict:
     """This process's resident and proportional set sizes, from /proc (Linux), and "Files": how much
-    of the vector files (the float16 file and its int8 twin) it has resident."""
+    of the vector files (the float16 file and its int8 and int4 twins) it has resident."""
     found = {}
     with open("/proc/self/smaps_rollup") as rollup:
         for line in rollup:
@@ -210,7 +210,7 @@ def worker_memory(args) -> dict:
     # The kernel's PSS is approximate for large folios (here one worker counted the shared file's
     # pages as its own, the other as shared), so the share is worked out: each worker's own memory
     # (anonymous) plus its part of the vector files' pages that searching made resident (the pass
-    # reads all of the file or of its int8 twin, whichever search_pass chose; re-scoring a few rows).
+    # reads all of the file or of a twin, whichever search_pass chose; the rows scored again are read, not mapped).
     file_mb = max(f["Files"] for f in figures)
     own = max(f["Anonymous"] for f in figures)
     return {
@@ -352,7 +352,7 @@ def measure(args) -> list[list]:
                 None if worst_case else bool(np.mean(recall) >= 0.98),
             )
 
-    for rough_pass in ("fp16", "int8"):  # the one search_pass measured faster here is what search uses
+    for rough_pass in ("fp16", "int8", "int4"):  # the one search_pass measured fastest here is what search uses
         samples = [timed(columns.vectors.best, probe, 10, rough_pass=rough_pass)[0] for probe in probes["text-like"]]
         chosen = " (search's)" if rough_pass == search_pass() else ""
         report(f"exact pass over every vector, {rough_pass}{chosen}: p95", percentiles(samples)[1], "ms", "-", None)

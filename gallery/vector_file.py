@@ -13,9 +13,9 @@ a vector for a photo that already had one (a re-embedded photo) drops the pointe
 and the next reader writes a new file from SQLite.
 """
 
-import contextlib
+import functools
 import hashlib
-import mmap
+import io
 import os
 import secrets
 from collections.abc import Callable
@@ -30,9 +30,14 @@ from gallery.models import LibraryVersion
 DTYPE = np.float16
 # Scoring a gathered row costs about as much as scoring this many rows in a pass over the file (bench.scale).
 GATHER_COST = 16
-# The int8 pass's scores are off by ~0.002, where the float16 pass's are off by ~1e-4: this many more
-# of its best are scored again from the file (a gather of a few hundred rows, ~0.1 ms).
-INT8_SHORTLIST = 224
+# A rough pass's scores are off by ~1e-4 (float16), ~0.002 (int8) or ~0.004 (int4): this many more of
+# its best are scored again from the file (reading a few hundred rows, well under a millisecond).
+SHORTLIST_MORE = {"fp16": 0, "int8": 224, "int4": 480}
+# Gathers of up to this many rows read them from the file instead of its mapping, so a worker's memory
+# holds only the pages it passes over (a few hundred 1 KB reads from the page cache: ~0.4 ms).
+READ_AT = 4096
+# The int4 twin's rows are padded to a multiple of this: torch packs rows in interleaved blocks.
+INT4_PAD = 256
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class VectorFile:
     ids: np.ndarray  # int64, sorted, memory-mapped
     vectors: np.ndarray  # float16 (len(ids), dimension), memory-mapped; row i is the vector of ids[i]
     stem: Path
+    source: io.FileIO  # the vectors' file, open: rows read from it even after a newer file replaced it
 
 
 def quantised(file: VectorFile) -> tuple[np.ndarray, float]:
@@ -75,6 +81,89 @@ def quantised(file: VectorFile) -> tuple[np.ndarray, float]:
     return np.load(path, mmap_mode="c"), float(np.load(scale_path))
 
 
+def int4_group(dimension: int) -> int | None:
+    """How many components of a row share an int4 scale and zero (torch takes 32 to 256); None: not possible."""
+    return next((group for group in (64, 32) if dimension % group == 0), None)
+
+
+@functools.cache
+def int4_layout() -> tuple[str, int] | None:
+    """How this torch packs int4 rows: (a tag for file names, how many rows it interleaves), or None
+    without the op. The packing follows the CPU's vector width (64 rows with AVX-512, 32 with AVX2),
+    so a data dir moved to another machine gets a twin of its own instead of misread scores."""
+    import torch
+
+    probe = (torch.arange(256 * 64, dtype=torch.int32) * 7 % 16).view(256, 64)
+    pack = getattr(torch, "_convert_weight_to_int4pack_for_cpu", None)
+    if pack is None or not hasattr(torch, "_weight_int4pack_mm_for_cpu"):
+        return None
+    try:
+        packed = pack(probe, 1)
+        # The fewest rows that pack alone as they do among others: the rows it interleaves.
+        block = next(
+            size for size in (16, 32, 64, 128) if torch.equal(pack(probe[size : 2 * size], 1), packed[size : 2 * size])
+        )
+    except (RuntimeError, StopIteration):
+        return None
+    return hashlib.sha256(packed.numpy().tobytes()).hexdigest()[:8], block
+
+
+def int4_quantise(rows) -> tuple:
+    """float rows (a torch tensor, n x dimension, n a multiple of INT4_PAD) in torch's int4 form: packed
+    rows, and each group's scale and zero as bfloat16 (dimension / group, n, 2)."""
+    import torch
+
+    count, dimension = rows.shape
+    group = int4_group(dimension)
+    grouped = rows.float().view(count, dimension // group, group)
+    low, high = grouped.amin(-1), grouped.amax(-1)
+    scale = ((high - low) / 15).clamp_min_(1e-8)  # 16 levels from each group's least to its most
+    levels = ((grouped - low[..., None]) / scale[..., None]).round_().clamp_(0, 15).to(torch.int32)
+    packed = torch._convert_weight_to_int4pack_for_cpu(levels.view(count, dimension), 1)
+    zero = low + 8 * scale  # torch reads a component as (level - 8) * scale + zero
+    return packed, torch.stack([scale, zero], -1).transpose(0, 1).contiguous().bfloat16()
+
+
+def int4_twin(file: VectorFile) -> tuple[np.ndarray, np.ndarray] | None:
+    """The file's vectors in 4 bits, in torch's packed layout (int4_quantise), mapped: the packed
+    rows (padded to INT4_PAD) and the scales and zeros (bfloat16 bits as uint16). A quarter of the
+    file's bytes: search's int4 pass reads these. Written beside the file by its first reader on
+    this kind of machine, kept as long as the file; None when torch or the dimension cannot."""
+    import torch
+
+    layout, group = int4_layout(), int4_group(file.vectors.shape[1])
+    if layout is None or group is None:
+        return None
+    path = file.stem.with_suffix(f".int4-{layout[0]}.npy")
+    scales_path = file.stem.with_suffix(f".int4-{layout[0]}-scales.npy")
+    try:
+        return np.load(path, mmap_mode="c"), np.load(scales_path, mmap_mode="c")
+    except (OSError, ValueError):
+        pass
+    count, dimension = file.vectors.shape
+    padded = -(-count // INT4_PAD) * INT4_PAD
+    partial = path.with_suffix(f".{secrets.token_hex(4)}.partial")
+    scales_partial = scales_path.with_suffix(f".{secrets.token_hex(4)}.partial")
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(padded, dimension // 2))
+    scales_out = np.lib.format.open_memmap(
+        scales_partial, mode="w+", dtype=np.uint16, shape=(dimension // group, padded, 2)
+    )
+    with torch.inference_mode():
+        for start in range(0, padded, 65_536):
+            rows = torch.zeros((min(65_536, padded - start), dimension))
+            real = file.vectors[start : start + len(rows)]
+            rows[: len(real)] = torch.from_numpy(real)
+            packed, scales = int4_quantise(rows)
+            out[start : start + len(rows)] = packed.numpy()
+            scales_out[:, start : start + len(rows)] = scales.view(torch.int16).numpy().view(np.uint16)
+    out.flush()
+    scales_out.flush()
+    del out, scales_out
+    os.replace(scales_partial, scales_path)
+    os.replace(partial, path)  # last: the pair is complete once this name exists
+    return np.load(path, mmap_mode="c"), np.load(scales_path, mmap_mode="c")
+
+
 def current(model: str) -> VectorFile | None:
     """The model's current file, mapped; None when there is none (or it vanished: a newer one replaced it)."""
     number = LibraryVersion.objects.filter(name=_key(model)).values_list("version", flat=True).first()
@@ -84,13 +173,14 @@ def current(model: str) -> VectorFile | None:
     try:
         ids = np.load(stem.with_suffix(".ids.npy"), mmap_mode="c")
         vectors = np.load(stem.with_suffix(".vectors.npy"), mmap_mode="c")
+        source = open(stem.with_suffix(".vectors.npy"), "rb", buffering=0)  # noqa: SIM115 (kept with the file)
     except (OSError, ValueError):
         return None
     # Mapped copy-on-write ("c") so torch takes the arrays without a copy or a read-only warning;
     # nothing writes to them, and unwritten pages stay shared.
     if ids.ndim != 1 or vectors.ndim != 2 or len(ids) != len(vectors) or vectors.dtype != DTYPE:
         return None
-    return VectorFile(number, ids, vectors, stem)
+    return VectorFile(number, ids, vectors, stem, source)
 
 
 def write(model: str, ids: np.ndarray, vectors_at: Callable[[np.ndarray], np.ndarray]) -> VectorFile:
@@ -126,6 +216,7 @@ def write(model: str, ids: np.ndarray, vectors_at: Callable[[np.ndarray], np.nda
     found = current(model)
     assert found is not None and found.number == number
     quantised(found)
+    int4_twin(found)
     return found
 
 
@@ -161,6 +252,7 @@ class VectorTable:
     def __init__(self, ids: np.ndarray, file: VectorFile | None, position_rows: np.ndarray, extra: np.ndarray):
         self.ids, self.file, self.position_rows, self.extra = ids, file, position_rows, extra
         self._int8 = None  # the file's int8 twin and its scales as torch tensors, once a pass asks
+        self._int4 = None  # its int4 twin likewise (() when there is none)
         self.dimension = file.vectors.shape[1] if file is not None else (extra.shape[1] if extra.ndim == 2 else 0)
         # Every row of the file is ids' row in order (nothing new, nothing gone): a pass needs no gathering.
         self.file_is_table = (
@@ -181,10 +273,16 @@ class VectorTable:
         taken = np.empty((len(rows), self.dimension), dtype=DTYPE)
         in_file = rows >= 0
         if in_file.any():
-            taken[in_file] = np.take(self.file.vectors, rows[in_file], axis=0)
+            taken[in_file] = self._read(rows[in_file]) if in_file.sum() <= READ_AT else self.file.vectors[rows[in_file]]
         if not in_file.all():
             taken[~in_file] = self.extra[-1 - rows[~in_file]]
         return taken
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of the file read from it (the page cache), not through the mapping (see READ_AT)."""
+        width, start, source = self.dimension * np.dtype(DTYPE).itemsize, self.file.vectors.offset, self.file.source
+        read = b"".join(os.pread(source.fileno(), width, start + row * width) for row in rows.tolist())
+        return np.frombuffer(read, dtype=DTYPE).reshape(len(rows), self.dimension)
 
     def take_int8(self, positions: np.ndarray, quantised_file: np.ndarray, scale: float) -> np.ndarray:
         """The vectors of ids[positions] in int8 at this scale: rows of the file's quantised twin
@@ -225,9 +323,10 @@ class VectorTable:
 
         A first pass in float16 (torch reads the half-size rows directly; numpy would convert
         them element by element) rounds each score to ~1e-4, so its best few are scored again
-        in float32 and the order comes from those. rough_pass="int8": the first pass reads the
-        file's int8 twin instead (scores off by ~0.002; half the bytes, and the file's own pages
-        are read only for the few rows scored again), and more of its best are re-scored.
+        in float32 and the order comes from those. rough_pass="int8" or "int4": the first pass
+        reads the file's int8 or int4 twin instead (a half or a quarter of the bytes, scores off
+        by ~0.002 or ~0.004), more of its best are scored again, and the file's own rows are read
+        only for those. int4 falls back to int8 where torch or the dimension has no int4 product.
         """
         import torch  # not at import: web processes start without it until a search needs it
 
@@ -235,11 +334,17 @@ class VectorTable:
         positions = np.arange(len(self.ids)) if everything else positions
         if len(positions) == 0 or count <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if rough_pass == "int4" and (self.file is None or not self._int4_tensors()):
+            rough_pass = "int8"
         wanted = len(positions)  # how many may be picked (masked rows never are)
         query = torch.from_numpy(np.asarray(vector, dtype=DTYPE))
-        shortlist = 2 * count + 32 + (INT8_SHORTLIST if rough_pass == "int8" else 0)
+        shortlist = 2 * count + 32 + SHORTLIST_MORE[rough_pass]
         with torch.inference_mode():
-            if self.file is not None and len(positions) * GATHER_COST > len(self.file.ids):
+            if self.file is None:
+                rough = torch.from_numpy(self.take(positions)) @ query
+            elif rough_pass == "int4" and (blocks := self._int4_blocks(positions, query)) is not None:
+                rough = blocks
+            elif rough_pass == "int4" or len(positions) * GATHER_COST > len(self.file.ids):
                 # One pass over the whole file, in its order, beats gathering this many of its rows.
                 whole_file = self._whole_file(query, rough_pass)
                 if self.file_is_table:  # scores in the table's order: rows outside positions are masked,
@@ -250,13 +355,8 @@ class VectorTable:
                         rough.masked_fill_(outside, float("-inf"))
                         positions = np.arange(len(self.ids))
                 else:
-                    rows = self.position_rows[positions]
-                    in_file = rows >= 0
-                    rough = torch.empty(len(positions), dtype=torch.float16)
-                    rough[in_file] = whole_file[rows[in_file]]
-                    if not in_file.all():
-                        rough[~in_file] = torch.from_numpy(self.extra[-1 - rows[~in_file]]) @ query
-            elif rough_pass == "int8" and self.file is not None:  # the twin's rows: the file's pages stay cold
+                    rough = self._in_file_or_extra(positions, query, whole_file.__getitem__)
+            elif rough_pass == "int8":  # the twin's rows: the file's pages stay cold
                 twin, scale = self._twin()[:2]
                 rough = (torch.from_numpy(self.take_int8(positions, twin, scale)).half() @ query) * (1 / scale)
             else:
@@ -266,24 +366,73 @@ class VectorTable:
         order = np.argsort(-exact, kind="stable")[:count]
         return positions[picked[order]], exact[order]
 
+    def _in_file_or_extra(self, positions: np.ndarray, query, scores_of_rows):
+        """Rough scores of ids[positions]: scores_of_rows(file rows) for those in the file, the rest computed."""
+        import torch
+
+        rows = self.position_rows[positions]
+        in_file = rows >= 0
+        rough = torch.empty(len(positions), dtype=torch.float16)
+        rough[in_file] = scores_of_rows(rows[in_file]).half()
+        if not in_file.all():
+            rough[~in_file] = torch.from_numpy(self.extra[-1 - rows[~in_file]]) @ query
+        return rough
+
     def _whole_file(self, query, rough_pass: str):
         """Every row of the file scored against a float16 query, as float16 (rough: see best)."""
         import torch
 
-        if rough_pass != "int8":
-            return torch.from_numpy(self.file.vectors) @ query
-        _, _, twin, scales = self._twin()
-        return torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), twin, scales).view(-1).half()
+        if rough_pass == "int4":
+            packed, scales, group, _ = self._int4_tensors()
+            scores = torch._weight_int4pack_mm_for_cpu(query.view(1, -1).bfloat16(), packed, group, scales)
+            return scores.view(-1)[: len(self.file.ids)].half()
+        if rough_pass == "int8":
+            _, _, twin, scales = self._twin()
+            return torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), twin, scales).view(-1).half()
+        return torch.from_numpy(self.file.vectors) @ query
+
+    def _int4_blocks(self, positions: np.ndarray, query):
+        """Rough scores of ids[positions] from the int4 blocks (of torch's interleaved rows) that hold
+        them, when those are few (a narrow filter); None when a pass over the whole twin costs less."""
+        import torch
+
+        packed, scales, group, block = self._int4_tensors()
+        file_rows = self.position_rows[positions]
+        blocks = np.unique(file_rows[file_rows >= 0] // block)
+        if len(blocks) * 4 > len(packed) // block:
+            return None
+        gathered = torch.from_numpy((blocks[:, None] * block + np.arange(block)).ravel())
+        scores = torch._weight_int4pack_mm_for_cpu(
+            query.view(1, -1).bfloat16(), packed[gathered], group, scales[:, gathered]
+        ).view(-1)
+        return self._in_file_or_extra(
+            positions, query, lambda rows: scores[np.searchsorted(blocks, rows // block) * block + rows % block]
+        )
+
+    def _int4_tensors(self) -> tuple | None:
+        """The file's int4 twin for torch (packed rows, scales and zeros, group, rows per block), loaded
+        once; None (falsy) when there is none for this torch or dimension."""
+        import torch
+
+        if self._int4 is None:
+            twin = int4_twin(self.file)
+            self._int4 = (
+                (
+                    torch.from_numpy(twin[0]),
+                    torch.from_numpy(twin[1]).view(torch.bfloat16),
+                    int4_group(self.dimension),
+                    int4_layout()[1],
+                )
+                if twin is not None
+                else ()
+            )
+        return self._int4
 
     def _twin(self) -> tuple:
         """The file's int8 twin: (array, scale, as a tensor, per-row scales for torch), loaded once."""
         import torch
 
         if self._int8 is None:
-            # The file's own rows are now read only a few at a time (those scored again): without
-            # readahead, each brings in its page rather than the neighbouring 128 KB (bench.scale).
-            with contextlib.suppress(AttributeError, OSError, ValueError):
-                self.file.vectors._mmap.madvise(mmap.MADV_RANDOM)
             twin, scale = quantised(self.file)
             self._int8 = (
                 twin,

@@ -267,7 +267,7 @@ IMGSIM_EXACT_SEARCH_LIMIT = env_int("IMGSIM_EXACT_SEARCH_LIMIT", 2_000_000, mini
 # That pass reads every vector, in float16 from the shared file or in int8 from its twin (half the
 # bytes; the best candidates are re-scored from the file): "auto" times both once on this machine
 # (search/paths.py), as the faster one differs between CPUs.
-IMGSIM_SEARCH_PASS = env_choice("IMGSIM_SEARCH_PASS", "auto", {"auto", "fp16", "int8"})
+IMGSIM_SEARCH_PASS = env_choice("IMGSIM_SEARCH_PASS", "auto", {"auto", "fp16", "int8", "int4"})
 # Above it, a search asks the ANN index for this many candidates and keeps the best by exact score:
 # more finds more of the true top 10 of queries far from every photo, as text queries are (bench.scale).
 IMGSIM_ANN_CANDIDATES = env_int("IMGSIM_ANN_CANDIDATES", 512, minimum=1)

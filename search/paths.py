@@ -276,7 +276,8 @@ def block_dtype() -> str:
     return record["dtype"]
 
 
-PASS_KEY = "search pass over the vector file"
+PASS_KEY = "search pass over the vector file (fp16, int8, int4)"
+SEARCH_PASSES = ("fp16", "int8", "int4")
 
 
 def _pass_key() -> str:
@@ -296,44 +297,52 @@ _passes: dict[Path, str] = {}
 
 
 def search_pass() -> str:
-    """Exact search's pass over every vector: "fp16" (the shared file) or "int8" (its twin, half the
-    bytes, gallery.vector_file.quantised), whichever ran faster here; IMGSIM_SEARCH_PASS forces one.
+    """Exact search's pass over every vector: "fp16" (the shared file), "int8" or "int4" (its twins:
+    a half or a quarter of the bytes, gallery.vector_file), whichever ran fastest here;
+    IMGSIM_SEARCH_PASS forces one.
 
     Timed once per CPU and torch on 131,072 random vectors (larger than the caches, so bound by
-    memory as a real library is): int8 through torch's weight-only int8 product, which needs
-    bfloat16 input and was several times slower than fp16 on a CPU where bfloat16 is slow.
+    memory as a real library is): int8 and int4 through torch's weight-only products, which need
+    bfloat16 input and were several times slower than fp16 on a CPU where bfloat16 is slow.
     """
     import torch
 
+    from gallery.vector_file import int4_group, int4_layout, int4_quantise
+
     setting = getattr(settings, "IMGSIM_SEARCH_PASS", "auto") if settings.configured else "auto"
-    if setting in ("fp16", "int8"):
+    if setting in SEARCH_PASSES:
         return setting
     if (known := _passes.get(cache_file())) is not None:
         return known
     key = _pass_key()
     record = _read().get(key)
-    if record is None or record.get("pass") not in ("fp16", "int8"):
+    if record is None or record.get("pass") not in SEARCH_PASSES:
         generator = torch.Generator().manual_seed(0)
         rows = torch.nn.functional.normalize(torch.randn(131_072, 512, generator=generator), dim=1)
         query = rows[7]
         half, quantised = rows.half(), torch.round(rows * 500).to(torch.int8)
+        packed, scales_and_zeros = int4_quantise(rows) if int4_layout() else (None, None)
         del rows
         scales = torch.full((len(quantised),), 1 / 500, dtype=torch.bfloat16)
         runs = {
             "fp16": lambda: half @ query.half(),
             "int8": lambda: torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), quantised, scales),
+            "int4": lambda: torch._weight_int4pack_mm_for_cpu(
+                query.view(1, -1).bfloat16(), packed, int4_group(512), scales_and_zeros
+            ),
         }
         seconds = {}
         with torch.inference_mode():
             for name, run in runs.items():
                 try:
                     seconds[name] = min(_time(run)[0] for _ in range(9))
-                except RuntimeError:  # an op this build of torch lacks: the other pass
+                except (RuntimeError, TypeError):  # an op this build of torch lacks (or no int4 layout): not this one
                     seconds[name] = float("inf")
-        chosen = "int8" if seconds["int8"] < 0.9 * seconds["fp16"] else "fp16"  # a clear win, not noise
+        fastest = min(seconds, key=seconds.get)
+        chosen = fastest if seconds[fastest] < 0.9 * seconds["fp16"] else "fp16"  # a clear win, not noise
         record = {
             "pass": chosen,
-            "ms": {name: round(value * 1000, 2) for name, value in seconds.items()},
+            "ms": {name: round(value * 1000, 2) for name, value in seconds.items() if value != float("inf")},
             "cpu": cpu_model(),
             "torch": torch.__version__,
         }

@@ -180,7 +180,8 @@ def test_model_info_health_and_stats_say_what_was_chosen(tiny_model, settings, t
     out = io.StringIO()
     call_command("model_info", stdout=out)
     assert re.search(
-        r"search's pass over every vector: (fp16|int8) \(measured over 131,072 vectors: fp16 [0-9.]+ ms, int8 ",
+        r"search's pass over every vector: (fp16|int8|int4) \(measured over 131,072 vectors: fp16 [0-9.]+ ms, int8 "
+        r"[0-9.]+ ms, int4 [0-9.]+ ms\)",
         out.getvalue(),
     )
     client.force_login(admin_user)

@@ -196,11 +196,12 @@ def test_a_page_of_a_common_tag_or_year_walks_the_grids_index_instead_of_sorting
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("rough_pass", ["int8", "int4"])
 @pytest.mark.parametrize("where", [None, {"category": {"$ne": "landscape"}}, {"tags": "snow"}])
-def test_the_int8_pass_gives_the_same_results_as_the_float16_pass(varied_library, where, settings):
+def test_a_quantised_pass_gives_the_same_results_as_the_float16_pass(varied_library, where, rough_pass, settings):
     vector = get_embedder().encode_texts(["a red car"])[0]
     float16 = nearest(vector, top_k=5, where=where)
-    settings.IMGSIM_SEARCH_PASS = "int8"
-    int8 = nearest(vector, top_k=5, where=where)
-    assert [hit.image_id for hit in int8] == [hit.image_id for hit in float16] and float16
-    assert np.allclose([hit.similarity for hit in int8], [hit.similarity for hit in float16], atol=1e-6)
+    settings.IMGSIM_SEARCH_PASS = rough_pass
+    quantised = nearest(vector, top_k=5, where=where)
+    assert [hit.image_id for hit in quantised] == [hit.image_id for hit in float16] and float16
+    assert np.allclose([hit.similarity for hit in quantised], [hit.similarity for hit in float16], atol=1e-6)

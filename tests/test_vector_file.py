@@ -38,7 +38,15 @@ def test_the_first_read_writes_the_file_and_a_second_process_maps_the_same_one(s
     first = build_columns(1)
     assert first.vectors.file is not None and len(first.vectors.extra) == 0
     files = sorted(p.name for p in settings.IMGSIM_VECTOR_DIR.iterdir())
-    assert [name.split(".", 1)[1] for name in files] == ["ids.npy", "int8-scale.npy", "int8.npy", "vectors.npy"]
+    tag = vector_file.int4_layout()[0]
+    assert [name.split(".", 1)[1] for name in files] == [
+        "ids.npy",
+        f"int4-{tag}-scales.npy",
+        f"int4-{tag}.npy",
+        "int8-scale.npy",
+        "int8.npy",
+        "vectors.npy",
+    ]
     again = build_columns(2)  # as another worker would: same rows, nothing written
     assert again.vectors.file.number == first.vectors.file.number
     assert sorted(p.name for p in settings.IMGSIM_VECTOR_DIR.iterdir()) == files
@@ -185,7 +193,8 @@ def test_an_incremental_duplicate_scan_reads_the_shared_file_and_finds_what_a_fu
     assert {(p.a, p.b, p.tier) for p in scan.find_pairs() if p.b > older[-1]} == full  # the full scan reuses it
 
 
-def test_the_int8_pass_finds_the_same_best_photos_as_the_float16_pass(settings):
+@pytest.mark.parametrize("rough_pass", ["int8", "int4"])
+def test_a_quantised_pass_finds_the_same_best_photos_as_the_float16_pass(rough_pass):
     from gallery.vector_file import VectorTable, quantised
 
     rng = np.random.default_rng(9)
@@ -196,18 +205,64 @@ def test_the_int8_pass_finds_the_same_best_photos_as_the_float16_pass(settings):
     file = vector_file.write("pass-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
     twin, scale = quantised(file)
     assert np.abs(twin.astype(np.float32) / scale - vectors).max() < 1 / scale  # rounding, nothing clipped
-    table = VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE))
+    newer = unit(rng, 50)  # photos not yet in the file: the table holds them itself
+    tables = [
+        VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE)),
+        VectorTable(
+            np.arange(1, 20_051, dtype=np.int64),
+            file,
+            np.concatenate([np.arange(len(ids)), -1 - np.arange(50)]),
+            newer.astype(vector_file.DTYPE),
+        ),
+    ]
     agreed = []
     for query in unit(rng, 30) * 0.3 + vectors[rng.integers(0, 20_000, 30)]:  # near photos and far from them
         query = (query / np.linalg.norm(query)).astype(np.float32)
-        few = np.sort(rng.choice(20_000, 800, replace=False))  # a narrow filter's rows, gathered
-        many = np.sort(rng.choice(20_000, 15_000, replace=False))  # a wide one's: the others masked
-        for positions in (None, few, many):
-            float16 = table.best(query, 10, positions)
-            int8 = table.best(query, 10, positions, rough_pass="int8")
-            agreed.append(len(set(float16[0]) & set(int8[0])) / 10)
-            assert np.allclose(np.sort(float16[1]), np.sort(int8[1]), atol=1e-3)  # both scored from the file
+        for table in tables:
+            fewest = np.sort(rng.choice(len(table), 40, replace=False))  # int4: the blocks holding them
+            few = np.sort(rng.choice(len(table), 800, replace=False))  # a narrow filter's rows, gathered
+            many = np.sort(rng.choice(len(table), 15_000, replace=False))  # a wide one's: the others masked
+            for positions in (None, fewest, few, many):
+                float16 = table.best(query, 10, positions)
+                quantised_pass = table.best(query, 10, positions, rough_pass=rough_pass)
+                agreed.append(len(set(float16[0]) & set(quantised_pass[0])) / 10)
+                assert np.allclose(np.sort(float16[1]), np.sort(quantised_pass[1]), atol=1e-3)  # both from the file
+                assert positions is None or set(quantised_pass[0]) <= set(positions)
     assert np.mean(agreed) >= 0.99
+    # Scores of the new photos come from the table, not from the file's rows.
+    best_new = tables[1].best(newer[3], 1, rough_pass=rough_pass)
+    assert best_new[0].tolist() == [20_003] and best_new[1][0] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_an_int4_pass_keeps_no_page_of_the_float16_file(settings):
+    """A web worker searching through the int4 twin maps it, and reads only the rows it scores again
+    from the float16 file: none of that file's pages count in the worker's memory."""
+    from gallery.vector_file import VectorTable, current, int4_layout
+
+    if int4_layout() is None:
+        pytest.skip("this build of torch has no int4 product")
+    rng = np.random.default_rng(4)
+    ids = np.arange(1, 30_001, dtype=np.int64)
+    vectors = unit(rng, len(ids))
+    vector_file.write("pages-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
+    file = current("pages-test")  # mapped afresh, as a worker would
+    table = VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE))
+    for query in unit(rng, 20):
+        found, scores = table.best(query, 10, rough_pass="int4")
+        assert np.allclose(scores, vectors[found] @ query, atol=1e-3)
+
+    def resident_kb(suffix: str) -> int:
+        total, inside = 0, False
+        for line in open("/proc/self/smaps"):
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:
+                inside = fields[-1] == str(file.stem) + suffix
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+        return total
+
+    assert resident_kb(f".int4-{int4_layout()[0]}.npy") >= len(ids) * DIMENSION // 2 // 1024  # the twin, all read
+    assert resident_kb(".vectors.npy") == 0
 
 
 def test_the_search_pass_is_measured_once_and_remembered(settings, monkeypatch):
@@ -218,9 +273,10 @@ def test_the_search_pass_is_measured_once_and_remembered(settings, monkeypatch):
     real_time = paths._time
     monkeypatch.setattr(paths, "_time", lambda run: timed.append(run) or real_time(run))
     chosen = paths.search_pass()
-    assert chosen in ("fp16", "int8") and len(timed) == 18  # nine runs of each pass
-    assert paths.search_pass() == chosen and len(timed) == 18  # remembered: no second measurement
+    assert chosen in ("fp16", "int8", "int4") and len(timed) == 27  # nine runs of each pass
+    assert paths.search_pass() == chosen and len(timed) == 27  # remembered: no second measurement
     record = next(value for key, value in paths._read().items() if key.endswith(paths.PASS_KEY))
-    assert record["pass"] == chosen and set(record["ms"]) == {"fp16", "int8"}
+    assert record["pass"] == chosen and set(record["ms"]) == {"fp16", "int8", "int4"}
+    assert record["ms"][chosen] == min(record["ms"].values()) or chosen == "fp16"
     settings.IMGSIM_SEARCH_PASS = "int8"
     assert paths.search_pass() == "int8"  # forced
