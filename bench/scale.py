@@ -323,7 +323,7 @@ def measure(args) -> list[list]:
         f"category kids ({(category == 'kids').mean():.1%})": ({"category": "kids"}, category == "kids"),
         f"category travel ({(category == 'travel').mean():.1%})": ({"category": "travel"}, category == "travel"),
         f"not family ({(category != 'family').mean():.1%})": ({"category": {"$ne": "family"}}, category != "family"),
-        "tag tag000": ({"tags": "tag000"}, np.isin(ids, columns.tags.get("tag000", []))),
+        "tag tag000": ({"tags": "tag000"}, np.isin(ids, columns.ids[columns.tags.get("tag000", [])])),
     }
     for label, (where, mask) in filters.items():
         kinds = probes if where is None else {kind: probes[kind] for kind in ("image-like", "text-like")}

@@ -64,12 +64,12 @@ def quantised(file: VectorFile) -> tuple[np.ndarray, float]:
         pass
     slices = [slice(start, start + 65_536) for start in range(0, len(file.ids), 65_536)]
     with torch.inference_mode():  # torch uses both cores where numpy took ~8 s for a million vectors on one
-        largest = max((float(torch.from_numpy(file.vectors[part]).abs().max()) for part in slices), default=0.0)
+        largest = max((float(torch.from_numpy(_rows(file, part)).abs().max()) for part in slices), default=0.0)
         scale = 127.0 / max(largest, 1e-6)
         partial = path.with_suffix(f".{secrets.token_hex(4)}.partial")  # two writers at once write apart
         out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int8, shape=file.vectors.shape)
         for part in slices:
-            rows = torch.from_numpy(file.vectors[part]).float().mul_(scale).round_()
+            rows = torch.from_numpy(_rows(file, part)).float().mul_(scale).round_()
             out[part] = rows.to(torch.int8).numpy()
     out.flush()
     del out
@@ -151,7 +151,7 @@ def int4_twin(file: VectorFile) -> tuple[np.ndarray, np.ndarray] | None:
     with torch.inference_mode():
         for start in range(0, padded, 65_536):
             rows = torch.zeros((min(65_536, padded - start), dimension))
-            real = file.vectors[start : start + len(rows)]
+            real = _rows(file, slice(start, min(start + len(rows), count)))
             rows[: len(real)] = torch.from_numpy(real)
             packed, scales = int4_quantise(rows)
             out[start : start + len(rows)] = packed.numpy()
@@ -162,6 +162,17 @@ def int4_twin(file: VectorFile) -> tuple[np.ndarray, np.ndarray] | None:
     os.replace(scales_partial, scales_path)
     os.replace(partial, path)  # last: the pair is complete once this name exists
     return np.load(path, mmap_mode="c"), np.load(scales_path, mmap_mode="c")
+
+
+def _rows(file: VectorFile, part: slice) -> np.ndarray:
+    """A run of the file's rows, read (not mapped): writing a twin leaves none of the file's pages
+    in the writer's memory, where a web worker that wrote one kept all of them."""
+    width = file.vectors.shape[1] * np.dtype(DTYPE).itemsize
+    start, stop, _ = part.indices(len(file.ids))
+    rows = np.empty((max(stop - start, 0), file.vectors.shape[1]), dtype=DTYPE)
+    if os.preadv(file.source.fileno(), [rows], file.vectors.offset + start * width) != rows.nbytes:
+        raise OSError(f"{file.stem}: the vector file is shorter than its header says")
+    return rows
 
 
 def current(model: str) -> VectorFile | None:
@@ -254,12 +265,14 @@ class VectorTable:
         self._int8 = None  # the file's int8 twin and its scales as torch tensors, once a pass asks
         self._int4 = None  # its int4 twin likewise (() when there is none)
         self.dimension = file.vectors.shape[1] if file is not None else (extra.shape[1] if extra.ndim == 2 else 0)
-        # Every row of the file is ids' row in order (nothing new, nothing gone): a pass needs no gathering.
-        self.file_is_table = (
+        # Every row of the file is ids' row in order, the newer rows after them (nothing gone): a pass's
+        # scores are the table's without gathering.
+        in_file = len(file.ids) if file is not None else 0
+        self.file_then_newer = (
             file is not None
-            and len(extra) == 0
-            and len(file.ids) == len(ids)
-            and bool((position_rows == np.arange(len(ids))).all())
+            and len(ids) == in_file + len(extra)
+            and bool((position_rows[:in_file] == np.arange(in_file)).all())
+            and bool((position_rows[in_file:] < 0).all())
         )
 
     def __len__(self) -> int:
@@ -317,9 +330,10 @@ class VectorTable:
             return (rows @ torch.from_numpy(np.asarray(vector, dtype=np.float32))).numpy()
 
     def best(
-        self, vector: np.ndarray, count: int, positions: np.ndarray | None = None, *, rough_pass: str = "fp16"
+        self, vector: np.ndarray, count: int, within: np.ndarray | None = None, *, rough_pass: str = "fp16"
     ) -> tuple[np.ndarray, ...]:
-        """The count positions (of positions, or all) most like a unit vector, best first, and their similarities.
+        """The count positions most like a unit vector, best first, and their similarities; within:
+        the positions that may be picked, as indices into ids or a boolean mask over them (None: all).
 
         A first pass in float16 (torch reads the half-size rows directly; numpy would convert
         them element by element) rounds each score to ~1e-4, so its best few are scored again
@@ -330,41 +344,60 @@ class VectorTable:
         """
         import torch  # not at import: web processes start without it until a search needs it
 
-        everything = positions is None
-        positions = np.arange(len(self.ids)) if everything else positions
-        if len(positions) == 0 or count <= 0:
+        mask = within if within is not None and within.dtype == bool else None
+        positions = np.flatnonzero(mask) if mask is not None else within
+        wanted = len(self.ids) if positions is None else len(positions)  # how many may be picked
+        if wanted == 0 or count <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if rough_pass == "int4" and (self.file is None or not self._int4_tensors()):
             rough_pass = "int8"
-        wanted = len(positions)  # how many may be picked (masked rows never are)
         query = torch.from_numpy(np.asarray(vector, dtype=DTYPE))
-        shortlist = 2 * count + 32 + SHORTLIST_MORE[rough_pass]
         with torch.inference_mode():
-            if self.file is None:
-                rough = torch.from_numpy(self.take(positions)) @ query
-            elif rough_pass == "int4" and (blocks := self._int4_blocks(positions, query)) is not None:
-                rough = blocks
-            elif rough_pass == "int4" or len(positions) * GATHER_COST > len(self.file.ids):
-                # One pass over the whole file, in its order, beats gathering this many of its rows.
-                whole_file = self._whole_file(query, rough_pass)
-                if self.file_is_table:  # scores in the table's order: rows outside positions are masked,
-                    rough = whole_file  # where gathering most of a million of them cost milliseconds
-                    if not everything:
-                        outside = torch.ones(len(whole_file), dtype=torch.bool)
-                        outside[torch.from_numpy(positions)] = False
-                        rough.masked_fill_(outside, float("-inf"))
-                        positions = np.arange(len(self.ids))
-                else:
-                    rough = self._in_file_or_extra(positions, query, whole_file.__getitem__)
-            elif rough_pass == "int8":  # the twin's rows: the file's pages stay cold
-                twin, scale = self._twin()[:2]
-                rough = (torch.from_numpy(self.take_int8(positions, twin, scale)).half() @ query) * (1 / scale)
-            else:
-                rough = torch.from_numpy(self.take(positions)) @ query
-            picked = _top(rough, min(wanted, shortlist)).numpy()
-        exact = self.similarities(vector, positions[picked])
+            rough, positions = self._rough(query, positions, mask, rough_pass)
+            picked = _top(rough, min(wanted, 2 * count + 32 + SHORTLIST_MORE[rough_pass])).numpy()
+        chosen = picked if positions is None else positions[picked]
+        exact = self.similarities(vector, chosen)
         order = np.argsort(-exact, kind="stable")[:count]
-        return positions[picked[order]], exact[order]
+        return chosen[order], exact[order]
+
+    def _rough(self, query, positions: np.ndarray | None, mask: np.ndarray | None, rough_pass: str) -> tuple:
+        """Rough scores and the positions they are of (None: every position, in order)."""
+        import torch
+
+        if self.file is None:
+            positions = np.arange(len(self.ids)) if positions is None else positions
+            return torch.from_numpy(self.take(positions)) @ query, positions
+        if positions is not None and (gathered := self._gathered(positions, query, rough_pass)) is not None:
+            return gathered, positions
+        # One pass over the whole file, in its order, beats gathering this many of its rows.
+        whole_file = self._whole_file(query, rough_pass)
+        if not self.file_then_newer:
+            positions = np.arange(len(self.ids)) if positions is None else positions
+            return self._in_file_or_extra(positions, query, whole_file.__getitem__), positions
+        rough = whole_file  # in the table's order: rows outside positions are masked, where
+        if len(self.extra):  # gathering most of a million of them cost milliseconds
+            newer = torch.from_numpy(self.extra[-1 - self.position_rows[len(whole_file) :]]) @ query
+            rough = torch.cat([whole_file, newer.to(whole_file.dtype)])
+        if positions is not None:
+            if mask is None:
+                mask = np.zeros(len(self.ids), dtype=bool)
+                mask[positions] = True
+            rough.masked_fill_(torch.from_numpy(~mask), float("-inf"))
+        return rough, None
+
+    def _gathered(self, positions: np.ndarray, query, rough_pass: str):
+        """Rough scores of ids[positions] from their own rows (a narrow filter's), or None when a
+        pass over the whole file costs less than gathering them."""
+        import torch
+
+        if len(positions) * GATHER_COST > len(self.file.ids):
+            return None
+        if rough_pass == "int4":
+            return self._int4_blocks(positions, query)
+        if rough_pass == "int8":  # the twin's rows: the file's pages stay cold
+            twin, scale = self._twin()[:2]
+            return (torch.from_numpy(self.take_int8(positions, twin, scale)).half() @ query) * (1 / scale)
+        return torch.from_numpy(self.take(positions)) @ query
 
     def _in_file_or_extra(self, positions: np.ndarray, query, scores_of_rows):
         """Rough scores of ids[positions]: scores_of_rows(file rows) for those in the file, the rest computed."""
@@ -379,16 +412,17 @@ class VectorTable:
         return rough
 
     def _whole_file(self, query, rough_pass: str):
-        """Every row of the file scored against a float16 query, as float16 (rough: see best)."""
+        """Every row of the file scored against a float16 query (rough: see best): float16 from the
+        file, bfloat16 from a twin (torch's products give it, and a conversion cost ~0.3 ms a million)."""
         import torch
 
         if rough_pass == "int4":
             packed, scales, group, _ = self._int4_tensors()
             scores = torch._weight_int4pack_mm_for_cpu(query.view(1, -1).bfloat16(), packed, group, scales)
-            return scores.view(-1)[: len(self.file.ids)].half()
+            return scores.view(-1)[: len(self.file.ids)]
         if rough_pass == "int8":
             _, _, twin, scales = self._twin()
-            return torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), twin, scales).view(-1).half()
+            return torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), twin, scales).view(-1)
         return torch.from_numpy(self.file.vectors) @ query
 
     def _int4_blocks(self, positions: np.ndarray, query):

@@ -45,9 +45,11 @@ class Columns:
     codes: dict[str, np.ndarray] = field(default_factory=dict)
     vocabulary: dict[str, dict[str, int]] = field(default_factory=dict)
     numbers: dict[str, np.ndarray] = field(default_factory=dict)  # float64, NaN when unknown
-    tags: dict[str, np.ndarray] = field(default_factory=dict)  # tag -> sorted image ids
-    albums: dict[str, np.ndarray] = field(default_factory=dict)  # folded album name -> sorted image ids
-    favourites: dict[str, np.ndarray] = field(default_factory=dict)  # folded username -> sorted image ids
+    # tag, folded album name or folded username -> positions in ids of its photos (int32, sorted): a mask
+    # is then set by position (np.isin of a tag on a quarter of a million photos took ~9 ms).
+    tags: dict[str, np.ndarray] = field(default_factory=dict)
+    albums: dict[str, np.ndarray] = field(default_factory=dict)
+    favourites: dict[str, np.ndarray] = field(default_factory=dict)
 
     def mask(self, where: dict) -> np.ndarray:
         """Evaluate a validated filter; return a boolean mask over self.ids."""
@@ -64,8 +66,9 @@ class Columns:
             return result
         if key in ("tags", "album", "favourite_of"):
             lists = {"tags": self.tags, "album": self.albums, "favourite_of": self.favourites}[key]
-            members = lists.get(fold_text(str(value)))
-            return np.isin(self.ids, np.empty(0, dtype=np.int64) if members is None else members, assume_unique=True)
+            result = np.zeros(len(self.ids), dtype=bool)
+            result[lists.get(fold_text(str(value)), [])] = True
+            return result
         if key == "has_gps":
             return self.numbers["has_gps"] == (1.0 if value else 0.0)
         if key in _HASHED:
@@ -204,16 +207,23 @@ def build_columns(generation: int) -> Columns:
     by_tag: dict[str, list[int]] = {}
     for image_id, tag in Metadata.tags.through.objects.values_list("metadata_id", "tag__name").iterator(_BATCH):
         by_tag.setdefault(tag, []).append(image_id)
-    columns.tags = {tag: np.array(sorted(ids), dtype=np.int64) for tag, ids in by_tag.items()}
+    columns.tags = {tag: _positions(columns.ids, ids) for tag, ids in by_tag.items()}
     by_album: dict[str, list[int]] = {}
     for image_id, name in Album.photos.through.objects.values_list("image_id", "album__name"):
         by_album.setdefault(fold_text(name), []).append(image_id)
-    columns.albums = {name: np.array(sorted(ids), dtype=np.int64) for name, ids in by_album.items()}
+    columns.albums = {name: _positions(columns.ids, ids) for name, ids in by_album.items()}
     by_user: dict[str, list[int]] = {}
     for image_id, username in Favourite.objects.values_list("image_id", "user__username"):
         by_user.setdefault(fold_text(username), []).append(image_id)
-    columns.favourites = {name: np.array(sorted(ids), dtype=np.int64) for name, ids in by_user.items()}
+    columns.favourites = {name: _positions(columns.ids, ids) for name, ids in by_user.items()}
     return columns
+
+
+def _positions(ids: np.ndarray, members: list[int]) -> np.ndarray:
+    """Where these image ids are in ids (sorted), those that are: a photo not searchable is left out."""
+    members = np.array(sorted(members), dtype=np.int64)
+    at = np.searchsorted(ids, members).clip(0, max(len(ids) - 1, 0))
+    return at[ids[at] == members].astype(np.int32) if len(ids) else np.zeros(0, dtype=np.int32)
 
 
 column_cache = ColumnCache()

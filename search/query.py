@@ -78,11 +78,12 @@ def _check_complete(index) -> None:
 def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
     columns = column_cache.columns(current_generation())
     mask = columns.mask(where)
-    candidate_ids = columns.ids[mask]  # sorted
-    if len(candidate_ids) == 0:
+    matching = int(np.count_nonzero(mask))
+    if matching == 0:
         return []
-    if columns.vectors.cost(len(candidate_ids)) <= settings.IMGSIM_EXACT_SEARCH_LIMIT:
+    if columns.vectors.cost(matching) <= settings.IMGSIM_EXACT_SEARCH_LIMIT:
         return _still_matching(_exact(columns, mask, vector, wanted + 8), where)[:wanted]
+    candidate_ids = columns.ids[mask]  # sorted
     with reading_index() as index:
         total = max(len(columns.ids), 1)
         share = len(candidate_ids) / total
@@ -102,9 +103,7 @@ def _filtered(vector: np.ndarray, wanted: int, where: dict) -> list[Hit]:
 
 def _exact(columns, mask, vector: np.ndarray, count: int) -> list[Hit]:
     """The count best of the photos in mask (all when None), scored exactly, best first."""
-    positions, scores = columns.vectors.best(
-        vector, count, None if mask is None else np.flatnonzero(mask), rough_pass=search_pass()
-    )
+    positions, scores = columns.vectors.best(vector, count, mask, rough_pass=search_pass())
     return [Hit(int(columns.ids[p]), float(s)) for p, s in zip(positions, scores)]
 
 
