@@ -20,6 +20,10 @@ class SearchForm(FilterForm):
     )
     image = forms.FileField(required=False)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["threshold"].initial = settings.IMGSIM_SEARCH_THRESHOLD  # as the search applies it now
+
     def query_parts(self) -> tuple[str, list[str]]:
         """Split "beach -people -cars" into ("beach", ["people", "cars"]), with the Not field's terms (commas) too."""
         words, negatives = [], []

@@ -41,7 +41,8 @@ def form_query(form: SearchForm) -> tuple[dict, Image | None]:
         **query,
         "exclude_text": negatives or None,
         "top_k": data.get("top_k") or settings.IMGSIM_SEARCH_TOP_K,
-        "threshold": data.get("threshold"),
+        # The page's slider shows the setting when the URL has no threshold: it applies then too.
+        "threshold": settings.IMGSIM_SEARCH_THRESHOLD if data.get("threshold") is None else data["threshold"],
         "filter_metadata": form.to_where(),
     }, like
 

@@ -1,5 +1,6 @@
 """Every page and HTMX partial through Django's test client: full page vs HX-Request."""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -165,6 +166,17 @@ def test_search_page_matches_the_python_api(viewer_client, library):
     assert "<html" not in html
     expected = [r["id"] for r in find_similar(query_text="beach", top_k=5, filter_metadata={"category": "travel"})]
     assert result_ids(html) == expected
+
+
+def test_the_minimum_similarity_the_page_shows_is_the_one_applied(viewer_client, library, settings):
+    everything = find_similar(query_text="red car at night", top_k=10, threshold=-1)
+    settings.IMGSIM_SEARCH_THRESHOLD = everything[4]["similarity"]  # the setting: five photos reach it
+    html = viewer_client.get(reverse("search:page"), {"q": "red car at night", "top_k": 10}).content.decode()
+    shown = re.search(r'id="id_threshold"[^>]*value="([^"]+)"', html).group(1)
+    assert float(shown) == pytest.approx(everything[4]["similarity"], abs=1e-6)  # the slider shows it
+    assert result_ids(html) == [r["id"] for r in everything[:5]]  # and it applies
+    html = viewer_client.get(reverse("search:page"), {"q": "red car at night", "top_k": 10, "threshold": -1})
+    assert result_ids(html.content.decode()) == [r["id"] for r in everything]  # the URL's own wins
 
 
 def test_search_takes_every_gallery_filter(viewer_client, library):
