@@ -283,7 +283,10 @@ class ChromaIndex(VectorIndex):
             chunk = [str(pk) for pk in ids[start : start + step]]
             chunk_vectors = np.asarray(vectors[start : start + step], dtype=np.float32)
             chunk_metadata = [_clean_metadata(m) for m in metadatas[start : start + step]]
-            same = set() if fresh else _unchanged(collection, chunk, chunk_vectors)
+            if fresh:  # nothing to merge with: add skips upsert's lookup of every id (a rebuild of a million, -11%)
+                collection.add(ids=chunk, embeddings=chunk_vectors, metadatas=[_stored(m) for m in chunk_metadata])
+                continue
+            same = _unchanged(collection, chunk, chunk_vectors)
             update = [i for i, pk in enumerate(chunk) if pk in same and chunk_metadata[i] is not None]
             if update:  # update merges keys; _clean_metadata sends removed ones as None
                 collection.update(ids=[chunk[i] for i in update], metadatas=[chunk_metadata[i] for i in update])
@@ -415,6 +418,12 @@ def _clean_metadata(metadata: dict | None) -> dict | None:
     """
     cleaned = {key: None if value in ("", []) else value for key, value in (metadata or {}).items()}
     return cleaned if any(value is not None for value in cleaned.values()) else None
+
+
+def _stored(metadata: dict | None) -> dict | None:
+    """Cleaned metadata for a new entry: the keys to remove (None) have nothing to remove from."""
+    kept = {key: value for key, value in (metadata or {}).items() if value is not None}
+    return kept or None
 
 
 # Chroma's defaults but ef_search (100): 256 finds the exact top 10 of image-like queries and 99.6% of
