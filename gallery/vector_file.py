@@ -443,9 +443,9 @@ class VectorTable:
             positions, query, lambda rows: scores[np.searchsorted(blocks, rows // block) * block + rows % block]
         )
 
-    def _int4_tensors(self) -> tuple | None:
+    def _int4_tensors(self) -> tuple:
         """The file's int4 twin for torch (packed rows, scales and zeros, group, rows per block), loaded
-        once; None (falsy) when there is none for this torch or dimension."""
+        once; () when there is none for this torch or dimension."""
         import torch
 
         if self._int4 is None:

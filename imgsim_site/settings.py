@@ -264,9 +264,9 @@ IMGSIM_DUPLICATE_PRESELECT = env_float("IMGSIM_DUPLICATE_PRESELECT", 0.98, minim
 # few ms more than HNSW, whose candidates held only ~0.6 of the true top 10 of text-like queries there
 # (bench.scale), and web processes never load Chroma's index into memory.
 IMGSIM_EXACT_SEARCH_LIMIT = env_int("IMGSIM_EXACT_SEARCH_LIMIT", 2_000_000, minimum=0)
-# That pass reads every vector, in float16 from the shared file or in int8 from its twin (half the
-# bytes; the best candidates are re-scored from the file): "auto" times both once on this machine
-# (search/paths.py), as the faster one differs between CPUs.
+# That pass reads every vector, in float16 from the shared file or from its int8 or int4 twin (a half
+# or a quarter of the bytes; the best candidates are re-scored from the file): "auto" times the three
+# once on this machine (search/paths.py), as the fastest differs between CPUs.
 IMGSIM_SEARCH_PASS = env_choice("IMGSIM_SEARCH_PASS", "auto", {"auto", "fp16", "int8", "int4"})
 # Above it, a search asks the ANN index for this many candidates and keeps the best by exact score:
 # more finds more of the true top 10 of queries far from every photo, as text queries are (bench.scale).

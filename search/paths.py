@@ -305,10 +305,6 @@ def search_pass() -> str:
     memory as a real library is): int8 and int4 through torch's weight-only products, which need
     bfloat16 input and were several times slower than fp16 on a CPU where bfloat16 is slow.
     """
-    import torch
-
-    from gallery.vector_file import int4_group, int4_layout, int4_quantise
-
     setting = getattr(settings, "IMGSIM_SEARCH_PASS", "auto") if settings.configured else "auto"
     if setting in SEARCH_PASSES:
         return setting
@@ -317,6 +313,10 @@ def search_pass() -> str:
     key = _pass_key()
     record = _read().get(key)
     if record is None or record.get("pass") not in SEARCH_PASSES:
+        import torch
+
+        from gallery.vector_file import int4_group, int4_layout, int4_quantise
+
         generator = torch.Generator().manual_seed(0)
         rows = torch.nn.functional.normalize(torch.randn(131_072, 512, generator=generator), dim=1)
         query = rows[7]
