@@ -32,8 +32,8 @@ def measure_size(size: int, queries: int) -> dict:
 
     vectors = synthetic_library(size, model=MODEL)
     ids = np.array(list(Image.objects.order_by("pk").values_list("pk", flat=True)))
-    count, seconds = reindex()
-    result = {"size": size, "add_per_s": count / seconds, "reindex_s": seconds}
+    rebuilt = reindex()
+    result = {"size": size, "add_per_s": rebuilt.count / rebuilt.seconds, "reindex_s": rebuilt.seconds}
     rng = np.random.default_rng(1)
     probes = vectors[rng.integers(0, size, queries)] + 0.3 * rng.normal(size=(queries, vectors.shape[1]))
     probes = (probes / np.linalg.norm(probes, axis=1, keepdims=True)).astype(np.float32)

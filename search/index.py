@@ -93,15 +93,19 @@ class VectorIndex:
     def drop(self, model_name: str) -> None:
         raise NotImplementedError
 
-    def rebuild(self, model_name: str, batches: Iterable[tuple[list, np.ndarray, list[dict | None]]]) -> None:
+    def rebuild(
+        self, model_name: str, batches: Iterable[tuple[list, np.ndarray, list[dict | None]]], *, restart: bool = False
+    ) -> int:
         """Replace the model's collection by the (ids, vectors, metadatas) batches given.
 
-        This default drops first; a backend that can should build beside the old
-        collection and swap, so a failure half-way leaves the old one serving.
+        This default drops first and has nothing to go on from (returns 0); a backend
+        that can should build beside the old collection and swap, so a failure
+        half-way leaves the old one serving, and resume a rebuild that stopped.
         """
         self.drop(model_name)
         for ids, vectors, metadatas in batches:
             self.upsert(model_name, ids, vectors, metadatas)
+        return 0
 
 
 class ChromaIndex(VectorIndex):
@@ -247,20 +251,49 @@ class ChromaIndex(VectorIndex):
             self._collections.pop(self.collection_name(model_name), None)
             return action(self.collection(model_name))
 
-    def rebuild(self, model_name: str, batches) -> None:
-        """Build the collection anew beside the old one, then swap: until the swap, the old one serves."""
+    def rebuild(self, model_name: str, batches, *, restart: bool = False) -> int:
+        """Build the collection anew beside the old one, then swap: until the swap, the old one serves.
+
+        A rebuild that stopped half-way (killed, out of disk) leaves its collection
+        behind, and the next one goes on from it unless restart: a photo it holds
+        gets its vector compared and its metadata brought up to date instead of going
+        into the graph again, the expensive part, and a photo gone since is taken out.
+        Returns how many photos the stopped rebuild had written.
+        """
         name = self.collection_name(model_name)
-        building = f"{name[:50]}-rebuild"
-        with contextlib.suppress(Exception):  # a leftover of a rebuild that failed half-way
-            self.client().delete_collection(building)
-        target = self._open(building, model_name, create_only=True)
+        target = None if restart else self._stopped_rebuild(model_name)
+        held = target.count() if target is not None else 0
+        if target is None:
+            with contextlib.suppress(Exception):  # a leftover that does not fit: start over
+                self.client().delete_collection(_rebuild_name(name))
+            target = self._open(_rebuild_name(name), model_name, create_only=True)
+        left, written = held, []
         for ids, vectors, metadatas in batches:
-            self._upsert_into(target, ids, vectors, metadatas, fresh=True)
+            present = target.get(ids=[str(pk) for pk in ids], include=[])["ids"] if left else []
+            left -= len(present)
+            self._upsert_into(target, ids, vectors, metadatas, fresh=not present)
+            if held:
+                written.append(np.asarray(ids, dtype=np.int64))
+        if left:  # photos deleted or trashed since it stopped: the only case that lists every id
+            stored = np.fromiter((int(pk) for pk in self._ids_in(target)), dtype=np.int64)
+            self._remove(target, np.setdiff1d(stored, np.concatenate(written)).tolist())
         with self._lock:
             self._collections.pop(name, None)
             with contextlib.suppress(Exception):  # absent already is fine
                 self.client().delete_collection(name)
             target.modify(name=name)
+        return held
+
+    def _stopped_rebuild(self, model_name: str):
+        """The collection a stopped rebuild left, if it was built with today's graph parameters."""
+        name = _rebuild_name(self.collection_name(model_name))
+        try:
+            found = self.client().get_collection(name, embedding_function=None)
+        except Exception:  # none left behind (Chroma says NotFound; a server may say it otherwise)
+            return None
+        shape = ("space", "max_neighbors", "ef_construction")
+        wanted = {"space": "cosine", **self.hnsw}
+        return found if all(_hnsw_of(found).get(key) == wanted.get(key) for key in shape) else None
 
     def max_batch_size(self) -> int:
         try:
@@ -286,11 +319,11 @@ class ChromaIndex(VectorIndex):
             if fresh:  # nothing to merge with: add skips upsert's lookup of every id (a rebuild of a million, -11%)
                 collection.add(ids=chunk, embeddings=chunk_vectors, metadatas=[_stored(m) for m in chunk_metadata])
                 continue
-            same = _unchanged(collection, chunk, chunk_vectors)
-            update = [i for i, pk in enumerate(chunk) if pk in same and chunk_metadata[i] is not None]
+            same, current = _unchanged(collection, chunk, chunk_vectors, chunk_metadata)
+            update = [i for i, pk in enumerate(chunk) if pk in same and pk not in current and chunk_metadata[i]]
             if update:  # update merges keys; _clean_metadata sends removed ones as None
                 collection.update(ids=[chunk[i] for i in update], metadatas=[chunk_metadata[i] for i in update])
-            rest = sorted(set(range(len(chunk))) - set(update))
+            rest = [i for i, pk in enumerate(chunk) if pk not in same or (pk not in current and not chunk_metadata[i])]
             if rest:
                 collection.upsert(
                     ids=[chunk[i] for i in rest],
@@ -303,14 +336,14 @@ class ChromaIndex(VectorIndex):
             self._on_collection(model_name, lambda collection: self._upsert_into(collection, ids, vectors, metadatas))
 
     def delete(self, model_name: str, ids: Iterable) -> None:
+        ids = list(ids)
+        self._on_collection(model_name, lambda collection: self._remove(collection, ids))
+
+    def _remove(self, collection, ids: list) -> None:
         ids = [str(pk) for pk in ids]
         step = self.max_batch_size()
-
-        def remove(collection) -> None:
-            for start in range(0, len(ids), step):
-                collection.delete(ids=ids[start : start + step])
-
-        self._on_collection(model_name, remove)
+        for start in range(0, len(ids), step):
+            collection.delete(ids=ids[start : start + step])
 
     def query(
         self,
@@ -369,7 +402,9 @@ class ChromaIndex(VectorIndex):
             offset += len(page["ids"])
 
     def ids(self, model_name: str) -> set[str]:
-        collection = self.collection(model_name)
+        return self._ids_in(self.collection(model_name))
+
+    def _ids_in(self, collection) -> set[str]:
         return {pk for page in self._pages(collection, []) for pk in page["ids"]}
 
     def present(self, model_name: str, ids: list) -> set[str]:
@@ -390,6 +425,10 @@ class ChromaIndex(VectorIndex):
                 self.client().delete_collection(name)
 
 
+def _rebuild_name(name: str) -> str:
+    return f"{name[:50]}-rebuild"
+
+
 def _collection_gone(error: Exception) -> bool:
     """Whether Chroma says the collection no longer exists (its id is stale, or it was deleted)."""
     from chromadb.errors import NotFoundError
@@ -397,17 +436,23 @@ def _collection_gone(error: Exception) -> bool:
     return isinstance(error, NotFoundError) or "does not exist" in str(error)
 
 
-def _unchanged(collection, ids: list[str], vectors: np.ndarray) -> set[str]:
-    """The ids among these whose stored vector equals the new one."""
-    stored = collection.get(ids=ids, include=["embeddings"])
-    if not stored["ids"]:
-        return set()
+def _unchanged(collection, ids: list[str], vectors: np.ndarray, metadatas: list[dict | None]):
+    """(ids whose stored vector equals the new one, those of them whose metadata is as wanted too).
+
+    The read costs far less than updating metadata that is already right: skipping
+    those updates made a reindex going on from a stopped one 3x faster over the part
+    already written (bench.scale --resume).
+    """
+    stored = collection.get(ids=ids, include=["embeddings", "metadatas"])
     position = {pk: row for row, pk in enumerate(ids)}
-    return {
-        pk
-        for pk, vector in zip(stored["ids"], stored["embeddings"])
-        if np.allclose(np.asarray(vector, dtype=np.float32), vectors[position[pk]], atol=1e-6)
-    }
+    same, current = set(), set()
+    for pk, vector, metadata in zip(stored["ids"], stored["embeddings"], stored["metadatas"]):
+        row = position[pk]
+        if np.allclose(np.asarray(vector, dtype=np.float32), vectors[row], atol=1e-6):
+            same.add(pk)
+            if (metadata or {}) == (_stored(metadatas[row]) or {}):
+                current.add(pk)
+    return same, current
 
 
 def _clean_metadata(metadata: dict | None) -> dict | None:

@@ -181,11 +181,22 @@ def _orphan_files(*, delete: bool) -> int:
     return len(orphans)
 
 
-def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, float]:
-    """Rebuild the collection from SQLite's vectors beside the old one, then swap; return (count, seconds).
+@dataclass(frozen=True)
+class Reindexed:
+    count: int  # photos in the new collection
+    seconds: float
+    resumed: int  # photos a stopped rebuild had written already, taken over
+
+
+REINDEX_CHUNK = 5000
+
+
+def reindex(*, on_progress: Callable[[int], None] | None = None, restart: bool = False) -> Reindexed:
+    """Rebuild the collection from SQLite's vectors beside the old one, then swap.
 
     A photo whose stored vector is unusable (wrong length, not finite) is marked
-    failed and left out; a failure half-way leaves the old collection serving.
+    failed and left out; a failure half-way leaves the old collection serving, and
+    the next reindex goes on from what it wrote (not with restart).
     """
     started = time.perf_counter()
     current = model_name()
@@ -194,7 +205,7 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
 
     def batches():
         nonlocal count
-        for chunk in _chunks(ids, 5000):
+        for chunk in _chunks(ids, REINDEX_CHUNK):
             vector_of = usable_vectors(stored_vectors.load(chunk), current, SyncReport())
             metadata_of = index_metadata_of(pk for pk in chunk if pk in vector_of)
             kept = [pk for pk in chunk if pk in metadata_of]
@@ -206,6 +217,6 @@ def reindex(*, on_progress: Callable[[int], None] | None = None) -> tuple[int, f
                 on_progress(len(kept))
 
     with writing_index() as index:
-        index.rebuild(current, batches())
+        resumed = index.rebuild(current, batches(), restart=restart)
     record_written(written, everything=True)
-    return count, time.perf_counter() - started
+    return Reindexed(count, time.perf_counter() - started, resumed)

@@ -43,8 +43,7 @@ def test_one_bad_stored_vector_fails_that_photo_only(library):
     IndexOutbox.objects.create(image_id=synced.pk)  # its metadata changed, say: reconcile syncs it
     result = reconcile()
     assert [pk for pk, _ in result.embed_failed] == [synced.pk]
-    count, _ = reindex()  # neither crashes
-    assert count == len(library) - 2
+    assert reindex().count == len(library) - 2  # neither crashes
     for victim in (synced, rebuilt):
         victim.refresh_from_db()
         assert victim.embedding_state == Image.Embedding.FAILED and "384 values" in victim.embedding_error
@@ -112,3 +111,83 @@ def test_vectors_load_in_chunks_the_database_accepts(library, monkeypatch):
     chunked = stored_vectors.load([image.pk for image in library] + [10**9])
     assert chunked.keys() == everything.keys() and len(chunked) == len(library)
     assert all(np.array_equal(chunked[pk], everything[pk]) for pk in everything)
+
+
+class Stopped(Exception):
+    pass
+
+
+def stop_after(photos: int):
+    """An on_progress that stops the reindex once this many photos are written, as a kill would."""
+    done = [0]
+
+    def count(more: int) -> None:
+        done[0] += more
+        if done[0] >= photos:
+            raise Stopped
+
+    return count
+
+
+@pytest.fixture
+def stopped_reindex(library, monkeypatch):
+    """A reindex of the library in chunks of two, stopped after it wrote the first four photos."""
+    from search import reconcile as reconcile_module
+
+    monkeypatch.setattr(reconcile_module, "REINDEX_CHUNK", 2)
+    with pytest.raises(Stopped):
+        reindex(on_progress=stop_after(4))
+    return library
+
+
+def test_a_stopped_reindex_goes_on_from_what_it_wrote(stopped_reindex, monkeypatch, settings):
+    from chromadb.api.models.Collection import Collection
+
+    from gallery.services import image_trash, tags_add
+
+    library = stopped_reindex
+    tagged, trashed = library[0], library[1]  # both written before it stopped, changed since
+    tags_add(images=[tagged], names=["harbour"])
+    image_trash(images=[trashed])
+    inserted = []
+    for method in ("add", "upsert"):
+        original = getattr(Collection, method)
+
+        def spy(self, *args, original=original, **kwargs):
+            inserted.extend(int(pk) for pk in kwargs["ids"])
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Collection, method, spy)
+
+    rebuilt = reindex()
+
+    assert (rebuilt.resumed, rebuilt.count) == (4, 5)
+    assert sorted(inserted) == [photo.pk for photo in library[4:]]  # the vectors it had not written, only
+    held = get_index().get(model_name())
+    assert sorted(int(pk) for pk in held) == [photo.pk for photo in library if photo != trashed]
+    assert "harbour" in held[str(tagged.pk)][0]["tags"]
+    assert reconcile(deep=True).clean
+    settings.IMGSIM_EXACT_SEARCH_LIMIT = 0  # searched through the index, as a large library is
+    own_vector = stored_vectors.load([tagged.pk])[tagged.pk]
+    assert [hit["id"] for hit in find_similar(query_embedding=own_vector, top_k=1)] == [tagged.pk]
+
+
+def test_the_reindex_command_says_it_went_on(stopped_reindex):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("reindex", "--no-progress", stdout=out)
+    assert "Went on from a stopped reindex that had written 4 vectors." in out.getvalue()
+    assert "Indexed 6 vectors" in out.getvalue()
+
+
+def test_a_reindex_starts_over_when_asked_or_when_the_graph_parameters_changed(stopped_reindex, monkeypatch):
+    assert reindex(restart=True).resumed == 0
+    with pytest.raises(Stopped):
+        reindex(on_progress=stop_after(2))
+    monkeypatch.setitem(get_index().hnsw, "max_neighbors", 8)  # IMGSIM_HNSW_M changed since it stopped
+    rebuilt = reindex()
+    assert (rebuilt.resumed, rebuilt.count) == (0, len(stopped_reindex))
+    assert get_index().count(model_name()) == len(stopped_reindex)
