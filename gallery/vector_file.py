@@ -13,12 +13,13 @@ a vector for a photo that already had one (a re-embedded photo) drops the pointe
 and the next reader writes a new file from SQLite.
 """
 
+import contextlib
 import functools
 import hashlib
 import io
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,18 +67,15 @@ def quantised(file: VectorFile) -> tuple[np.ndarray, float]:
     with torch.inference_mode():  # torch uses both cores where numpy took ~8 s for a million vectors on one
         largest = max((float(torch.from_numpy(_rows(file, part)).abs().max()) for part in slices), default=0.0)
         scale = 127.0 / max(largest, 1e-6)
-        partial = path.with_suffix(f".{secrets.token_hex(4)}.partial")  # two writers at once write apart
-        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int8, shape=file.vectors.shape)
-        for part in slices:
-            rows = torch.from_numpy(_rows(file, part)).float().mul_(scale).round_()
-            out[part] = rows.to(torch.int8).numpy()
-    out.flush()
-    del out
-    scale_partial = scale_path.with_suffix(f".{secrets.token_hex(4)}.partial")
-    with open(scale_partial, "wb") as scale_out:
-        np.save(scale_out, np.float32(scale))
-    os.replace(scale_partial, scale_path)
-    os.replace(partial, path)  # last: the pair is complete once this name exists
+        with _publishing(scale_path, path) as (scale_partial, partial):
+            out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int8, shape=file.vectors.shape)
+            for part in slices:
+                rows = torch.from_numpy(_rows(file, part)).float().mul_(scale).round_()
+                out[part] = rows.to(torch.int8).numpy()
+            out.flush()
+            del out
+            with open(scale_partial, "wb") as scale_out:  # a file object: np.save would add ".npy" to a name
+                np.save(scale_out, np.float32(scale))
     return np.load(path, mmap_mode="c"), float(np.load(scale_path))
 
 
@@ -142,13 +140,11 @@ def int4_twin(file: VectorFile) -> tuple[np.ndarray, np.ndarray] | None:
         pass
     count, dimension = file.vectors.shape
     padded = -(-count // INT4_PAD) * INT4_PAD
-    partial = path.with_suffix(f".{secrets.token_hex(4)}.partial")
-    scales_partial = scales_path.with_suffix(f".{secrets.token_hex(4)}.partial")
-    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(padded, dimension // 2))
-    scales_out = np.lib.format.open_memmap(
-        scales_partial, mode="w+", dtype=np.uint16, shape=(dimension // group, padded, 2)
-    )
-    with torch.inference_mode():
+    with _publishing(scales_path, path) as (scales_partial, partial), torch.inference_mode():
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(padded, dimension // 2))
+        scales_out = np.lib.format.open_memmap(
+            scales_partial, mode="w+", dtype=np.uint16, shape=(dimension // group, padded, 2)
+        )
         for start in range(0, padded, 65_536):
             rows = torch.zeros((min(65_536, padded - start), dimension))
             real = _rows(file, slice(start, min(start + len(rows), count)))
@@ -156,23 +152,42 @@ def int4_twin(file: VectorFile) -> tuple[np.ndarray, np.ndarray] | None:
             packed, scales = int4_quantise(rows)
             out[start : start + len(rows)] = packed.numpy()
             scales_out[:, start : start + len(rows)] = scales.view(torch.int16).numpy().view(np.uint16)
-    out.flush()
-    scales_out.flush()
-    del out, scales_out
-    os.replace(scales_partial, scales_path)
-    os.replace(partial, path)  # last: the pair is complete once this name exists
+        out.flush()
+        scales_out.flush()
+        del out, scales_out
     return np.load(path, mmap_mode="c"), np.load(scales_path, mmap_mode="c")
+
+
+@contextlib.contextmanager
+def _publishing(*paths: Path, durable: bool = False) -> Iterator[tuple[Path, ...]]:
+    """Names to write these files under; once the block has written them all, each is renamed to its
+    path in the order given, so a reader that finds the last one finds them complete. Two writers at
+    once write apart, and a failure leaves no partial file. durable: flushed to disk first."""
+    partials = tuple(path.with_name(f"{path.name}.{secrets.token_hex(4)}.partial") for path in paths)
+    try:
+        yield partials
+        for partial, path in zip(partials, paths):
+            if durable:
+                _fsync(partial)
+            os.replace(partial, path)
+    finally:
+        for partial in partials:
+            partial.unlink(missing_ok=True)
 
 
 def _rows(file: VectorFile, part: slice) -> np.ndarray:
     """A run of the file's rows, read (not mapped): writing a twin leaves none of the file's pages
     in the writer's memory, where a web worker that wrote one kept all of them."""
-    width = file.vectors.shape[1] * np.dtype(DTYPE).itemsize
     start, stop, _ = part.indices(len(file.ids))
     rows = np.empty((max(stop - start, 0), file.vectors.shape[1]), dtype=DTYPE)
-    if os.preadv(file.source.fileno(), [rows], file.vectors.offset + start * width) != rows.nbytes:
+    if os.preadv(file.source.fileno(), [rows], _row_start(file, start)) != rows.nbytes:
         raise OSError(f"{file.stem}: the vector file is shorter than its header says")
     return rows
+
+
+def _row_start(file: VectorFile, row: int) -> int:
+    """Where a row of the file's vectors starts, in bytes from the file's start (after its header)."""
+    return file.vectors.offset + row * file.vectors.shape[1] * np.dtype(DTYPE).itemsize
 
 
 def current(model: str) -> VectorFile | None:
@@ -205,20 +220,16 @@ def write(model: str, ids: np.ndarray, vectors_at: Callable[[np.ndarray], np.nda
     number = secrets.randbits(62) or 1
     stem = _stem(model, number)
     first = vectors_at(np.arange(min(1, len(ids))))
-    partial = stem.with_suffix(".vectors.npy.partial")
-    out = np.lib.format.open_memmap(partial, mode="w+", dtype=DTYPE, shape=(len(ids), first.shape[1]))
-    for start in range(0, len(ids), 16_384):
-        positions = np.arange(start, min(start + 16_384, len(ids)))
-        out[positions[0] : positions[-1] + 1] = vectors_at(positions)
-    out.flush()
-    del out
-    _fsync(partial)
-    os.replace(partial, stem.with_suffix(".vectors.npy"))  # readers never see half a file
-    partial = stem.with_suffix(".ids.npy.partial")
-    with open(partial, "wb") as out_ids:  # a file object: np.save would add ".npy" to a name
-        np.save(out_ids, np.asarray(ids, dtype=np.int64))
-    _fsync(partial)
-    os.replace(partial, stem.with_suffix(".ids.npy"))
+    paths = stem.with_suffix(".vectors.npy"), stem.with_suffix(".ids.npy")
+    with _publishing(*paths, durable=True) as (partial, ids_partial):  # readers never see half a file
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=DTYPE, shape=(len(ids), first.shape[1]))
+        for start in range(0, len(ids), 16_384):
+            positions = np.arange(start, min(start + 16_384, len(ids)))
+            out[positions[0] : positions[-1] + 1] = vectors_at(positions)
+        out.flush()
+        del out
+        with open(ids_partial, "wb") as out_ids:  # a file object: np.save would add ".npy" to a name
+            np.save(out_ids, np.asarray(ids, dtype=np.int64))
     LibraryVersion.objects.update_or_create(name=_key(model), defaults={"version": number})
     # Processes still reading an older file keep their mapping (Linux frees it when they let go).
     for old in folder.glob(f"{_digest(model)}-*"):
@@ -293,8 +304,8 @@ class VectorTable:
 
     def _read(self, rows: np.ndarray) -> np.ndarray:
         """Rows of the file read from it (the page cache), not through the mapping (see READ_AT)."""
-        width, start, source = self.dimension * np.dtype(DTYPE).itemsize, self.file.vectors.offset, self.file.source
-        read = b"".join(os.pread(source.fileno(), width, start + row * width) for row in rows.tolist())
+        width, source = self.dimension * np.dtype(DTYPE).itemsize, self.file.source.fileno()
+        read = b"".join(os.pread(source, width, _row_start(self.file, row)) for row in rows.tolist())
         return np.frombuffer(read, dtype=DTYPE).reshape(len(rows), self.dimension)
 
     def take_int8(self, positions: np.ndarray, quantised_file: np.ndarray, scale: float) -> np.ndarray:

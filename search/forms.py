@@ -11,13 +11,7 @@ class SearchForm(FilterForm):
     top_k = forms.IntegerField(
         required=False, min_value=1, max_value=200, initial=settings.IMGSIM_SEARCH_TOP_K, label="Results"
     )
-    threshold = forms.FloatField(
-        required=False,
-        min_value=-1.0,
-        max_value=1.0,
-        initial=settings.IMGSIM_SEARCH_THRESHOLD,
-        label="Minimum similarity",
-    )
+    threshold = forms.FloatField(required=False, min_value=-1.0, max_value=1.0, label="Minimum similarity")
     image = forms.FileField(required=False)
 
     def __init__(self, *args, **kwargs):

@@ -102,6 +102,36 @@ def test_a_vanished_or_damaged_file_is_written_again(settings):
     assert columns.vectors.file.number != vector_file.current(model_name()).number
 
 
+def test_a_twin_that_fails_half_written_leaves_no_file_and_the_next_reader_writes_it(settings, monkeypatch):
+    """A full disk or a crash while writing the int8 or int4 twin: no partial file stays behind, and
+    nothing half-written is ever read as a twin."""
+    rng = np.random.default_rng(6)
+    ids = np.arange(1, 301, dtype=np.int64)
+    vectors = unit(rng, len(ids))
+    file = vector_file.write("twins-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
+    for twin_file in settings.IMGSIM_VECTOR_DIR.glob("*.int[48]*"):  # the writer made them: as a file from before
+        twin_file.unlink()
+    written = set(settings.IMGSIM_VECTOR_DIR.iterdir())
+
+    read_rows = vector_file._rows
+
+    def full_disk_once_writing(file, part):  # fails while a partial twin is on disk
+        if any(path.suffix == ".partial" for path in settings.IMGSIM_VECTOR_DIR.iterdir()):
+            raise OSError(28, "No space left on device")
+        return read_rows(file, part)
+
+    twins = [vector_file.quantised] + ([vector_file.int4_twin] if vector_file.int4_layout() else [])
+    for twin in twins:
+        with monkeypatch.context() as patched:
+            patched.setattr(vector_file, "_rows", full_disk_once_writing)
+            with pytest.raises(OSError, match="No space left"):
+                twin(file)
+        assert set(settings.IMGSIM_VECTOR_DIR.iterdir()) == written
+        assert twin(file) is not None  # written whole this time
+        written = set(settings.IMGSIM_VECTOR_DIR.iterdir())
+    assert not [path for path in settings.IMGSIM_VECTOR_DIR.iterdir() if path.suffix == ".partial"]
+
+
 def test_the_best_by_the_file_are_the_best_by_float32_scores_of_its_float16_vectors():
     rng = np.random.default_rng(4)
     vectors = unit(rng, 3000)
