@@ -132,6 +132,49 @@ def test_a_twin_that_fails_half_written_leaves_no_file_and_the_next_reader_write
     assert not [path for path in settings.IMGSIM_VECTOR_DIR.iterdir() if path.suffix == ".partial"]
 
 
+@pytest.mark.parametrize("cache", ["holds the rows", "dropped the rows", "cannot say (no RWF_NOWAIT)"])
+def test_rows_scored_again_are_read_right_whatever_the_page_cache_holds(cache, monkeypatch):
+    """A server just started, or a page cache that went to other files: rows missing from it are
+    asked of the disk together, then read; a file system without RWF_NOWAIT reads them plainly."""
+    import os
+
+    from gallery.vector_file import VectorTable
+
+    rng = np.random.default_rng(7)
+    ids = np.arange(1, 5_001, dtype=np.int64)
+    vectors = unit(rng, len(ids)).astype(vector_file.DTYPE)
+    file = vector_file.write("cache-test", ids, lambda at: vectors[at])
+    table = VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE))
+    asked = []
+    monkeypatch.setattr(vector_file, "_NOWAIT", vector_file._NOWAIT)  # put back after the fallback below
+    if cache == "dropped the rows":
+        os.posix_fadvise(file.source.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        # and as if the drop took (it cannot drop pages a mapping holds): nothing read without waiting
+        monkeypatch.setattr(vector_file, "_read_if_cached", lambda source, into, start: False)
+        advise = os.posix_fadvise
+
+        def counted(fd, start, size, how):
+            asked.append(start)
+            return advise(fd, start, size, how)
+
+        monkeypatch.setattr(os, "posix_fadvise", counted)
+    elif cache == "cannot say (no RWF_NOWAIT)":
+        preadv = os.preadv
+
+        def without_flags(fd, buffers, offset, *flags):
+            if flags:
+                raise OSError(95, "Operation not supported")
+            return preadv(fd, buffers, offset)
+
+        monkeypatch.setattr(os, "preadv", without_flags)
+    rows = np.sort(rng.choice(len(ids), 700, replace=False))
+    assert np.array_equal(table._read(rows), vectors[rows])
+    assert np.array_equal(table._read(rows[:3]), vectors[rows[:3]])  # and again, the fallback remembered
+    assert len(asked) == (703 if cache == "dropped the rows" else 0)  # every row asked for, once
+    if cache == "cannot say (no RWF_NOWAIT)":
+        assert vector_file._NOWAIT == 0
+
+
 def test_the_best_by_the_file_are_the_best_by_float32_scores_of_its_float16_vectors():
     rng = np.random.default_rng(4)
     vectors = unit(rng, 3000)
