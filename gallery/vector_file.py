@@ -473,8 +473,10 @@ class VectorTable:
 
         packed, scales, group, block = self._int4_tensors()
         file_rows = self.position_rows[positions]
-        blocks = np.unique(file_rows[file_rows >= 0] // block)
-        if len(blocks) * 4 > len(packed) // block:
+        held = np.zeros(len(packed) // block, dtype=bool)  # marks, not np.unique: no sort of the rows
+        held[file_rows[file_rows >= 0] // block] = True
+        blocks = np.flatnonzero(held)
+        if len(blocks) * 4 > len(held):
             return None
         gathered = torch.from_numpy((blocks[:, None] * block + np.arange(block)).ravel())
         scores = torch._weight_int4pack_mm_for_cpu(

@@ -7,9 +7,9 @@ from search.reconcile import reindex
 
 class Command(BaseCommand):
     help = (
-        "Drop the vector index and rebuild it from the vectors stored in SQLite. No photo is decoded "
-        "and no model is loaded: use it after losing or corrupting the Chroma folder. The old index "
-        "serves until the new one is complete, and a reindex that was stopped goes on from where it stopped."
+        "Rebuild the vector index from the vectors stored in SQLite. No photo is decoded and no model "
+        "is loaded: use it after losing or corrupting the Chroma folder. The old index serves until the "
+        "new one is complete, and a reindex that was stopped goes on from where it stopped."
     )
 
     def add_arguments(self, parser):
