@@ -276,7 +276,7 @@ class ChromaIndex(VectorIndex):
                 written.append(np.asarray(ids, dtype=np.int64))
         if left:  # photos deleted or trashed since it stopped: the only case that lists every id
             stored = np.fromiter((int(pk) for pk in self._ids_in(target)), dtype=np.int64)
-            self._remove(target, np.setdiff1d(stored, np.concatenate(written)).tolist())
+            self._remove(target, np.setdiff1d(stored, np.concatenate([np.zeros(0, np.int64), *written])).tolist())
         with self._lock:
             self._collections.pop(name, None)
             with contextlib.suppress(Exception):  # absent already is fine

@@ -191,3 +191,12 @@ def test_a_reindex_starts_over_when_asked_or_when_the_graph_parameters_changed(s
     rebuilt = reindex()
     assert (rebuilt.resumed, rebuilt.count) == (0, len(stopped_reindex))
     assert get_index().count(model_name()) == len(stopped_reindex)
+
+
+def test_a_stopped_reindex_goes_on_when_every_photo_it_wrote_was_trashed_since(stopped_reindex):
+    from gallery.services import image_trash
+
+    image_trash(images=stopped_reindex)
+    rebuilt = reindex()
+    assert (rebuilt.resumed, rebuilt.count) == (4, 0)
+    assert get_index().count(model_name()) == 0
