@@ -1,8 +1,11 @@
 """Albums: services keep the index's album names in step; pages for viewers and editors; ingest --album."""
 
+import re
+
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from gallery.models import Album, Image
 from gallery.services import album_add, album_create, album_delete, album_remove, album_update
@@ -130,7 +133,9 @@ def test_albums_in_a_browser(browser, live_server, editor, photos, width):
         page.get_by_role("button", name="Add", exact=True).click()
         page.get_by_text("Added 1 photo to “Harbour walk”").wait_for()
     page.get_by_role("link", name="Harbour walk").click()
-    assert page.locator("#grid .card-photo").count() == 2
+    # the click only starts the navigation: wait for the album's page, not the photo page it leaves
+    page.wait_for_url(re.compile(r"/albums/\d+/$"))
+    expect(page.locator("#grid .card-photo")).to_have_count(2)
     if width < 800:
         fits(page, width)
     shot(page, f"album-{width}", docs=width > 800)
