@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from gallery.filters import FilterForm
-from gallery.models import Image, Metadata
+from gallery.models import Image, Metadata, Tag
 from gallery.planner import refresh_statistics
 from gallery.selectors import image_list
 from tests.photos import write_library
@@ -73,6 +73,28 @@ def test_the_grid_and_a_photos_neighbours_do_not_sort_the_library(big_library):
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
             plan = " / ".join(row[-1] for row in cursor.fetchall())
             assert "TEMP B-TREE FOR ORDER BY" not in plan, (sql, plan)
+
+
+def test_a_common_tag_is_looked_up_once_while_the_grid_walks_its_index(big_library):
+    sea = Tag.objects.create(name="sea")
+    Metadata.tags.through.objects.bulk_create(
+        Metadata.tags.through(metadata_id=image.pk, tag_id=sea.pk) for image in big_library[:2500]
+    )
+    refresh_statistics()
+    query = image_list(form=FilterForm({"tag": "sea"}), page=True).values("pk")[:61].query
+    sql, params = query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        plan = {row[0]: (row[1], row[-1]) for row in cursor.fetchall()}
+    assert any("image_live_newest" in detail for _, detail in plan.values()), plan
+    # Each photo walked is one probe of the membership index, and no other search: the tag is
+    # looked up once (SQLite runs a subquery that does not depend on the photo once).
+    correlated = [node for node, (_, detail) in plan.items() if detail.startswith("CORRELATED")]
+    per_photo = [
+        detail for parent, detail in plan.values() if parent in correlated and detail.startswith(("SEARCH", "SCAN"))
+    ]
+    assert len(per_photo) == 1 and "(metadata_id=? AND tag_id=?)" in per_photo[0], plan
+    assert len(list(image_list(form=FilterForm({"tag": "sea"}), page=True)[:61])) == 61
 
 
 def test_ingest_gives_the_planner_its_statistics(tmp_path):
