@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.scale --size 100000            # ~5 minutes on 2 cores
     .venv/bin/python -m bench.scale --size 1000000           # the million: give it an hour
     .venv/bin/python -m bench.scale --size 100000 --vectors random   # HNSW's worst case
+    DATABASE_URL=postgres://... .venv/bin/python -m bench.scale      # on PostgreSQL (its tables are emptied)
 
 The library is written straight into the database (no image files): clustered unit
 vectors (a mixture of Gaussians on the sphere, as photo embeddings cluster by
@@ -234,7 +235,7 @@ def memory_worker(args) -> None:
     import json
     import sys
 
-    setup_django(f"scale-{args.size}", keep=True, IMGSIM_MODEL=MODEL, IMGSIM_WORKER="0")
+    setup_django(_data_name(args.size), keep=True, IMGSIM_MODEL=MODEL, IMGSIM_WORKER="0")
     import numpy as np
 
     from search.columns import column_cache
@@ -270,8 +271,13 @@ def timed_requests(client, url: str, count: int, **headers) -> tuple[float, floa
 
 def measure(args) -> list[list]:
     data = setup_django(
-        f"scale-{args.size}", keep=args.reuse, IMGSIM_MODEL=MODEL, ALLOWED_HOSTS="testserver", IMGSIM_WORKER="0"
+        _data_name(args.size), keep=args.reuse, IMGSIM_MODEL=MODEL, ALLOWED_HOSTS="testserver", IMGSIM_WORKER="0"
     )
+    from django.core.management import call_command
+    from django.db import connection
+
+    if not args.reuse and connection.vendor != "sqlite":  # the data dir is new; the server's database is not
+        call_command("flush", interactive=False, verbosity=0)
     import numpy as np
     import torch
     from django.contrib.auth import get_user_model
@@ -487,6 +493,20 @@ def _stop_half_way(reindex, size: int) -> None:
         reindex(on_progress=count, restart=True)
 
 
+def _data_name(size: int) -> str:
+    """The data dir's name: one per size and kind of database (the vector files and index follow the rows)."""
+    return f"scale-{size}" + ("-postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "")
+
+
+def _database() -> str:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        version = connection.pg_version  # e.g. 150014
+        return f"PostgreSQL {version // 10000}.{version % 10000}"
+    return f"SQLite {connection.Database.sqlite_version}"
+
+
 def _verdict(ok: bool | None) -> str:
     return {True: "met", False: "NOT MET", None: "-"}[ok]
 
@@ -515,7 +535,7 @@ def main() -> None:
         return memory_worker(args)
     started = time.perf_counter()
     rows = measure(args)
-    print(f"\n{args.size:,} photos, {args.vectors} vectors, {cpu_model()}, {_cores()} cores")
+    print(f"\n{args.size:,} photos, {args.vectors} vectors, {_database()}, {cpu_model()}, {_cores()} cores")
     print(table(["step", "figure", "unit", "goal", "verdict"], rows))
     print(f"whole run: {(time.perf_counter() - started) / 60:.1f} min")
 

@@ -21,7 +21,7 @@ import operator
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q
 
 from gallery.planner import Unindexed, holds_for_many
 
@@ -208,22 +208,23 @@ def _taken_q(path: str, key: str, op: str, value) -> Q:
     return Q(**{path: value}) if op == "$eq" else Q(**{f"{path}__{_ORM_LOOKUP[op]}": value})
 
 
-# Each names its tag, album or person by a lookup of its own, evaluated once: a photo walked along
-# the grid's order is then one probe of the membership index, not a join per photo.
+# The tag, album or person is looked up first and named by its id: each photo the grid walks is
+# then one probe of the membership index, not a join, and PostgreSQL plans with its statistics
+# for that id (how many photos it holds) instead of a guess for an id unknown until run time.
 
 
 def _tag_subquery(name: str):
     from gallery.models import Metadata, Tag
 
     # The tag table's rows name the photo already (metadata's key is the photo's): no join through metadata.
-    tag = Tag.objects.filter(name=fold_text(name)).order_by().values("pk")  # names are unique
-    return Metadata.tags.through.objects.filter(tag_id=Subquery(tag)).values(image_id=F("metadata_id"))
+    tags = list(Tag.objects.filter(name=fold_text(name)).values_list("pk", flat=True))
+    return Metadata.tags.through.objects.filter(tag_id__in=tags).values(image_id=F("metadata_id"))
 
 
 def _album_subquery(name: str):
     from gallery.models import Album
 
-    albums = Album.objects.filter(name__iexact=name).values("pk")
+    albums = list(Album.objects.filter(name__iexact=name).values_list("pk", flat=True))
     return Album.photos.through.objects.filter(album_id__in=albums).values("image_id")
 
 
@@ -232,7 +233,7 @@ def _favourite_subquery(username: str):
 
     from gallery.models import Favourite
 
-    people = get_user_model().objects.filter(username__iexact=username).values("pk")
+    people = list(get_user_model().objects.filter(username__iexact=username).values_list("pk", flat=True))
     return Favourite.objects.filter(user_id__in=people).values("image_id")
 
 
