@@ -13,6 +13,7 @@ from search.index import get_index
 from search.python_api import find_similar
 from tests.browser import fits, login, shot
 from tests.photos import write_library, write_photo
+from tests.rows import photo_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HX = {"HX-Request": "true"}
@@ -278,19 +279,7 @@ def snapshot() -> tuple:
 
 def test_a_selection_of_thousands_of_ticked_photos_is_one_request(editor_client):
     # Rows made in bulk (no files, no vectors): more ticked ids than Django's default 1,000 fields.
-    picked = Image.objects.bulk_create(
-        Image(
-            sha256=f"{i:064x}",
-            file=f"originals/x/{i}.jpg",
-            original_name=f"p{i}.jpg",
-            format="JPEG",
-            width=10,
-            height=10,
-            byte_size=1,
-            embedding_state=Image.Embedding.FAILED,
-        )
-        for i in range(2500)
-    )
+    picked = photo_rows(2500, embedding_state=Image.Embedding.FAILED)
     Metadata.objects.bulk_create(Metadata(image=image) for image in picked)
     answer = bulk(editor_client, "category", picked, category="many")
     assert "Set category “many” on 2,500 photos." in answer.content.decode()

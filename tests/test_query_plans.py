@@ -18,6 +18,7 @@ from gallery.models import Image, Metadata, Tag
 from gallery.planner import refresh_statistics
 from gallery.selectors import image_list
 from tests.photos import write_library
+from tests.rows import photo_rows
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -28,20 +29,7 @@ pytestmark = [
 @pytest.fixture
 def big_library():
     now = timezone.now()
-    images = Image.objects.bulk_create(
-        Image(
-            sha256=f"{i:064x}",
-            file=f"originals/{i}.jpg",
-            original_name=f"{i}.jpg",
-            format="JPEG",
-            width=40,
-            height=30,
-            byte_size=1000,
-            added_at=now - timedelta(seconds=i),
-            embedding_state="done",
-        )
-        for i in range(3000)
-    )
+    images = photo_rows(3000)
     Metadata.objects.bulk_create(
         Metadata(image=image, taken_at=None if i % 50 == 0 else now - timedelta(days=i % 700))
         for i, image in enumerate(images)

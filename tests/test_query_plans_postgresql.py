@@ -14,9 +14,10 @@ from django.db import connection
 from django.utils import timezone
 
 from gallery.filters import FilterForm
-from gallery.models import Image, Metadata, Tag
+from gallery.models import Metadata, Tag
 from gallery.planner import refresh_statistics
 from gallery.selectors import image_list
+from tests.rows import photo_rows
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -28,20 +29,7 @@ PHOTOS = 20_000
 @pytest.fixture
 def library():
     now = timezone.now()
-    images = Image.objects.bulk_create(
-        Image(
-            sha256=f"{i:064x}",
-            file=f"originals/{i}.jpg",
-            original_name=f"{i}.jpg",
-            format="JPEG",
-            width=40,
-            height=30,
-            byte_size=1000,
-            added_at=now - timedelta(seconds=i),
-            embedding_state="done",
-        )
-        for i in range(PHOTOS)
-    )
+    images = photo_rows(PHOTOS)
     Metadata.objects.bulk_create(
         Metadata(
             image=image,
