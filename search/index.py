@@ -19,6 +19,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -221,9 +222,9 @@ class ChromaIndex(VectorIndex):
             client = self.client()
             if create_only:
                 return client.create_collection(name, **options)
-            found = client.get_or_create_collection(name, **options)
+            found = _when_unlocked(lambda: client.get_or_create_collection(name, **options))
             if _hnsw_of(found).get("ef_search") != self.hnsw["ef_search"]:
-                found.modify(configuration={"hnsw": {"ef_search": self.hnsw["ef_search"]}})
+                _when_unlocked(lambda: found.modify(configuration={"hnsw": {"ef_search": self.hnsw["ef_search"]}}))
                 found = client.get_collection(name, embedding_function=None)
             return found
         except IndexUnavailable:
@@ -427,6 +428,26 @@ class ChromaIndex(VectorIndex):
 
 def _rebuild_name(name: str) -> str:
     return f"{name[:50]}-rebuild"
+
+
+def _when_unlocked(action):
+    """action(), again after a moment while Chroma's SQLite says "database is locked".
+
+    Chroma keeps its catalogue in SQLite with a rollback journal, where a connection
+    that read and then writes while another is committing is refused at once instead
+    of waiting (SQLite's deadlock rule). Opening a collection writes when it creates it
+    or changes its ef_search, and met that in a test run on a loaded machine, right
+    after the client before it was closed. The catalogue write is tiny: a retry passes.
+    """
+    for delay in (0.02, 0.05, 0.1, 0.2, 0.5):
+        try:
+            return action()
+        except Exception as error:
+            if "database is locked" not in str(error):
+                raise
+            log.info("Chroma's database is locked; trying again in %s s (%s)", delay, error)
+            time.sleep(delay)
+    return action()
 
 
 def _collection_gone(error: Exception) -> bool:

@@ -84,3 +84,28 @@ def test_hnsw_parameters_come_from_settings_and_reach_an_existing_collection(tmp
     rebuilt.rebuild("m", iter([([1, 2], np.eye(2, 8, dtype=np.float32), [None, None])]))
     hnsw = rebuilt.collection("m").configuration_json["hnsw"]
     assert hnsw["max_neighbors"] == 32 and hnsw["ef_search"] == 256  # the default
+
+
+def test_a_collection_opens_when_chromas_database_was_locked_for_a_moment(tmp_path, monkeypatch, caplog):
+    import numpy as np
+    from chromadb.api.models.Collection import Collection
+    from chromadb.errors import InternalError
+
+    from search.index import ChromaIndex
+
+    first = ChromaIndex(path=str(tmp_path / "chroma"), hnsw={"ef_search": 128})
+    first.upsert("m", [1, 2], np.eye(2, 8, dtype=np.float32), [None, None])
+    first.refresh()
+    modify, refused = Collection.modify, []
+
+    def locked_twice(self, *args, **kwargs):  # as SQLite refuses a write that would deadlock
+        if len(refused) < 2:
+            refused.append(1)
+            raise InternalError("error returned from database: (code: 5) database is locked")
+        return modify(self, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "modify", locked_twice)
+    later = ChromaIndex(path=str(tmp_path / "chroma"), hnsw={"ef_search": 300})
+    assert later.collection("m").configuration_json["hnsw"]["ef_search"] == 300
+    assert len(refused) == 2 and "database is locked; trying again" in caplog.text
+    assert sorted(int(pk) for pk, _ in later.query("m", np.eye(1, 8, dtype=np.float32)[0], 2)) == [1, 2]
