@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from imgsim_site.databases import postgres_database
 from imgsim_site.env import (
     data_dir,
     env_bool,
@@ -120,7 +121,7 @@ TEMPLATES = [
 # writers queue on the busy timeout instead of failing mid-transaction.
 _database_url = env_url("DATABASE_URL", schemes={"sqlite", "postgres", "postgresql"})
 if _database_url and not _database_url.startswith("sqlite"):
-    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
+    DATABASES = {"default": postgres_database(_database_url, conn_max_age=60, conn_health_checks=True)}
 else:
     DATABASES = {
         "default": {

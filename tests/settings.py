@@ -24,6 +24,6 @@ DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa:
 # IMGSIM_TEST_DATABASE_URL (set by `IMGSIM_TEST_POSTGRES=1 bash scripts/run-tests`):
 # the same suite against a real PostgreSQL server.
 if os.environ.get("IMGSIM_TEST_DATABASE_URL"):
-    import dj_database_url
+    from imgsim_site.databases import postgres_database
 
-    DATABASES = {"default": dj_database_url.parse(os.environ["IMGSIM_TEST_DATABASE_URL"])}
+    DATABASES = {"default": postgres_database(os.environ["IMGSIM_TEST_DATABASE_URL"])}

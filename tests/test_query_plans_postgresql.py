@@ -6,8 +6,12 @@ sorted DESC NULLS LAST gives the grid sorted by date taken an order to walk. Wit
 them (bench.scale at 100k) a page's query took 20-70 ms instead of about one.
 """
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -74,3 +78,21 @@ def test_a_category_is_estimated_from_its_statistics(library):
         cursor.execute("EXPLAIN SELECT 1 FROM gallery_metadata WHERE UPPER(category) = UPPER(%s)", ["kids"])
         estimate = int(cursor.fetchone()[0].split("rows=")[1].split()[0])
     assert PHOTOS / 25 / 2 <= estimate <= PHOTOS / 25 * 2  # the default guess would be 0.5%: 100
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_the_apps_connections_plan_without_parallel_workers_unless_asked(tmp_path, workers):
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "IMGSIM_PG_PARALLEL_WORKERS")}
+    env.update(IMGSIM_DATA_DIR=str(tmp_path), DATABASE_URL=os.environ["IMGSIM_TEST_DATABASE_URL"])
+    if workers:
+        env["IMGSIM_PG_PARALLEL_WORKERS"] = workers
+    code = (
+        "import django,os;os.environ['DJANGO_SETTINGS_MODULE']='imgsim_site.settings';django.setup();"
+        "from django.db import connection;c=connection.cursor();"
+        "c.execute('SHOW max_parallel_workers_per_gather');print(c.fetchone()[0])"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip() == (workers or "0"), result.stderr
