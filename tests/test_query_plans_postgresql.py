@@ -12,6 +12,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from django.db import connection
@@ -83,7 +84,9 @@ def test_a_category_is_estimated_from_its_statistics(library):
 @pytest.mark.parametrize("workers", [None, "2"])
 def test_the_apps_connections_plan_without_parallel_workers_unless_asked(tmp_path, workers):
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "IMGSIM_PG_PARALLEL_WORKERS")}
-    env.update(IMGSIM_DATA_DIR=str(tmp_path), DATABASE_URL=os.environ["IMGSIM_TEST_DATABASE_URL"])
+    server = urlparse(os.environ["IMGSIM_TEST_DATABASE_URL"])  # the server's URL names no database of its own
+    test_database = server._replace(path="/" + connection.settings_dict["NAME"]).geturl()
+    env.update(IMGSIM_DATA_DIR=str(tmp_path), DATABASE_URL=test_database)
     if workers:
         env["IMGSIM_PG_PARALLEL_WORKERS"] = workers
     code = (
