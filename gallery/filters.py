@@ -170,11 +170,12 @@ def _field_q(key: str, op: str, value, *, few: bool = False, page: bool = False,
     if op == "$in":
         items = (_field_q(key, "$eq", item, **options) for item in value)
         return functools.reduce(operator.or_, items, Q(pk__in=[]))
-    members = {"tags": _tag_subquery, "album": _album_subquery, "favourite_of": _favourite_subquery}.get(key)
-    if members is not None:
-        if few or (page and holds_for_many(members(value))):  # checked photo by photo, not listed first
-            return Q(Exists(members(value).filter(image_id=OuterRef("pk"))))
-        return Q(pk__in=members(value))
+    members_of = {"tags": _tag_subquery, "album": _album_subquery, "favourite_of": _favourite_subquery}.get(key)
+    if members_of is not None:
+        members = members_of(value)  # looks the tag, album or person up: once
+        if few or (page and holds_for_many(members)):  # checked photo by photo, not listed first
+            return Q(Exists(members.filter(image_id=OuterRef("pk"))))
+        return Q(pk__in=members)
     if key == "has_gps":
         return Q(**{f"{path}__isnull": not value})
     if key in ("year", "taken_ts"):
