@@ -90,13 +90,14 @@ class ChromaDBBackend:
 
     def _describe_file(self, path: Path):
         from gallery.decoding import decode
+        from gallery.file_names import path_text
 
         data = _read(path)
         photo = decode(data)
         exif = photo.exif
         metadata = {
-            "filename": path.name,
-            "path": str(path.resolve()),
+            "filename": path_text(path.name),
+            "path": path_text(path.resolve()),
             "width": photo.width,
             "height": photo.height,
             "format": photo.format,

@@ -1,5 +1,8 @@
 """The Python API (search.python_api) and the brief's standalone ChromaDBBackend."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -182,6 +185,14 @@ def test_the_briefs_example_script_runs(tmp_path, tiny_model):
 
     assert len(re.findall(r"^photo_\d+\.jpg: -?\d\.\d{3}$", result.stdout, flags=re.M)) == 3
     assert (tmp_path / "my_vector_db").is_dir()
+
+
+def test_the_toolkit_takes_a_file_name_that_is_not_utf8(tmp_path):
+    write_photo(Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.jpg")), 3)
+    backend = ChromaDBBackend()
+    assert backend.add_images_from_directory(tmp_path) == 1
+    [found] = backend.find_similar(query_text="a photo", threshold=-1)
+    assert (found["filename"], found["path"]) == ("caf\\xe9.jpg", f"{tmp_path}/caf\\xe9.jpg")
 
 
 def test_two_in_memory_backends_keep_their_own_images(tmp_path):

@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -143,6 +144,22 @@ def test_command_options(tmp_path, capsys):
     assert "already known" in out and "wait for embeddings" in out
     assert Image.objects.count() == 7
     assert Image.objects.filter(embedding_state="pending").count() == 4
+
+
+def test_a_name_that_is_not_utf8_is_copied_in_and_refused_in_place(tmp_path, capsys):
+    """A Latin-1 name (an old camera card, a Windows share): Python reads it with surrogates no database takes."""
+    folder = tmp_path / "in"
+    write_library(folder, 1)
+    write_photo(Path(os.fsdecode(os.fsencode(folder) + b"/caf\xe9.jpg")), 7)
+    call_command("ingest", str(folder), "--no-progress", "--no-embed")
+    assert "2 added" in capsys.readouterr().out
+    photo = Image.objects.get(original_name="café.jpg")  # read as Windows-1252
+    assert photo.source_path == f"{folder}/caf\\xe9.jpg"
+
+    call_command("ingest", str(folder), "--no-progress", "--no-embed", "--in-place")
+    printed = capsys.readouterr()
+    assert "1 already known" in printed.out and f"failed  {folder}/caf\\xe9.jpg: its name is not UTF-8" in printed.err
+    assert Image.objects.count() == 2
 
 
 def test_missing_model_stores_photos_pending_and_says_why(tmp_path, settings, capsys):

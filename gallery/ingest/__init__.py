@@ -11,6 +11,6 @@ reused or removed by `reconcile`.
 """
 
 from gallery.ingest.discover import IngestError, Outcome, Source, discover
-from gallery.ingest.pipeline import IngestReport, Pipeline, display_name
+from gallery.ingest.pipeline import IngestReport, Pipeline
 
-__all__ = ["IngestError", "IngestReport", "Outcome", "Pipeline", "Source", "discover", "display_name"]
+__all__ = ["IngestError", "IngestReport", "Outcome", "Pipeline", "Source", "discover"]

@@ -4,6 +4,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gallery.file_names import path_text
+
 
 @dataclass
 class Source:
@@ -15,6 +17,20 @@ class Source:
     size: int | None = None
     mtime: float | None = None
     uploaded: bool = False  # path is a temporary upload file, not where the photo came from
+
+    @property
+    def path_text(self) -> str:
+        return path_text(self.path) if self.path is not None else ""
+
+    @property
+    def path_is_text(self) -> bool:
+        """False for a name in another encoding than UTF-8 (a Latin-1 card, an old share): no text holds it."""
+        return self.path is None or self.path_text == str(self.path)
+
+    @property
+    def shown_name(self) -> str:
+        """The name to show for the photo: such a name is read as Windows-1252, its likeliest origin."""
+        return self.name if self.path_is_text else os.fsencode(self.path.name).decode("cp1252", "replace")
 
 
 @dataclass
@@ -40,7 +56,7 @@ def discover(
         raise IngestError(f"{root} does not exist")
     if root.is_file():
         stat = root.stat()
-        return [Source(name=root.name, path=root.resolve(), size=stat.st_size, mtime=stat.st_mtime)], []
+        return [Source(name=path_text(root.name), path=root.resolve(), size=stat.st_size, mtime=stat.st_mtime)], []
     if not root.is_dir():
         raise IngestError(f"{root} is neither a folder nor a file")
     resolved_root = root.resolve()
@@ -49,7 +65,7 @@ def discover(
         root,
         followlinks=False,
         onerror=lambda error: skipped.append(
-            Outcome(str(error.filename), "failed", f"cannot list folder: {error.strerror}")
+            Outcome(path_text(error.filename), "failed", f"cannot list folder: {error.strerror}")
         ),
     )
     for folder, dirs, files in walker:
@@ -63,18 +79,18 @@ def discover(
             try:
                 real = path.resolve(strict=True)
             except (OSError, RuntimeError):
-                skipped.append(Outcome(str(path), "not_image", "broken or looping link"))
+                skipped.append(Outcome(path_text(path), "not_image", "broken or looping link"))
                 continue
             if path.is_symlink() and not real.is_relative_to(resolved_root):
-                skipped.append(Outcome(str(path), "not_image", "link points outside the folder"))
+                skipped.append(Outcome(path_text(path), "not_image", "link points outside the folder"))
                 continue
             try:
                 stat = real.stat()
             except OSError as error:
-                skipped.append(Outcome(str(path), "failed", f"cannot read: {error.strerror}"))
+                skipped.append(Outcome(path_text(path), "failed", f"cannot read: {error.strerror}"))
                 continue
             if not real.is_file():
-                skipped.append(Outcome(str(path), "not_image", "not a regular file"))
+                skipped.append(Outcome(path_text(path), "not_image", "not a regular file"))
                 continue
-            sources.append(Source(name=str(path), path=real, size=stat.st_size, mtime=stat.st_mtime))
+            sources.append(Source(name=path_text(path), path=real, size=stat.st_size, mtime=stat.st_mtime))
     return sources, skipped

@@ -5,7 +5,6 @@ import logging
 import os
 import threading
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +15,7 @@ from django.db import IntegrityError, transaction
 
 from gallery import storage
 from gallery.decoding import DecodedPhoto, DecodeError, NotAnImage, decode
+from gallery.file_names import display_name
 from gallery.hooks import embedding_deferred, get_vectorizer, open_index
 from gallery.ingest.discover import Outcome, Source
 from gallery.models import Image
@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 # How much lower than the model's threads the decode threads run (see _yield_to_the_model).
 DECODE_NICENESS = 10
+
+NAME_NOT_UTF8 = (
+    "its name is not UTF-8, and an in-place ingest keeps the path as text: rename it "
+    "(convmv -f latin1 -t utf8 -r --notest FOLDER) or ingest without --in-place, which copies the photo"
+)
 
 
 @dataclass
@@ -157,7 +162,7 @@ class Pipeline:
                 record(item)
                 continue
             if item.sha256 in known_sha:  # the same bytes twice in one run
-                path = str(item.source.path) if item.source.path is not None else ""
+                path = item.source.path_text
                 record(
                     Outcome(
                         item.source.name,
@@ -217,13 +222,14 @@ class Pipeline:
 
     def _prepare(self, source: Source, known_sha: set[str], unchanged: dict) -> _Prepared | Outcome:
         try:
-            if source.path is not None and unchanged.get(str(source.path)) == (source.size, source.mtime):
+            if self.in_place and not source.path_is_text:
+                return Outcome(source.name, "failed", NAME_NOT_UTF8)
+            if source.path is not None and unchanged.get(source.path_text) == (source.size, source.mtime):
                 return Outcome(source.name, "known", "unchanged since last ingest")
             data = source.data if source.data is not None else source.path.read_bytes()
             sha256 = hashlib.sha256(data).hexdigest()
             if sha256 in known_sha:
-                path = str(source.path) if source.path is not None else ""
-                return Outcome(source.name, "known", "already in the library", sha256=sha256, path=path)
+                return Outcome(source.name, "known", "already in the library", sha256=sha256, path=source.path_text)
             return _Prepared(source, sha256, None if self.in_place else data, decode(data))
         except NotAnImage as error:
             return Outcome(source.name, "not_image", str(error))
@@ -299,10 +305,10 @@ class Pipeline:
         photo, source, exif = item.photo, item.source, item.photo.exif
         facts = {
             "sha256": item.sha256,
-            "file": str(source.path) if self.in_place else storage.original_relpath(item.sha256, photo.format),
+            "file": source.path_text if self.in_place else storage.original_relpath(item.sha256, photo.format),
             "in_place": self.in_place,
-            "original_name": display_name(source.name),
-            "source_path": "" if source.uploaded else str(source.path or "")[:1024],
+            "original_name": display_name(source.shown_name),
+            "source_path": "" if source.uploaded else source.path_text[:1024],
             "source_size": source.size if self.in_place else None,
             "source_mtime": source.mtime if self.in_place else None,
             "format": photo.format,
@@ -345,18 +351,3 @@ def _yield_to_the_model() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
     except (AttributeError, OSError):  # not Linux: threads share the process's priority
         pass
-
-
-def display_name(name: str) -> str:
-    """Return a file name fit to show: no folders, control or bidi characters, at most 255 characters.
-
-    Names come from uploads too, where the client chooses them: "../../x.jpg", a NUL,
-    or a right-to-left override that makes "gpj.exe" read as "exe.jpg". The name is
-    only ever shown; storage paths come from the SHA-256.
-    """
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join(ch for ch in base if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp")).strip()
-    if len(cleaned) > 255:  # keep the extension, which says what the file is
-        stem, dot, extension = cleaned.rpartition(".")
-        cleaned = (stem[: 254 - len(extension)] + dot + extension) if dot and len(extension) <= 10 else cleaned[:255]
-    return cleaned or "unnamed"
