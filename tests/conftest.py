@@ -3,6 +3,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_collection_modifyitems(items):
     """Slow tests (child processes, servers) first: with pytest-xdist each worker starts on one, not both at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep a test's captured output sendable: pytest-xdist cannot send a lone surrogate and ends the worker.
+
+    A log line holding a file name that is not UTF-8 is enough (shown with such a line
+    logged in a passing test: "INTERNALERROR ... DumpError: strings must be utf-8 encodable").
+    """
+    report = yield
+    report.sections = [
+        (title, text.encode("utf-8", "backslashreplace").decode("utf-8")) for title, text in report.sections
+    ]
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +69,65 @@ def isolated(settings, tmp_path, tiny_model):
     _reset_backends()
     yield tmp_path
     _reset_backends()
+
+
+class _RequestsInFlight:
+    """Counts the live server's connections from accept to close (patched onto its socketserver)."""
+
+    def __init__(self, httpd):
+        self.count = 0
+        self.changed = threading.Condition()
+        accept, serve = httpd.process_request, httpd.process_request_thread
+
+        def counted_accept(request, client_address):
+            with self.changed:
+                self.count += 1
+            try:
+                accept(request, client_address)
+            except BaseException:
+                counted_done()
+                raise
+
+        def counted_done():
+            with self.changed:
+                self.count -= 1
+                self.changed.notify_all()
+
+        def counted_serve(request, client_address):
+            try:
+                serve(request, client_address)
+            finally:
+                counted_done()
+
+        httpd.process_request, httpd.process_request_thread = counted_accept, counted_serve
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count == 0, timeout)
+
+
+@pytest.fixture(autouse=True)
+def live_server_drained(request, isolated):
+    """A live-server test ends only once the server has answered every request its browser made.
+
+    Closing a browser context abandons the requests it had in flight (thumbnails, htmx
+    polls) but the server still answers them. Answered after the test, they would
+    meet a database pytest-django has already closed or flushed, or the next test's
+    settings: 500s in the next test's log, and a worker that can die on it.
+    """
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up first, so torn down after this
+    httpd = request.getfixturevalue("live_server").thread.httpd
+    if not hasattr(httpd, "in_flight"):
+        httpd.in_flight = _RequestsInFlight(httpd)
+    yield
+    if "browser" in request.fixturenames:
+        for context in request.getfixturevalue("browser").contexts:
+            context.close()
+    if not httpd.in_flight.wait_until_idle(timeout=30):
+        pytest.fail(f"the live server still serves {httpd.in_flight.count} requests 30 s after the test")
 
 
 @pytest.fixture
