@@ -328,6 +328,7 @@ class FilterForm(forms.Form):
         "format",
         "min_width",
         "max_width",
+        "favourites",
     )
 
     def __init__(self, *args, user=None, **kwargs):
@@ -350,12 +351,11 @@ class FilterForm(forms.Form):
         chips = []
         for name in self.FILTER_FIELDS:
             value = self.cleaned_data.get(name)
-            if value not in (None, ""):
-                if name == "favourites" and not value:
-                    continue
+            if name == "favourites":
+                if value:
+                    chips.append((name, "favourites", "mine"))
+            elif value not in (None, ""):
                 label = {True: "with GPS", False: "without GPS"}[value] if name == "has_gps" else str(value)
-                if name == "favourites":
-                    label = "mine"
                 chips.append((name, self.fields[name].label or name.replace("_", " "), label))
         return chips
 

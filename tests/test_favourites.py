@@ -50,6 +50,10 @@ def test_the_favourites_filter_shows_each_person_their_own_even_from_the_cached_
     page = client.get(reverse("gallery:index"), {"favourites": "on"}).content.decode()
     assert cards(page) == {photos[3].pk}
     assert f'<script type="application/json" id="my-favourites">[{photos[3].pk}]</script>' in page
+    assert (
+        'href="?category=travel" aria-label="Remove filter favourites: mine">'
+        in client.get(reverse("gallery:index"), {"category": "travel", "favourites": "on"}).content.decode()
+    ), "a removable chip says the grid shows only my favourites"
     search = client.get(reverse("search:page"), {"q": "photo", "favourites": "on", "threshold": -1}).content.decode()
     assert f"/images/{photos[3].pk}/" in search and f"/images/{photos[0].pk}/" not in search
 
