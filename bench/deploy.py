@@ -52,6 +52,21 @@ def wait_http(url: str, seconds: float = 60) -> None:
     raise SystemExit(f"{url} did not answer in {seconds} s")
 
 
+def chroma_server(data: Path, port: int, env: dict) -> subprocess.Popen:
+    """Start `chroma run` on data/chroma-server (its log beside it); return once it answers."""
+    with open(data / "chroma.log", "a") as log:
+        process = subprocess.Popen(
+            [str(Path(PY).parent / "chroma"), "run", "--path", str(data / "chroma-server"), "--host", "127.0.0.1"]
+            + ["--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_http(f"http://127.0.0.1:{port}/api/v2/heartbeat")
+    return process
+
+
 class Stack:
     """The processes of one deployment, sharing a data dir."""
 
@@ -78,24 +93,7 @@ class Stack:
         return result.stdout + result.stderr
 
     def start_chroma(self) -> None:
-        log = open(self.data / "chroma.log", "a")
-        self.chroma = subprocess.Popen(
-            [
-                str(Path(PY).parent / "chroma"),
-                "run",
-                "--path",
-                str(self.data / "chroma-server"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.chroma_port),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_http(f"http://127.0.0.1:{self.chroma_port}/api/v2/heartbeat")
+        self.chroma = chroma_server(self.data, self.chroma_port, self.env)
 
     def start_web(self, workers: int, threads: int) -> str:
         port = free_port()
