@@ -108,7 +108,9 @@ def validate(source: Source) -> Plan:
         raise ImportRefused(f"{name} is format version {version!r}; this imgsim reads versions {readable}")
     plan = Plan(source, model=current_model_name())
     problems = Problems()
-    seen: set[str] = set()
+    # Held for every record until the end, so kept small: a SHA-256 as its 32 bytes (a third of
+    # the hex string), and the files a document should bring only for a zip, which can bring others.
+    seen: set[bytes] = set()
     expected_files: set[str] = set()
     dimensions: dict[str, int] = {}
     if isinstance(header.get("model"), str) and isinstance(header.get("dimension"), int):
@@ -121,10 +123,11 @@ def validate(source: Source) -> Plan:
             problems.add(where, problem)
         if record is None:
             continue
-        if sha in seen:
+        digest = bytes.fromhex(sha)
+        if digest in seen:
             problems.add(where, "duplicate id: this photo appears twice")
             continue
-        seen.add(sha)
+        seen.add(digest)
         plan.records += 1
         if record.embedding:
             dimension = record.embedding.dimension
@@ -135,7 +138,7 @@ def validate(source: Source) -> Plan:
                 )
             elif dimension != expected:
                 problems.add(where, f"embedding dimension {dimension} differs from {expected} of the same model")
-        if not record.in_place:
+        if not record.in_place and source.kind == "zip":
             expected_files.add(record.file)
             expected_files.update(storage.rendition_relpath(sha, kind) for kind in storage.RENDITIONS)
         if sha in known:
