@@ -29,7 +29,7 @@ class Source:
 
     @property
     def shown_name(self) -> str:
-        """The name to show for the photo: such a name is read as Windows-1252, its likeliest origin."""
+        """The name to show for the photo: one that is not UTF-8 is read as Windows-1252, its likeliest origin."""
         return self.name if self.path_is_text else os.fsencode(self.path.name).decode("cp1252", "replace")
 
 
