@@ -61,17 +61,20 @@ def open_index(model_name: str) -> None:
         _index_opener(model_name)
 
 
-_not_searchable: Callable[[list[int] | None], int] | None = None
+_not_searchable: Callable[..., int] | None = None
 
 
-def set_not_searchable(counter: Callable[[list[int] | None], int]) -> None:
+def set_not_searchable(counter: Callable[..., int]) -> None:
     global _not_searchable
     _not_searchable = counter
 
 
-def not_searchable(image_ids: list[int] | None = None) -> int:
-    """How many live photos (of these, or of all) are stored but cannot be found by search yet."""
-    return _not_searchable(image_ids) if _not_searchable else 0
+def not_searchable(image_ids: list[int] | None = None, *, up_to: int | None = None) -> int:
+    """How many live photos (of these, or of all) are stored but cannot be found by search yet.
+
+    up_to: of all, counted no further than one beyond it (up_to + 1 means "more than up_to").
+    """
+    return _not_searchable(image_ids, up_to=up_to) if _not_searchable else 0
 
 
 _stats_contributor: Callable[[], dict] | None = None

@@ -90,14 +90,22 @@ def library_stats_version() -> str:
     return f"{current_generation()}.{latest_scan}.{NotDuplicate.objects.count()}"
 
 
-def not_searchable(image_ids: list[int] | None = None) -> int:
+def not_searchable(image_ids: list[int] | None = None, *, up_to: int | None = None) -> int:
     """Live photos stored but not in the index yet: an index update still to do, or an embedding to compute.
 
     For the whole library (every gallery page asks) two indexed counts are added up
     instead of one exact query that would scan every photo; a photo in both is rare.
+    up_to: count no further than one beyond it: a library waiting for a new model's
+    embeddings is slow to count, and every page would count it.
     """
     if image_ids is None:
-        return Image.objects.waiting_for_embedding().count() + IndexOutbox.objects.values("image_id").distinct().count()
+        parts = [
+            Image.objects.waiting_for_embedding().order_by(),
+            IndexOutbox.objects.order_by().values("image_id").distinct(),
+        ]
+        if up_to is None:
+            return sum(part.count() for part in parts)
+        return min(sum(part[: up_to + 1].count() for part in parts), up_to + 1)
     return (
         Image.objects.live()
         .filter(pk__in=image_ids)

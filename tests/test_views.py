@@ -342,6 +342,30 @@ def test_gallery_freshness_does_not_depend_on_the_search_index(
     assert "1 photo is in the gallery but not searchable yet" in page  # the index could not be updated
 
 
+@pytest.mark.django_db  # no commit: nothing embeds the photos meanwhile
+def test_photos_waiting_for_search_are_counted_no_further_than_a_grid_is(viewer_client, monkeypatch):
+    """Every gallery page says how many photos search cannot find yet: a million waiting for a new model
+    must not be counted on each."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from gallery.views import browse
+    from tests.factories import make_photos
+
+    make_photos(5)  # no vectors: waiting for their embeddings
+    monkeypatch.setattr(browse, "COUNT_AT_ONCE", 3)
+    with CaptureQueriesContext(connection) as queries:
+        page = viewer_client.get(reverse("gallery:index")).content.decode()
+    assert "More than 3 photos are in the gallery but not searchable yet" in page
+    waiting = [q["sql"] for q in queries.captured_queries if "embedding_state" in q["sql"] and "COUNT" in q["sql"]]
+    assert waiting and all("LIMIT 4" in sql for sql in waiting), waiting
+    monkeypatch.setattr(browse, "COUNT_AT_ONCE", 10)  # each photo waits twice: its embedding, its index entry
+    assert (
+        "10 photos are in the gallery but not searchable yet"
+        in viewer_client.get(reverse("gallery:index")).content.decode()
+    )
+
+
 def test_a_large_grid_shows_its_photos_first_and_its_count_by_a_second_request(viewer_client, library, monkeypatch):
     from gallery import selectors
 

@@ -9,7 +9,7 @@ from gallery.filters import FilterForm
 from gallery.hooks import not_searchable, result_ids, search_unavailable
 from gallery.models import Album, Image
 from gallery.roles import can_edit
-from gallery.selectors import filter_choices, image_page, neighbours, neighbours_in
+from gallery.selectors import COUNT_AT_ONCE, filter_choices, image_page, neighbours, neighbours_in
 from gallery.versions import library_version
 
 # Rendered grids are cached per library version and URL: the same for every user, and
@@ -53,7 +53,8 @@ def gallery_page(request, form: FilterForm, **extra):
         ),
         "choices": SimpleLazyObject(filter_choices),
         "album_choices": SimpleLazyObject(lambda: list(Album.objects.all())),
-        "not_searchable": not_searchable(),
+        "not_searchable": not_searchable(up_to=COUNT_AT_ONCE),
+        "counted_up_to": COUNT_AT_ONCE,
         "search_unavailable": search_unavailable(),
         "counting": request.htmx.target == "grid-count",  # the count a large grid asks for after its photos
         "cache_seconds": GRID_CACHE_SECONDS,
