@@ -79,6 +79,11 @@ class _RequestsInFlight:
         self.changed = threading.Condition()
         accept, serve = httpd.process_request, httpd.process_request_thread
 
+        def counted_done():
+            with self.changed:
+                self.count -= 1
+                self.changed.notify_all()
+
         def counted_accept(request, client_address):
             with self.changed:
                 self.count += 1
@@ -87,11 +92,6 @@ class _RequestsInFlight:
             except BaseException:
                 counted_done()
                 raise
-
-        def counted_done():
-            with self.changed:
-                self.count -= 1
-                self.changed.notify_all()
 
         def counted_serve(request, client_address):
             try:
