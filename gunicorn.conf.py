@@ -49,7 +49,14 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """The first worker computes embeddings left waiting (e.g. ingested while the model was missing)."""
+    """Freeze what the worker holds (imgsim_site.heap); the first worker computes embeddings left
+    waiting (e.g. ingested while the model was missing)."""
+    from django.urls import get_resolver
+
+    from imgsim_site import heap
+
+    get_resolver().url_patterns  # imports every view now rather than in a first request
+    heap.serve()
     if worker.age == 1:
         from search.tasks import embed_waiting_at_start
 

@@ -8,6 +8,7 @@ index is measured separately and subtracted: the target is about the app's own w
 """
 
 import argparse
+import gc
 import time
 
 from bench.common import full_size_clip, percentiles, setup_django, synthetic_library, table
@@ -24,6 +25,7 @@ def main() -> None:
     from django.test import Client
 
     from gallery.models import Image
+    from imgsim_site import heap
     from search import index as index_module
     from search.embeddings import get_embedder
     from search.reconcile import reindex
@@ -59,6 +61,11 @@ def main() -> None:
         ("search, text", "/search/", {"q": "a cat on a sofa"}, {"HTTP_HX_REQUEST": "true"}),
         ("search, text + filter", "/search/", {"q": "a cat on a sofa", "camera": "ten"}, {"HTTP_HX_REQUEST": "true"}),
     ]
+    # Measured as a web worker runs: the model loaded, then what the process holds frozen (imgsim_site.heap).
+    embedder.encode_texts(["a warm-up"])
+    pause_before = collection_pause()
+    heap.serve()
+    full_collections = gc.get_stats()[2]["collections"]
     rows = []
     for label, url, params, headers in pages:
         for _ in range(5):
@@ -76,6 +83,23 @@ def main() -> None:
     print(f"{args.photos:,} photos, {args.requests} requests each, Django test client, this machine (ms)")
     print(table(["page", "total p50", "total p95", "app p50", "app p95"], rows))
     print("app = total minus time in the text encoder and in the vector index")
+    full_collections = gc.get_stats()[2]["collections"] - full_collections
+    pause_after = collection_pause()
+    print(
+        f"a full garbage collection (the pause of the request that triggers one): {pause_before:.1f} ms;"
+        f" after these requests, with what a web worker holds once set up frozen: {pause_after:.1f} ms"
+        f" ({full_collections} full collections ran during the requests)"
+    )
+
+
+def collection_pause() -> float:
+    """The median time of a full garbage collection in this process (ms)."""
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        gc.collect()
+        samples.append((time.perf_counter() - started) * 1000)
+    return sorted(samples)[2]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgsim_site import heap
 from search import paths
 from search.errors import ModelUnavailable
 
@@ -119,6 +120,7 @@ class TransformersEmbedder(Embedder):
                     except ModelUnavailable as error:
                         self._failure = (time.monotonic(), error)
                         raise
+                    heap.settle()  # the model's objects stay for the process's life
         return self._loaded
 
     @property

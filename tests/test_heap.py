@@ -1,0 +1,47 @@
+"""A web worker freezes what it holds (imgsim_site.heap); nothing else does."""
+
+import gc
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from imgsim_site import heap
+from search.embeddings import get_embedder
+
+
+@pytest.fixture
+def as_web_worker():
+    """Undo what a test that plays a web worker froze, so the rest of the run collects as before."""
+    yield
+    heap._serving = False
+    gc.unfreeze()
+
+
+def _gunicorn_settings():
+    spec = importlib.util.spec_from_file_location("gunicorn_settings", Path(__file__).parents[1] / "gunicorn.conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_outside_a_web_worker_nothing_is_frozen():
+    get_embedder().encode_texts(["a model loaded in a test or a command"])
+    heap.settle()
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_gunicorn_worker_freezes_what_it_holds_once_set_up(as_web_worker):
+    _gunicorn_settings().post_worker_init(SimpleNamespace(age=2))  # not the first: no embeddings to compute
+    assert gc.get_freeze_count() > 0
+    kept_apart = gc.get_freeze_count()
+    gc.collect()
+    assert gc.get_freeze_count() == kept_apart  # a full collection no longer walks them
+
+
+def test_a_web_worker_freezes_the_model_it_loads(as_web_worker):
+    heap.serve()
+    before = gc.get_freeze_count()
+    get_embedder().encode_texts(["the first search of this worker"])
+    assert gc.get_freeze_count() > before
