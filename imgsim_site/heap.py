@@ -2,26 +2,30 @@
 
 A full collection walks every object the process holds, and the request that happens
 to trigger it waits: with torch and a model loaded that is a few hundred thousand
-objects (bench.pages prints the pause). gunicorn's workers freeze what they hold once
-set up and again once the model is loaded (gc.freeze): frozen objects are still freed
-when nothing refers to them, only no longer walked in search of cycles. Tests and
-management commands never freeze: they load and drop models many times over.
+objects (bench.pages prints the pause). gunicorn's workers freeze what they hold
+(gc.freeze) once set up, once search has imported torch and built its columns, and
+once the model is loaded: frozen objects are still freed when nothing refers to them,
+only no longer walked in search of cycles. Each moment freezes once per process, so
+the few objects of requests in flight then are frozen once, not at every rebuild.
+Tests and management commands never freeze: they load and drop models many times.
 """
 
 import gc
 
 _serving = False
+_settled: set[str] = set()
 
 
 def serve() -> None:
     """Mark this process a web worker and freeze what it holds (gunicorn's post_worker_init)."""
     global _serving
     _serving = True
-    settle()
+    settle("start")
 
 
-def settle() -> None:
-    """In a web worker, freeze what the process holds now (after loading something large and lasting)."""
-    if _serving:
+def settle(moment: str) -> None:
+    """In a web worker, the first time this moment comes, freeze what the process holds now."""
+    if _serving and moment not in _settled:
+        _settled.add(moment)
         gc.collect()
         gc.freeze()

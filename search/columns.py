@@ -21,6 +21,7 @@ import numpy as np
 from gallery.filters import InvalidFilter, fold, fold_text, year_bounds
 from gallery.models import Album, Favourite, Metadata
 from gallery.vector_file import VectorTable, table_for
+from imgsim_site import heap
 from search.embeddings import model_name
 
 REFRESH_SECONDS = 2.0
@@ -119,6 +120,9 @@ class ColumnCache:
         with self._lock:
             if self._columns is current:  # nobody rebuilt while we waited
                 self._columns = build_columns(generation)
+                import torch  # noqa: F401  (every search's pass runs on it: imported once, then frozen with the rest)
+
+                heap.settle("search")
             return self._columns
 
     def as_of(self, generation: int) -> Columns | None:

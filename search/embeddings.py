@@ -120,7 +120,7 @@ class TransformersEmbedder(Embedder):
                     except ModelUnavailable as error:
                         self._failure = (time.monotonic(), error)
                         raise
-                    heap.settle()  # the model's objects stay for the process's life
+                    heap.settle("model")  # its objects stay for the process's life
         return self._loaded
 
     @property

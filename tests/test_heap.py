@@ -5,10 +5,14 @@ import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from imgsim_site import heap
+from search.columns import column_cache
 from search.embeddings import get_embedder
+from search.query import nearest
+from tests.photos import write_library
 
 
 @pytest.fixture
@@ -16,6 +20,7 @@ def as_web_worker():
     """Undo what a test that plays a web worker froze, so the rest of the run collects as before."""
     yield
     heap._serving = False
+    heap._settled.clear()
     gc.unfreeze()
 
 
@@ -28,7 +33,7 @@ def _gunicorn_settings():
 
 def test_outside_a_web_worker_nothing_is_frozen():
     get_embedder().encode_texts(["a model loaded in a test or a command"])
-    heap.settle()
+    heap.settle("model")
     assert gc.get_freeze_count() == 0
 
 
@@ -45,3 +50,20 @@ def test_a_web_worker_freezes_the_model_it_loads(as_web_worker):
     before = gc.get_freeze_count()
     get_embedder().encode_texts(["the first search of this worker"])
     assert gc.get_freeze_count() > before
+
+
+@pytest.mark.django_db
+def test_a_web_worker_freezes_once_its_first_search_has_imported_torch(as_web_worker, ingest, tmp_path):
+    write_library(tmp_path / "photos", 3)
+    ingest(tmp_path / "photos")  # the model is loaded before this process is a web worker
+    query = np.ones(get_embedder().dimension, dtype=np.float32) / np.sqrt(get_embedder().dimension)
+    heap.serve()
+    before = gc.get_freeze_count()
+    assert len(nearest(query, top_k=3)) == 3
+    after_first = gc.get_freeze_count()
+    assert after_first > before
+    write_library(tmp_path / "more", 2, start=3)
+    ingest(tmp_path / "more")
+    column_cache.clear()  # built again, as after another process's index write
+    assert len(nearest(query, top_k=5)) == 5
+    assert gc.get_freeze_count() <= after_first  # once per process: nothing of later requests is frozen
