@@ -20,7 +20,7 @@ import numpy as np
 
 from gallery.filters import InvalidFilter, fold, fold_text, year_bounds
 from gallery.models import Album, Favourite, Metadata
-from gallery.vector_file import VectorTable, table_for
+from gallery.vector_file import VectorTable, read_ahead, table_for
 from imgsim_site import heap
 from search.embeddings import model_name
 
@@ -197,6 +197,8 @@ def build_columns(generation: int) -> Columns:
     arrays = {name: np.concatenate(found) if found else np.zeros(0) for name, found in parts.items()}
     ids = arrays.pop("pk").astype(np.int64)
     keep, vectors = table_for(ids, current_model)  # a photo whose stored vector is missing is left out
+    if vectors.file is not None:
+        read_ahead(vectors.file)  # every search reads rows of it
     columns = Columns(
         generation=generation, built_at=time.monotonic(), model=current_model, ids=ids[keep], vectors=vectors
     )

@@ -175,6 +175,28 @@ def test_rows_scored_again_are_read_right_whatever_the_page_cache_holds(cache, m
         assert vector_file._NOWAIT == 0
 
 
+def test_a_file_is_read_into_the_page_cache_once_by_each_process():
+    """A server just started: the file every search reads rows of is read ahead, in the background."""
+    import os
+
+    rng = np.random.default_rng(9)
+    ids = np.arange(1, 400_001, dtype=np.int64)  # 25 MB: well beyond what the kernel reads ahead of one read
+    vectors = unit(rng, len(ids)).astype(vector_file.DTYPE)
+    file = vector_file.write("read-ahead-test", ids, lambda at: vectors[at])
+    with open(file.stem.with_suffix(".vectors.npy"), "rb") as written:
+        os.fsync(written.fileno())  # written pages stay in the cache until they are on disk
+        os.posix_fadvise(written.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    row = np.empty(DIMENSION, dtype=vector_file.DTYPE)
+    # Asking about a row makes the kernel read it (and what follows): only the last row is asked before.
+    if vector_file._read_if_cached(file.source.fileno(), row, vector_file._row_start(file, len(ids) - 1)):
+        pytest.skip("this file system keeps the file in memory (or cannot tell what the page cache holds)")
+    vector_file.read_ahead(file).join(timeout=60)
+    for at in (0, len(ids) // 3, 2 * len(ids) // 3):
+        assert vector_file._read_if_cached(file.source.fileno(), row, vector_file._row_start(file, at))
+        assert np.array_equal(row, vectors[at])
+    assert vector_file.read_ahead(file) is None  # once per file and process
+
+
 def test_the_best_by_the_file_are_the_best_by_float32_scores_of_its_float16_vectors():
     rng = np.random.default_rng(4)
     vectors = unit(rng, 3000)
