@@ -2,6 +2,7 @@
 
 import gc
 import importlib.util
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -42,26 +43,27 @@ def test_a_gunicorn_worker_freezes_what_it_holds_once_set_up(as_web_worker):
     assert gc.get_freeze_count() > 0
 
 
-def test_a_web_worker_freezes_the_model_it_loads(as_web_worker):
+def test_each_moment_freezes_once(as_web_worker, monkeypatch):
+    freezes = []
+    monkeypatch.setattr(heap, "gc", SimpleNamespace(collect=lambda: None, freeze=lambda: freezes.append(1)))
+    heap.settle("model")
+    assert freezes == []  # not a web worker yet
     heap.serve()
-    before = gc.get_freeze_count()
-    get_embedder().encode_texts(["the first search of this worker"])
-    assert gc.get_freeze_count() > before
+    heap.settle("search")
+    heap.settle("search")  # a column rebuild: what requests in flight hold is not frozen again
+    heap.settle("model")
+    assert len(freezes) == 3  # start, search, model
 
 
 @pytest.mark.django_db
-def test_a_web_worker_freezes_once_its_first_search_has_imported_torch(as_web_worker, ingest, tmp_path):
+def test_loading_the_model_and_a_first_search_are_moments_to_freeze(monkeypatch, ingest, tmp_path):
     write_library(tmp_path / "photos", 3)
-    ingest(tmp_path / "photos")  # the model is loaded before this process is a web worker
-    query = np.ones(get_embedder().dimension, dtype=np.float32) / np.sqrt(get_embedder().dimension)
-    heap.serve()
-    column_cache.clear()  # whatever ingest built, the worker's first search builds its own
-    before = gc.get_freeze_count()
-    assert len(nearest(query, top_k=3)) == 3
-    after_first = gc.get_freeze_count()
-    assert after_first > before
-    write_library(tmp_path / "more", 2, start=3)
-    ingest(tmp_path / "more")
-    column_cache.clear()  # built again, as after another process's index write
-    assert len(nearest(query, top_k=5)) == 5
-    assert gc.get_freeze_count() <= after_first  # once per process: nothing of later requests is frozen
+    ingest(tmp_path / "photos")
+    get_embedder.cache_clear()  # the next use loads the model again
+    moments = []
+    monkeypatch.setattr(heap, "settle", moments.append)
+    query = get_embedder().encode_texts(["a photo"])[0]
+    assert "model" in moments
+    column_cache.clear()  # whatever ingest built: the worker's first search builds its own
+    assert len(nearest(np.asarray(query), top_k=3)) == 3
+    assert "search" in moments and "torch" in sys.modules  # imported before the freeze, not after it
