@@ -222,7 +222,7 @@ def read_ahead(file: VectorFile) -> threading.Thread | None:
     buffer (the page cache keeps the pages, shared and reclaimable; the process maps none).
     Returns the thread, or None when this process read the file before.
     """
-    path = file.stem.with_suffix(".vectors.npy")
+    path = Path(file.source.name)
     with _read_ahead_lock:
         if path in _read_ahead:
             return None

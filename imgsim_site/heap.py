@@ -12,20 +12,22 @@ Tests and management commands never freeze: they load and drop models many times
 
 import gc
 
-_serving = False
+# The moments this process froze at: none unless it is a web worker, whose first is "start".
 _settled: set[str] = set()
 
 
 def serve() -> None:
     """Mark this process a web worker and freeze what it holds (gunicorn's post_worker_init)."""
-    global _serving
-    _serving = True
-    settle("start")
+    _freeze("start")
 
 
 def settle(moment: str) -> None:
     """In a web worker, the first time this moment comes, freeze what the process holds now."""
-    if _serving and moment not in _settled:
-        _settled.add(moment)
-        gc.collect()
-        gc.freeze()
+    if _settled and moment not in _settled:
+        _freeze(moment)
+
+
+def _freeze(moment: str) -> None:
+    _settled.add(moment)
+    gc.collect()
+    gc.freeze()

@@ -20,7 +20,6 @@ from tests.photos import write_library
 def as_web_worker():
     """Undo what a test that plays a web worker froze, so the rest of the run collects as before."""
     yield
-    heap._serving = False
     heap._settled.clear()
     gc.unfreeze()
 
