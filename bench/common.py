@@ -4,6 +4,7 @@ Benchmarks print figures; they assert nothing about time (the machines are share
 Run them from the repository root, e.g. `.venv/bin/python -m bench.search`.
 """
 
+import argparse
 import os
 import statistics
 import sys
@@ -74,6 +75,17 @@ def full_size_clip(folder: Path | None = None) -> str:
         )
     )
     return str(folder)
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type for counts a benchmark divides by or takes percentiles of."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too few: at least 1")
+    return value
 
 
 def percentiles(samples_ms: list[float]) -> tuple[float, float]:

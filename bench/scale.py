@@ -27,7 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.common import percentiles, setup_django, table, timed
+from bench.common import at_least_one, percentiles, setup_django, table, timed
 
 MODEL = "bench/random-512"
 DIMENSION = 512
@@ -516,14 +516,19 @@ def _verdict(ok: bool | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=100_000, help="photos in the synthetic library (default 100,000)")
+    parser.add_argument(
+        "--size", type=at_least_one, default=100_000, help="photos in the synthetic library (default 100,000)"
+    )
     parser.add_argument("--vectors", choices=["clustered", "random"], default="clustered")
     parser.add_argument(
         "--reuse", action="store_true", help="measure the library a previous run of this size left (no generation)"
     )
-    parser.add_argument("--queries", type=int, default=100, help="search queries per path")
+    parser.add_argument("--queries", type=at_least_one, default=100, help="search queries per path")
     parser.add_argument(
-        "--requests", type=int, default=30, help="page requests per page (the p95 of fewer than 20 is their slowest)"
+        "--requests",
+        type=at_least_one,
+        default=30,
+        help="page requests per page (the p95 of fewer than 20 is their slowest)",
     )
     parser.add_argument(
         "--duplicates-up-to",
