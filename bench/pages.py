@@ -1,10 +1,12 @@
 """Page benchmark: server time of the gallery, detail and search pages at 10k photos.
 
-    .venv/bin/python -m bench.pages [--photos 10000] [--requests 200]
+    .venv/bin/python -m bench.pages [--photos 10000] [--requests 200] [--int8]
 
 Through Django's test client (in process, full middleware stack, a logged-in
 user). For search, the time spent in the model (text encoder) and in the vector
 index is measured separately and subtracted: the target is about the app's own work.
+With --int8 the model may run int8 where auto measures it fastest (IMGSIM_ALLOW_INT8,
+marked as checked: random weights have nothing to check).
 """
 
 import argparse
@@ -18,9 +20,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=10000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--int8", action="store_true", help="let auto choose int8 (IMGSIM_ALLOW_INT8)")
     args = parser.parse_args()
     model = full_size_clip()
-    setup_django("pages", IMGSIM_MODEL=model, ALLOWED_HOSTS="testserver")
+    setup_django("pages", IMGSIM_MODEL=model, ALLOWED_HOSTS="testserver", IMGSIM_ALLOW_INT8="1" if args.int8 else "0")
+    if args.int8:
+        from search.paths import remember_int8_check
+
+        remember_int8_check(model, {"passed": True, "note": "bench.pages on random weights, not a check"})
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -28,6 +35,7 @@ def main() -> None:
     from imgsim_site import heap
     from search import index as index_module
     from search.embeddings import get_embedder
+    from search.paths import cpu_model
     from search.reconcile import reindex
 
     synthetic_library(args.photos, model=model)
@@ -80,7 +88,10 @@ def main() -> None:
             totals.append(total)
             own.append(total - spent["model"] - spent["index"])
         rows.append([label, *percentiles(totals), *percentiles(own)])
-    print(f"{args.photos:,} photos, {args.requests} requests each, Django test client, this machine (ms)")
+    print(
+        f"{args.photos:,} photos, {args.requests} requests each, Django test client, model {embedder.precision}"
+        f"{' (int8 allowed)' if args.int8 else ''}, {cpu_model()} (ms)"
+    )
     print(table(["page", "total p50", "total p95", "app p50", "app p95"], rows))
     print("app = total minus time in the text encoder and in the vector index")
     full_collections = gc.get_stats()[2]["collections"] - full_collections

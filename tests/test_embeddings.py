@@ -80,6 +80,17 @@ def test_the_fastest_path_whose_output_matches_fp32_wins(rates, cosine, expected
     assert fastest({"rates": rates, "cosine": cosine}) == expected
 
 
+def test_int8_is_held_to_its_check_not_to_the_probes_cosine():
+    """check_model measured int8 on the library before it became a candidate; the probe only catches a broken export."""
+    from search.paths import fastest
+
+    text = {"rates": {"fp32": 37.8, "onnx": 66.8, "int8": 266.0}, "cosine": {"fp32": 1.0, "onnx": 1.0, "int8": 0.9988}}
+    assert fastest(text, checked=frozenset({"int8"})) == "int8"
+    assert fastest(text) == "onnx"
+    broken = {**text, "cosine": {**text["cosine"], "int8": 0.93}}
+    assert fastest(broken, checked=frozenset({"int8"})) == "onnx"
+
+
 def test_a_clearly_slower_path_is_timed_once(monkeypatch):
     """Emulated bfloat16 can take seconds per batch: one run shows it loses, so it is not run again."""
     from search import paths

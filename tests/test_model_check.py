@@ -59,6 +59,20 @@ def test_int8_that_passes_is_used_when_allowed(library, tiny_model, monkeypatch)
     assert "int8" not in not_allowed["image_measured"]["rates"]
 
 
+def test_auto_judges_a_checked_int8_by_its_check(library, tiny_model, monkeypatch):
+    """Allowed and checked, int8 wins where it is fastest though its probe cosine is under MIN_COSINE."""
+    monkeypatch.setattr(model_check, "MIN_RECALL", 0.0)
+    run_check()
+
+    def measure(run_in, count):
+        rates = {path: {"fp32": 20.0, "bf16": 30.0, "onnx": 25.0, "int8": 60.0}[path] for path in run_in}
+        return {"rates": rates, "cosine": {path: 0.995 if path == "int8" else 1.0 for path in run_in}}
+
+    monkeypatch.setattr(paths, "measure_tower", measure)
+    allowed = TransformersEmbedder(model=tiny_model, precision="auto", allow_int8=True).paths
+    assert (allowed["image"], allowed["text"]) == ("int8", "int8")
+
+
 def test_a_small_library_cannot_be_checked(settings, tmp_path, ingest):
     settings.DATA_DIR = tmp_path
     ingest(write_library(tmp_path / "photos", 5)[0].parent)
