@@ -5,7 +5,7 @@ from django.db.models import F, Q
 from django.utils.functional import cached_property
 
 from gallery.filters import FilterForm
-from gallery.models import Album, Image, Tag
+from gallery.models import Album, Image, Metadata, Tag
 
 PAGE_SIZE = 60
 # A grid counts its photos at once in a library of up to this many; beyond, the count comes by a
@@ -189,6 +189,15 @@ def tag_names(limit: int = 500) -> list[str]:
     return list(
         Tag.objects.annotate(uses=Count("photos")).order_by("-uses", "name").values_list("name", flat=True)[:limit]
     )
+
+
+def tags_by_photo(ids) -> dict[int, list[str]]:
+    """Each of these photos' tag names, sorted, in one query (a prefetch builds a manager for every photo)."""
+    tags: dict[int, list[str]] = {}
+    rows = Metadata.tags.through.objects.filter(metadata_id__in=ids).values_list("metadata_id", "tag__name")
+    for image_id, name in sorted(rows, key=lambda row: row[1]):
+        tags.setdefault(image_id, []).append(name)
+    return tags
 
 
 def album_list():

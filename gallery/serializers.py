@@ -32,8 +32,11 @@ def metadata_dict(meta: Metadata, *, tags: list[str] | None = None) -> dict:
     }
 
 
-def image_dict(image: Image, *, similarity: float | None = None) -> dict:
-    """One photo as the JSON API and the Python API give it: facts, metadata, file URLs (and similarity)."""
+def image_dict(image: Image, *, similarity: float | None = None, tags: list[str] | None = None) -> dict:
+    """One photo as the JSON API and the Python API give it: facts, metadata, file URLs (and similarity).
+
+    tags: its tag names when the caller read them already (gallery.selectors.tags_by_photo).
+    """
     result = {
         "id": image.pk,
         "filename": image.original_name,
@@ -45,7 +48,7 @@ def image_dict(image: Image, *, similarity: float | None = None) -> dict:
         "format": image.format,
         "byte_size": image.byte_size,
         "sha256": image.sha256,
-        "metadata": metadata_dict(image.metadata),
+        "metadata": metadata_dict(image.metadata, tags=tags),
     }
     if similarity is not None:
         result["similarity"] = float(similarity)

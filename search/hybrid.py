@@ -12,6 +12,7 @@ query no caption holds ("cat on a sofa") ranks by CLIP alone. A query in quotes
 
 from gallery.filters import to_q, validate
 from gallery.models import Image
+from gallery.selectors import tags_by_photo
 from gallery.words import matched_fields, matching_ids
 from search.python_api import describe, find_similar
 from search.query import Hit
@@ -65,10 +66,9 @@ def search_words_and_meaning(*, query_text: str, top_k: int, filter_metadata: di
     results = [by_id[pk] for pk in order if pk in by_id][:top_k]
     matched = set(text_ids)
     if matched:
-        images = Image.objects.select_related("metadata").prefetch_related("metadata__tags").in_bulk(list(matched))
+        images = Image.objects.select_related("metadata").in_bulk(list(matched))
+        tags = tags_by_photo(list(images))
         for result in results:
             if result["id"] in images:
-                image = images[result["id"]]
-                tags = [tag.name for tag in image.metadata.tags.all()]
-                result["matched"] = matched_fields(image, tags, words)
+                result["matched"] = matched_fields(images[result["id"]], tags.get(result["id"], []), words)
     return results

@@ -16,6 +16,7 @@ from django.conf import settings
 
 from gallery import vectors as stored_vectors
 from gallery.models import Image
+from gallery.selectors import tags_by_photo
 from gallery.serializers import image_dict
 from gallery.services import METADATA_TEXT_FIELDS, metadata_update
 from search.embeddings import get_embedder, model_name
@@ -106,14 +107,14 @@ def query_vector(
 
 def describe(hits: list[Hit]) -> list[dict]:
     """Turn hits into the brief's result dicts, in the same order."""
-    images = (
-        Image.objects.select_related("metadata").prefetch_related("metadata__tags").in_bulk([h.image_id for h in hits])
-    )
+    ids = [hit.image_id for hit in hits]
+    images = Image.objects.select_related("metadata").in_bulk(ids)
+    tags = tags_by_photo(ids) if images else {}
     results = []
     for hit in hits:
         image = images.get(hit.image_id)
         if image is not None:
-            results.append(image_dict(image, similarity=hit.similarity))
+            results.append(image_dict(image, similarity=hit.similarity, tags=tags.get(image.pk, [])))
     return results
 
 

@@ -48,6 +48,21 @@ def test_find_similar_by_text_image_path_id_and_embedding(library, tmp_path):
     assert by_path[1:3] == [r for r in find_similar(query_image_path=query_file, top_k=3)][1:3]
 
 
+def test_each_result_carries_its_own_tags_sorted_from_a_fixed_number_of_queries(library, django_assert_max_num_queries):
+    from gallery.services import metadata_update
+
+    tagged, other = Image.objects.order_by("pk")[:2]
+    metadata_update(image=tagged, fields={}, tags=["sea", "Boats", "harbour"])
+    metadata_update(image=other, fields={}, tags=["zoo"])
+    vector = load_one(tagged.pk).tolist()
+    find_similar(query_embedding=vector, top_k=2)  # the search's own reads settle (generation, columns)
+    with django_assert_max_num_queries(6):
+        results = find_similar(query_embedding=vector, top_k=8)
+    tags = {result["id"]: result["metadata"]["tags"] for result in results}
+    assert len(tags) == 8 and tags[tagged.pk] == ["boats", "harbour", "sea"] and tags[other.pk] == ["zoo"]
+    assert all(names == [] for pk, names in tags.items() if pk not in (tagged.pk, other.pk))
+
+
 def test_negative_text_moves_results_away_from_it(library):
     plain = find_similar(query_text="beach", top_k=8)
     without = find_similar(query_text="beach", exclude_text="people", top_k=8)
