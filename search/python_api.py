@@ -19,6 +19,7 @@ from gallery.models import Image
 from gallery.selectors import tags_by_photo
 from gallery.serializers import image_dict
 from gallery.services import METADATA_TEXT_FIELDS, metadata_update
+from search import text_queries
 from search.embeddings import get_embedder, model_name
 from search.errors import InvalidQuery, QueryTooLarge, UnsupportedImage
 from search.query import Hit, nearest
@@ -64,7 +65,7 @@ def query_vector(
         )
     exclude_ids: frozenset[int] = frozenset()
     if query_text:
-        vector = get_embedder().encode_texts([query_text.strip()[:500]])[0]
+        vector = text_queries.encode([query_text.strip()[:500]])[0]
     elif query_image_id is not None:
         image = Image.objects.live().filter(pk=query_image_id).first()
         if image is None:
@@ -96,11 +97,11 @@ def query_vector(
         vector = image_vector(pixels)
     vector = _unit(vector)
     if refine_text and refine_text.strip() and not query_text:
-        vector = _unit(vector + _unit(get_embedder().encode_texts([refine_text.strip()[:500]])[0]))
+        vector = _unit(vector + _unit(text_queries.encode([refine_text.strip()[:500]])[0]))
     negatives = [exclude_text] if isinstance(exclude_text, str) else list(exclude_text or [])
     negatives = [phrase.strip()[:500] for phrase in negatives if phrase and phrase.strip()][:20]
     if negatives:
-        for negative in get_embedder().encode_texts(negatives):
+        for negative in text_queries.encode(negatives):
             vector = _unit(vector - NEGATIVE_WEIGHT * _unit(negative))
     return vector, exclude_ids
 

@@ -44,8 +44,10 @@ def _reset_backends():
     from search.columns import column_cache
     from search.embeddings import get_embedder
     from search.index import get_index
+    from search.text_queries import recent
 
     column_cache.clear()
+    recent.clear()
     from django.core.cache import cache
 
     cache.clear()  # cached stats are keyed by index generation, which restarts with each test database
