@@ -1,58 +1,36 @@
-"""Query texts to vectors, remembering the last few hundred a process encoded.
+"""Query texts to vectors, remembering the ones a process encoded last.
 
 A search is often run again with the same words: a filter or a chip changed, the
 threshold moved, a negative added, the page reloaded. Encoding the text is most of
 such a request's time on a CPU, and the answer depends only on the text and the
-model, so each process keeps the vectors of the texts it encoded last.
+model, so each process keeps the vectors of the texts it encoded last, in the
+"query-vectors" cache (settings.CACHES: in memory, the oldest go first).
 """
 
-import threading
-from collections import OrderedDict
+import hashlib
 
 import numpy as np
+from django.core.cache import caches
 
 from search.embeddings import get_embedder
 
-SIZE = 512  # vectors kept per process: 1 MB at 512 floats each
+
+def recent():
+    return caches["query-vectors"]
 
 
-class _Recent:
-    def __init__(self, size: int):
-        self.size = size
-        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            vector = self._vectors.get(key)
-            if vector is not None:
-                self._vectors.move_to_end(key)
-            return vector
-
-    def put(self, key, vector: np.ndarray) -> None:
-        vector.setflags(write=False)  # shared by every request that asks for this text
-        with self._lock:
-            self._vectors[key] = vector
-            self._vectors.move_to_end(key)
-            while len(self._vectors) > self.size:
-                self._vectors.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._vectors.clear()
-
-
-recent = _Recent(SIZE)
+def _key(model: str, text: str) -> str:
+    return hashlib.blake2b(f"{model}\0{text}".encode(), digest_size=16).hexdigest()  # texts run to 500 characters
 
 
 def encode(texts: list[str]) -> np.ndarray:
     """The (n, dim) unit vectors of these query texts; the ones not encoded lately go to the model in one call."""
     embedder = get_embedder()
-    keys = [(embedder.model_name, text) for text in texts]
-    found = {key: recent.get(key) for key in keys}
-    missing = list(dict.fromkeys(key for key, vector in found.items() if vector is None))
+    keys = {text: _key(embedder.model_name, text) for text in texts}
+    found = recent().get_many(keys.values())
+    missing = [text for text, key in keys.items() if key not in found]
     if missing:
-        for key, vector in zip(missing, embedder.encode_texts([text for _, text in missing]), strict=True):
-            recent.put(key, vector)
-            found[key] = vector
-    return np.stack([found[key] for key in keys]) if keys else embedder.encode_texts([])
+        fresh = dict(zip((keys[text] for text in missing), embedder.encode_texts(missing), strict=True))
+        recent().set_many(fresh)
+        found.update(fresh)
+    return np.stack([found[keys[text]] for text in texts]) if texts else embedder.encode_texts([])

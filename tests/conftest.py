@@ -47,7 +47,7 @@ def _reset_backends():
     from search.text_queries import recent
 
     column_cache.clear()
-    recent.clear()
+    recent().clear()
     from django.core.cache import cache
 
     cache.clear()  # cached stats are keyed by index generation, which restarts with each test database

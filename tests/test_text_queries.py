@@ -33,14 +33,6 @@ def test_a_text_is_encoded_once_and_gives_what_the_model_gives(calls):
     assert calls[1:] == [["a red boat", "a dog"], ["snow", "a cat"]]  # only the new ones, once each, in one call
 
 
-def test_the_oldest_texts_are_forgotten_first(calls, monkeypatch):
-    monkeypatch.setattr(text_queries.recent, "size", 2)
-    for text in ("one", "two", "one", "three"):  # "one" was asked again: "two" is the oldest
-        text_queries.encode([text])
-    text_queries.encode(["one", "two"])
-    assert calls == [["one"], ["two"], ["three"], ["two"]]
-
-
 def test_a_remembered_vector_cannot_be_changed_by_a_caller():
     text_queries.encode(["harbour"])
     (vector,) = text_queries.encode(["harbour"])
