@@ -253,8 +253,15 @@ IMGSIM_SEARCH_TOP_K = env_int("IMGSIM_SEARCH_TOP_K", 24, minimum=1)
 
 # Per process, in memory. "query-vectors" keeps the vectors of the query texts a process encoded
 # last (search/text_queries.py): refining a search (a filter, a chip) does not run the text encoder.
+# "cards" keeps grid cards by what they show (templates/gallery/index.html): after a change, a
+# grid's cards come from it but for the photos that changed (~1 KB each; kept until culled).
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "cards": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "cards",
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    },
     "query-vectors": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "query-vectors",

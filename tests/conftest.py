@@ -48,9 +48,10 @@ def _reset_backends():
 
     column_cache.clear()
     recent().clear()
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    cache.clear()  # cached stats are keyed by index generation, which restarts with each test database
+    for name in ("default", "cards"):  # cached stats and grids are keyed by versions that restart with each database
+        caches[name].clear()
     if get_index.cache_info().currsize:
         get_index().refresh()
     get_index.cache_clear()

@@ -430,3 +430,43 @@ def test_the_sidebar_suggests_each_category_and_camera_once_in_order():
     choices = filter_choices()
     assert choices["categories"] == ["city", "family", "travel"]
     assert choices["cameras"] == ["A7", "X100", "Z6"]
+
+
+def test_permissions_are_read_only_by_pages_that_show_an_action(editor_client, library):
+    """The header's editor links ask; search results and a grid's next page, which show none, do not."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def permission_reads(*args, **headers):
+        with CaptureQueriesContext(connection) as queries:
+            response = editor_client.get(*args, **headers)
+        assert response.status_code == 200
+        return sum("auth_permission" in query["sql"] for query in queries.captured_queries), response
+
+    full, page = permission_reads("/")
+    assert full > 0 and 'href="/upload/"' in page.content.decode()
+    partial, results = permission_reads("/search/", {"q": "photo"}, **HTMX)
+    assert partial == 0 and 'class="card-photo"' in results.content.decode()
+    more, _ = permission_reads("/", {"page": 2}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="grid-more")
+    assert more == 0
+
+
+def test_a_grid_after_a_change_renders_only_the_cards_that_changed(viewer_client, library):
+    """Cards are kept by what they show: an edit re-renders its photo's card, the rest come from the cache."""
+    from django.core.cache import caches
+
+    from gallery.services import metadata_update
+
+    cards = caches["cards"]._cache  # LocMemCache's entries: the public API has no count
+    first = viewer_client.get("/").content.decode()
+    kept = len(cards)
+    newest = library[-1]
+    assert kept == 60 and f"Photo number {len(library) - 1}" in first
+    metadata_update(image=newest, fields={"title": "Harbour at dawn"})
+    second = viewer_client.get("/").content.decode()
+    assert "Harbour at dawn" in second and f"Photo number {len(library) - 1}<" not in second
+    assert len(cards) == kept + 1  # the one card that changed
+    # A card links into the grid it was shown in: the same photo under a filter is its own card.
+    filtered = viewer_client.get("/", {"category": "family"}).content.decode()
+    assert re.search(rf'href="/images/{library[-2].pk}/\?category=family"', filtered)
+    assert re.search(rf'href="/images/{library[-2].pk}/"', viewer_client.get("/").content.decode())
