@@ -454,6 +454,8 @@ def test_permissions_are_read_only_by_pages_that_show_an_action(editor_client, l
 def test_a_grid_after_a_change_renders_only_the_cards_that_changed(viewer_client, library):
     """Cards are kept by what they show: an edit re-renders its photo's card, the rest come from the cache."""
     from django.core.cache import caches
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     from gallery.services import metadata_update
 
@@ -463,7 +465,10 @@ def test_a_grid_after_a_change_renders_only_the_cards_that_changed(viewer_client
     newest = library[-1]
     assert kept == 60 and f"Photo number {len(library) - 1}" in first
     metadata_update(image=newest, fields={"title": "Harbour at dawn"})
-    second = viewer_client.get("/").content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        second = viewer_client.get("/").content.decode()
+    photo_reads = [q["sql"] for q in queries.captured_queries if 'FROM "gallery_image"' in q["sql"]]
+    assert len(photo_reads) <= 10  # the page's own few, not one per card (a card shows what the page read)
     assert "Harbour at dawn" in second and f"Photo number {len(library) - 1}<" not in second
     assert len(cards) == kept + 1  # the one card that changed
     # A card links into the grid it was shown in: the same photo under a filter is its own card.
