@@ -97,3 +97,18 @@ def test_search_unavailable_is_said_above_the_form_on_a_phone(browser, live_serv
     assert alert.bounding_box()["y"] < page.locator("#search-form").bounding_box()["y"]
     shot(page, "search-unavailable-390")
     page.context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_search_pages_filters_stack_each_label_above_its_field(browser, live_server, library, width):
+    """As in the gallery's sidebar: inside the search form's Filters, labels and fields ran on in lines."""
+    page = login(browser, live_server, "eddie")
+    page.set_viewport_size({"width": width, "height": 844})
+    page.goto("/search/?q=red+car&year=2020")  # a filter set: the panel starts open
+    for name in ("album", "category", "tag", "camera", "year", "has_gps", "format"):
+        label = page.locator(f"#search-form label[for=id_{name}]").bounding_box()
+        field = page.locator(f"#search-form [name={name}]").bounding_box()
+        assert label["y"] + label["height"] <= field["y"] + 1, f"{name}: its label is not above it"
+        assert abs(label["x"] - field["x"]) <= 2, f"{name}: its label and field do not start in one column"
+    shot(page, f"search-filters-{width}")
+    page.context.close()
