@@ -213,9 +213,6 @@ def album_list():
 
 
 TRASH_PAGE_SIZE = 60
-# What a grid's card shows (templates/gallery/index.html): a page reads these alone (the rest of a
-# photo's columns, JSON among them, took 40% of reading a page's rows).
-CARD_FIELDS = ("original_name", "byte_size", "metadata__title")
 
 
 def trash_page(*, page):
