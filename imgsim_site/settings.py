@@ -249,8 +249,6 @@ IMGSIM_EMBED_ON_COMMIT = env_bool("IMGSIM_EMBED_ON_COMMIT", not IMGSIM_WORKER)
 # Without a worker, a failed index write is retried on a thread of the writing process for this long.
 IMGSIM_INDEX_RETRY_SECONDS = env_int("IMGSIM_INDEX_RETRY_MINUTES", 60) * 60
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
-IMGSIM_SEARCH_TOP_K = env_int("IMGSIM_SEARCH_TOP_K", 24, minimum=1)
-
 # Per process, in memory. "query-vectors" keeps the vectors of the query texts a process encoded
 # last (search/text_queries.py): refining a search (a filter, a chip) does not run the text encoder.
 # "cards" keeps grid cards by what they show (templates/gallery/index.html): after a change, a
@@ -269,6 +267,8 @@ CACHES = {
         "OPTIONS": {"MAX_ENTRIES": 512},
     },
 }
+
+IMGSIM_SEARCH_TOP_K = env_int("IMGSIM_SEARCH_TOP_K", 24, minimum=1)
 IMGSIM_SEARCH_THRESHOLD = env_float("IMGSIM_SEARCH_THRESHOLD", -1.0, minimum=-1.0, maximum=1.0)  # -1: none
 IMGSIM_DUPLICATE_THRESHOLD = env_float("IMGSIM_DUPLICATE_THRESHOLD", 0.95, minimum=0.0, maximum=1.0)
 # Near-duplicates: pHash distance (of 64 bits) and the CLIP similarity that confirms it;

@@ -44,14 +44,12 @@ def _reset_backends():
     from search.columns import column_cache
     from search.embeddings import get_embedder
     from search.index import get_index
-    from search.text_queries import recent
 
     column_cache.clear()
-    recent().clear()
     from django.core.cache import caches
 
-    for name in ("default", "cards"):  # cached stats and grids are keyed by versions that restart with each database
-        caches[name].clear()
+    for cache in caches.all():  # stats, grids, cards, query vectors: keyed by versions that restart per database
+        cache.clear()
     if get_index.cache_info().currsize:
         get_index().refresh()
     get_index.cache_clear()
