@@ -38,6 +38,9 @@ SHORTLIST_MORE = {"fp16": 0, "int8": 224, "int4": 480}
 # Gathers of up to this many rows read them from the file instead of its mapping, so a worker's memory
 # holds only the pages it passes over (a few hundred 1 KB reads from the page cache: ~0.4 ms).
 READ_AT = 4096
+# ...when the file is at least this large: a smaller one's pages cost a worker little, and a read per
+# row cost more than the whole pass of a search at 10,000 photos (bench.pages).
+READ_FROM = 64 << 20
 # The int4 twin's rows are padded to a multiple of this: torch packs rows in interleaved blocks.
 INT4_PAD = 256
 
@@ -349,7 +352,8 @@ class VectorTable:
         taken = np.empty((len(rows), self.dimension), dtype=DTYPE)
         in_file = rows >= 0
         if in_file.any():
-            taken[in_file] = self._read(rows[in_file]) if in_file.sum() <= READ_AT else self.file.vectors[rows[in_file]]
+            row_by_row = in_file.sum() <= READ_AT and self.file.vectors.nbytes >= READ_FROM
+            taken[in_file] = self._read(rows[in_file]) if row_by_row else self.file.vectors[rows[in_file]]
         if not in_file.all():
             taken[~in_file] = self.extra[-1 - rows[~in_file]]
         return taken

@@ -335,13 +335,14 @@ def test_a_quantised_pass_finds_the_same_best_photos_as_the_float16_pass(rough_p
     assert best_new[0].tolist() == [20_003] and best_new[1][0] == pytest.approx(1.0, abs=1e-3)
 
 
-def test_an_int4_pass_keeps_no_page_of_the_float16_file(settings):
+def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatch):
     """A web worker searching through the int4 twin maps it, and reads only the rows it scores again
     from the float16 file: none of that file's pages count in the worker's memory."""
     from gallery.vector_file import VectorTable, current, int4_layout
 
     if int4_layout() is None:
         pytest.skip("this build of torch has no int4 product")
+    monkeypatch.setattr(vector_file, "READ_FROM", 0)  # this file stands for a large library's
     rng = np.random.default_rng(4)
     ids = np.arange(1, 30_001, dtype=np.int64)
     vectors = unit(rng, len(ids))
@@ -364,6 +365,27 @@ def test_an_int4_pass_keeps_no_page_of_the_float16_file(settings):
 
     assert resident_kb(f".int4-{int4_layout()[0]}.npy") >= len(ids) * DIMENSION // 2 // 1024  # the twin, all read
     assert resident_kb(".vectors.npy") == 0
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_rows_to_score_again_come_from_a_small_files_mapping_and_a_large_files_reads(large, settings, monkeypatch):
+    """A read per row keeps a large file's pages out of a worker's memory; a small file's pages cost
+    little, and gathering its rows through the mapping is several times faster."""
+    from gallery.vector_file import VectorTable, current
+
+    rng = np.random.default_rng(5)
+    ids = np.arange(1, 2_001, dtype=np.int64)
+    vectors = unit(rng, len(ids))
+    vector_file.write("gather-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
+    file = current("gather-test")
+    monkeypatch.setattr(vector_file, "READ_FROM", file.vectors.nbytes + (0 if large else 1))
+    reads = []
+    real_read = VectorTable._read
+    monkeypatch.setattr(VectorTable, "_read", lambda self, rows: reads.append(len(rows)) or real_read(self, rows))
+    table = VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE))
+    positions = np.sort(rng.choice(len(ids), 300, replace=False))
+    assert np.array_equal(table.take(positions), vectors[positions].astype(vector_file.DTYPE))
+    assert reads == ([300] if large else [])
 
 
 def test_the_search_pass_is_measured_once_and_remembered(settings, monkeypatch):
