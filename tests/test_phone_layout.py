@@ -62,6 +62,29 @@ def test_no_page_scrolls_sideways_on_a_phone(browser, live_server, library, widt
     page.context.close()
 
 
+def test_the_phone_nav_fades_where_more_links_are_and_shows_the_current_page(browser, live_server, library):
+    """The nav scrolls sideways with no scrollbar: without a cue, links past the edge (Trash, Upload,
+    Log out) looked absent, and on their own pages the current link was off screen."""
+    page = login(browser, live_server, "eddie")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/")
+    nav = page.locator(".topbar nav")
+    assert nav.get_attribute("data-more-after") is not None and nav.get_attribute("data-more-before") is None
+    assert "linear-gradient" in nav.evaluate("n => getComputedStyle(n).maskImage")
+    shot(page, "phone-nav-more-after")
+    nav.evaluate("n => { n.scrollLeft = n.scrollWidth; }")
+    page.wait_for_function("!document.querySelector('.topbar nav').hasAttribute('data-more-after')")
+    assert nav.get_attribute("data-more-before") is not None
+    page.goto("/trash/")
+    current, shown = page.locator(".topbar nav [aria-current]").bounding_box(), nav.bounding_box()
+    assert current["x"] >= shown["x"] and current["x"] + current["width"] <= shown["x"] + shown["width"]
+    shot(page, "phone-nav-current-trash")
+    page.set_viewport_size({"width": 1280, "height": 844})
+    page.wait_for_function("!document.querySelector('.topbar nav').hasAttribute('data-more-before')")
+    assert nav.get_attribute("data-more-after") is None
+    assert nav.evaluate("n => getComputedStyle(n).maskImage") == "none"
+
+
 def test_filtered_gallery_shows_photos_first_on_a_phone(browser, live_server, library):
     page = login(browser, live_server, "eddie")
     page.set_viewport_size({"width": 390, "height": 844})

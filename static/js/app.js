@@ -5,6 +5,25 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
+// On a phone the main nav is one row that scrolls sideways: an edge with more links past it fades
+// (data-more-before / data-more-after), and the current page's link starts in view.
+function markNavEdges(nav) {
+  nav.toggleAttribute("data-more-before", nav.scrollLeft > 1);
+  nav.toggleAttribute("data-more-after", nav.scrollLeft + nav.clientWidth < nav.scrollWidth - 1);
+}
+document.addEventListener("DOMContentLoaded", () => {
+  const nav = document.querySelector(".topbar nav");
+  if (!nav) return;
+  const current = nav.querySelector("[aria-current]");
+  if (current) {
+    const past = current.getBoundingClientRect().right - nav.getBoundingClientRect().right;
+    if (past > 0) nav.scrollLeft += past + 24;
+  }
+  markNavEdges(nav);
+  nav.addEventListener("scroll", () => markNavEdges(nav), { passive: true });
+  window.addEventListener("resize", () => markNavEdges(nav));
+});
+
 // Keep URLs short and shareable: leave empty form fields out of htmx requests
 // (and so out of the pushed URL).
 document.addEventListener("htmx:configRequest", (event) => {
