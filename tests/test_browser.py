@@ -137,3 +137,26 @@ def test_resolve_a_duplicate_group(browser, live_server, editor, tmp_path, inges
     assert page.locator(".group").count() == 0
     assert Image.objects.trashed().get().original_name == "small.jpg"
     page.context.close()
+
+
+def test_a_scan_started_on_an_empty_review_page_shows_its_groups_when_it_ends(
+    browser, live_server, editor, tmp_path, ingest, pixel_embedder
+):
+    """It said "17 pairs found. Show the results" above "No duplicates waiting for review" until the
+    link was clicked; a page with no group to lose now loads them itself."""
+    from tests.photos import photo_image
+
+    base = photo_image(4, size=(800, 600))
+    (tmp_path / "dup").mkdir()
+    base.save(tmp_path / "dup" / "big.jpg", quality=92)
+    base.resize((400, 300)).save(tmp_path / "dup" / "small.jpg", quality=80)
+    ingest(tmp_path / "dup")
+    page = login(browser, live_server, "eddie")
+    page.goto("/duplicates/")
+    assert page.locator(".group").count() == 0 and "No scan yet." in page.locator("#scan-status").inner_text()
+    page.get_by_role("button", name="Scan now").click()
+    page.wait_for_selector(".group")
+    assert "big.jpg" in page.locator(".member.keeper").inner_text()
+    line = page.locator("#scan-status").inner_text()
+    assert re.search(r"Last scan \((now|a second ago|\d+ seconds ago)\): 1 pair found", line), line
+    page.context.close()

@@ -298,3 +298,22 @@ def test_the_scan_line_says_when_no_pair_it_found_waits_for_review(star, editor_
     reviewed = editor_client.get("/duplicates/").content.decode()
     assert "3 pairs found in 0.4 s, none of them waiting for review." in reviewed
     assert "No duplicates waiting for review." in reviewed
+
+
+def test_only_a_page_with_no_group_to_lose_reloads_when_its_scan_ends(star, editor_client, db):
+    from django.utils import timezone
+
+    from search.models import DuplicateScan
+
+    shown = editor_client.get("/duplicates/").content.decode()
+    assert 'name="show_when_done"' not in shown  # groups on the page: a finished scan offers its results instead
+    scan = DuplicateScan.objects.create(
+        status="done", finished_at=timezone.now(), pairs=3, seconds=0.4, similarity_threshold=0.95, hamming_threshold=10
+    )
+    status = reverse("search:duplicates_scan_status", args=[scan.pk])
+    offered = editor_client.get(status, headers=HTMX)
+    assert "HX-Refresh" not in offered and "Show the results" in offered.content.decode()
+    assert editor_client.get(status, {"show_when_done": "1"}, headers=HTMX)["HX-Refresh"] == "true"
+    DuplicatePair.objects.all().delete()
+    empty = editor_client.get("/duplicates/").content.decode()
+    assert 'name="show_when_done" value="1"' in empty

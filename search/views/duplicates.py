@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import reswap, retarget
+from django_htmx.http import HttpResponseClientRefresh, reswap, retarget
 
 from gallery.forms import PhotoIdsField
 from gallery.models import Image
@@ -61,6 +61,8 @@ def review(request):
         "tiers": Tier,
         "tier": tier,
         "scan": DuplicateScan.objects.first(),
+        # A scan started or running on a page with no group to review shows its results when it ends.
+        "show_when_done": not groups,
         **_summary(groups),
         "undo_token": request.session.pop(UNDO_SESSION_KEY, None),
         "preselect": settings.IMGSIM_DUPLICATE_PRESELECT,
@@ -72,7 +74,8 @@ def review(request):
 @editor_required(to="scan for duplicates")
 def scan_start(request):
     scan = start_scan(incremental=request.POST.get("incremental") == "1", background=True)
-    return render(request, "search/duplicates.html#scan_status", {"scan": scan})
+    show = request.POST.get("show_when_done") == "1"
+    return render(request, "search/duplicates.html#scan_status", {"scan": scan, "show_when_done": show})
 
 
 @require_GET
@@ -81,7 +84,10 @@ def scan_status(request, pk: int):
     if not request.htmx:  # opened directly: the whole page, which shows the scan too
         return review(request)
     scan = get_object_or_404(DuplicateScan, pk=pk)
-    return render(request, "search/duplicates.html#scan_status", {"scan": scan})
+    show = request.GET.get("show_when_done") == "1"
+    if show and scan.status == DuplicateScan.Status.DONE and scan.pairs:
+        return HttpResponseClientRefresh()  # the page held no group to lose: load it with the new ones
+    return render(request, "search/duplicates.html#scan_status", {"scan": scan, "show_when_done": show})
 
 
 def _refused(request, message: str, group: str):
