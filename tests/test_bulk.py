@@ -72,6 +72,15 @@ def test_the_bar_applies_each_action_to_the_selection(photos, editor_client):
         in bulk(editor_client, "tags_add", photos[:3], tags="Sea, sky").content.decode()
     )
     assert "Took sea off 1 photo." in bulk(editor_client, "tags_remove", photos[:1], tags="sea").content.decode()
+    # What the action left alone is said, not just a count of 0 (2 photos were tagged "0 photos").
+    assert (
+        "Tagged 1 photo with sea, sky (2 photos already had them)."
+        in bulk(editor_client, "tags_add", photos[:3], tags="sea, sky").content.decode()
+    )
+    assert (
+        "Took sea off 0 photos (1 photo without it)."
+        in bulk(editor_client, "tags_remove", photos[4:5], tags="sea").content.decode()
+    )
     assert (
         "Set category “pets” on 2 photos."
         in bulk(editor_client, "category", photos[:2], category="pets").content.decode()
@@ -79,6 +88,8 @@ def test_the_bar_applies_each_action_to_the_selection(photos, editor_client):
     answer = bulk(editor_client, "album_add", photos[:4], new_album="Best of")
     assert "Added 4 photos to “Best of”." in answer.content.decode()
     album = Album.objects.get(name="Best of")
+    again = bulk(editor_client, "album_add", photos[2:4], album_id=album.pk).content.decode()
+    assert "Added 0 photos to “Best of” (2 photos already in it)." in again
     removed = bulk(editor_client, "album_remove", photos[:1], album_id=album.pk)
     assert removed.headers["HX-Trigger"] == "library-changed" and album.photos.count() == 3
     assert "Starred 2 photos." in bulk(editor_client, "favourite", photos[:2]).content.decode()
@@ -195,7 +206,7 @@ def test_selecting_and_acting_in_a_browser(
     page.get_by_label("select all 64 matching").check()
     assert page.locator("#bulk-form [data-count-of=ids]").inner_text() == "64"
     page.get_by_role("button", name="Add tags").click()
-    page.get_by_text("Tagged 59 photos with harbour.").wait_for()  # 64, of which 5 had it
+    page.get_by_text("Tagged 59 photos with harbour (5 photos already had it).").wait_for()
     assert Metadata.objects.filter(tags__name="harbour").count() == 64
 
     page.get_by_role("button", name="Clear").click()

@@ -22,6 +22,11 @@ def _plural(count: int) -> str:
     return f"{count:,} photo{'s' if count != 1 else ''}"
 
 
+def _unchanged(photos: list, count: int, why: str) -> str:
+    """ " (2 photos already had them)": why the photos the action left alone were left alone, if any."""
+    return f" ({_plural(len(photos) - count)} {why})" if count < len(photos) else ""
+
+
 def _answer(request, message: str, *, status: int = 200, undo: str = "", changed: bool = False):
     """The bar's result in place (HTMX), or a message on the page the form came from."""
     if request.htmx:
@@ -36,24 +41,29 @@ def _answer(request, message: str, *, status: int = 200, undo: str = "", changed
 def _apply(form: BulkForm, photos: list[Image], user) -> tuple[str, str, bool]:
     """Do the action; return (what happened, undo token, whether photos left the grid)."""
     data, action = form.cleaned_data, form.cleaned_data["action"]
-    if action == "tags_add":
-        count = services.tags_add(images=photos, names=data["tags"])
-        return f"Tagged {_plural(count)} with {', '.join(data['tags'])}.", "", False
-    if action == "tags_remove":
+    if action in ("tags_add", "tags_remove"):
+        tags, them = ", ".join(data["tags"]), "it" if len(data["tags"]) == 1 else "them"
+        if action == "tags_add":
+            count = services.tags_add(images=photos, names=data["tags"])
+            return f"Tagged {_plural(count)} with {tags}{_unchanged(photos, count, f'already had {them}')}.", "", False
         count = services.tags_remove(images=photos, names=data["tags"])
-        return f"Took {', '.join(data['tags'])} off {_plural(count)}.", "", False
+        return f"Took {tags} off {_plural(count)}{_unchanged(photos, count, f'without {them}')}.", "", False
     if action == "category":
         count = services.category_set(images=photos, category=data["category"])
         what = f"category “{data['category']}”" if data["category"] else "no category"
-        return f"Set {what} on {_plural(count)}.", "", False
+        return f"Set {what} on {_plural(count)}{_unchanged(photos, count, 'already had it')}.", "", False
     if action in ("album_add", "album_remove"):
         album = form.album(user=user)
         if action == "album_add":
-            return f"Added {_plural(services.album_add(album=album, images=photos))} to “{album.name}”.", "", False
-        return f"Took {_plural(services.album_remove(album=album, images=photos))} out of “{album.name}”.", "", True
+            count = services.album_add(album=album, images=photos)
+            return f"Added {_plural(count)} to “{album.name}”{_unchanged(photos, count, 'already in it')}.", "", False
+        count = services.album_remove(album=album, images=photos)
+        return f"Took {_plural(count)} out of “{album.name}”{_unchanged(photos, count, 'not in it')}.", "", True
     if action in ("favourite", "unfavourite"):
-        count = services.favourite_set(user=user, images=photos, on=action == "favourite")
-        return f"{'Starred' if action == 'favourite' else 'Unstarred'} {_plural(count)}.", "", False
+        on = action == "favourite"
+        count = services.favourite_set(user=user, images=photos, on=on)
+        left = _unchanged(photos, count, "already starred" if on else "not starred")
+        return f"{'Starred' if on else 'Unstarred'} {_plural(count)}{left}.", "", False
     moved = [photo.pk for photo in photos]
     count = services.image_trash(images=photos)
     undo = signing.dumps(moved, salt=UNDO_SALT, compress=True)
