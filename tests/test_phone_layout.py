@@ -85,6 +85,18 @@ def test_the_phone_nav_fades_where_more_links_are_and_shows_the_current_page(bro
     assert nav.evaluate("n => getComputedStyle(n).maskImage") == "none"
 
 
+@pytest.mark.parametrize("width", [360, 390])
+def test_the_statistics_numbers_sit_two_to_a_row_on_a_phone(browser, live_server, library, width):
+    """One to a row, the six numbers took two screens of a phone before the first chart."""
+    page = login(browser, live_server, "eddie")
+    page.set_viewport_size({"width": width, "height": 844})
+    page.goto("/stats/")
+    boxes = [page.locator(".numbers .number").nth(i).bounding_box() for i in range(2)]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] + boxes[0]["width"] <= boxes[1]["x"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    shot(page, f"stats-{width}")
+
+
 def test_filtered_gallery_shows_photos_first_on_a_phone(browser, live_server, library):
     page = login(browser, live_server, "eddie")
     page.set_viewport_size({"width": 390, "height": 844})
