@@ -23,7 +23,7 @@ def _plural(count: int) -> str:
 
 
 def _unchanged(photos: list, count: int, why: str) -> str:
-    """ " (2 photos already had them)": why the photos the action left alone were left alone, if any."""
+    """Why the action left some photos alone, as in "Tagged 1 photo (2 photos already had it)"; "" if none."""
     return f" ({_plural(len(photos) - count)} {why})" if count < len(photos) else ""
 
 
