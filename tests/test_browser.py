@@ -158,5 +158,5 @@ def test_a_scan_started_on_an_empty_review_page_shows_its_groups_when_it_ends(
     page.wait_for_selector(".group")
     assert "big.jpg" in page.locator(".member.keeper").inner_text()
     line = page.locator("#scan-status").inner_text()
-    assert re.search(r"Last scan \((now|a second ago|\d+ seconds ago)\): 1 pair found", line), line
+    assert re.search(r"Last scan \((just now|a second ago|\d+ seconds ago)\): 1 pair found", line), line
     page.context.close()

@@ -33,6 +33,18 @@ def test_trash_page_lists_newest_first_with_pages(editor_client):
     assert re.findall(r'aria-label="Select (photo_\d+\.jpg)"', second)[-1] == photos[0].original_name
 
 
+def test_the_trash_says_when_each_photo_went_as_people_say_it(editor_client):
+    """humanize's naturaltime called the last second "now": right after a trash, "trashed now"."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    just, earlier = make_photos(2, trashed=True)
+    Image.objects.filter(pk=earlier.pk).update(trashed_at=timezone.now() - timedelta(hours=3, minutes=5))
+    page = editor_client.get(reverse("gallery:trash")).content.decode()
+    assert "trashed just now ·" in page and "trashed 3\xa0hours ago ·" in page
+
+
 def test_restore_of_fifty_photos_is_one_request_and_updates_the_header(editor_client):
     photos = make_photos(50, trashed=True)
     make_photos(3, trashed=True)
