@@ -1,9 +1,15 @@
 """Settings for the test suite: the real settings, pointed at a throwaway data dir."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
-os.environ.setdefault("IMGSIM_DATA_DIR", tempfile.mkdtemp(prefix="imgsim-test-"))
+if "IMGSIM_DATA_DIR" not in os.environ:
+    # Processes started by this one (xdist workers, commands under test) inherit the folder; the
+    # process that made it removes it when it ends.
+    os.environ["IMGSIM_DATA_DIR"] = tempfile.mkdtemp(prefix="imgsim-test-")
+    atexit.register(shutil.rmtree, os.environ["IMGSIM_DATA_DIR"], ignore_errors=True)
 os.environ.setdefault("IMGSIM_PLAIN_STATIC", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download anything
 os.environ.setdefault("IMGSIM_PRECISION", "fp32")
