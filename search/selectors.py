@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from gallery.filters import to_q, validate
 from gallery.models import Image
 from search.errors import USER_ERRORS, ModelUnavailable
 from search.forms import SearchForm
@@ -22,6 +23,7 @@ class PageSearch:
     error: str = ""
     model_missing: bool = False
     status: int = 200
+    nothing_found: str = ""  # why a search that ran found nothing, in the page's words
 
 
 def form_query(form: SearchForm) -> tuple[dict, Image | None]:
@@ -64,11 +66,24 @@ def page_search(form: SearchForm) -> PageSearch:
             outcome.results = search_words_and_meaning(**query)
         elif query:
             outcome.results = find_similar(**query)
+        if query and not outcome.results:
+            outcome.nothing_found = why_nothing_found(query["filter_metadata"], query["threshold"])
     except ModelUnavailable as error:
         outcome.error, outcome.model_missing, outcome.status = str(error), True, 503
     except USER_ERRORS as error:
         outcome.error, outcome.status = str(error), error.status
     return outcome
+
+
+def why_nothing_found(where: dict | None, threshold: float) -> str:
+    """What to change when a search found nothing: the filters, the minimum similarity, or the library."""
+    if where and not Image.objects.live().filter(to_q(validate(where))).exists():
+        return "No photo matches these filters. Remove one to see more."
+    if threshold > -1:
+        return f"No photo reaches the minimum similarity of {threshold:g}. Lower it to see more."
+    if where:
+        return "No photo matching these filters can be searched yet: their embeddings are not computed."
+    return "Nothing to search yet: add photos on the Upload page, or wait until their embeddings are computed."
 
 
 def waiting_count() -> int:

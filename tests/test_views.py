@@ -221,7 +221,7 @@ def test_search_states(viewer_client, library, settings):
     empty = viewer_client.get(reverse("search:page")).content.decode()
     assert "Type what you are looking for" in empty
     none = viewer_client.get(reverse("search:page"), {"q": "x", "threshold": 1}).content.decode()
-    assert "lowering the minimum similarity" in none
+    assert "No photo reaches the minimum similarity of 1. Lower it" in none
     bad = viewer_client.get(reverse("search:page"), {"q": "x", "top_k": 100000, "year": 99999})
     assert bad.status_code == 400
     message = bad.content.decode()
@@ -248,7 +248,24 @@ def test_search_states(viewer_client, library, settings):
     html = missing.content.decode()
     assert missing.status_code == 503 and "IMGSIM_MODEL" in html
     assert html.count('role="alert"') == 1 and html.index("Search is unavailable") < html.index('id="search-form"')
-    assert "No photos are similar enough" not in html  # nothing ran: no claim about the results
+    assert "Nothing to search yet" not in html  # nothing ran: no claim about the results
+
+
+def test_a_search_that_finds_nothing_says_what_to_change(viewer_client, library):
+    def nothing_found(**params) -> str:
+        html = viewer_client.get(reverse("search:page"), {"q": "zqxj", **params}, **HTMX).content.decode()
+        assert result_ids(html) == []
+        return html
+
+    # Words no caption holds ("zqxj") still rank every photo by CLIP: a search finds nothing only
+    # when a filter matches no photo, no photo reaches the minimum similarity, or nothing is embedded.
+    assert "No photo matches these filters. Remove one" in nothing_found(year=1900, threshold=-1)
+    assert "minimum similarity of 0.999. Lower it" in nothing_found(threshold=0.999)
+    assert "No photo matches these filters" not in nothing_found(category="travel", threshold=0.999)
+    Image.objects.filter(metadata__category="travel").update(embedding_state="pending")
+    assert "matching these filters can be searched yet" in nothing_found(category="travel", threshold=-1)
+    Image.objects.update(embedding_state="pending")
+    assert "Nothing to search yet: add photos on the Upload page" in nothing_found(threshold=-1)
 
 
 def test_upload_adds_photos_and_reports_each_file(editor_client, editor):
