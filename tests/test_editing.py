@@ -149,3 +149,28 @@ def test_editing_in_a_browser_save_and_escape(browser, live_server, editor, phot
     assert page.locator("h1").inner_text() == "Harbour at dawn"
     assert Image.objects.get(pk=photo.pk).metadata.title == "Harbour at dawn"
     page.context.close()
+
+
+@pytest.mark.browser
+def test_the_edit_page_of_its_own_goes_back_to_the_photo_once_saved(browser, live_server, editor, photo):
+    """Opened as a page (a new tab, a shared link), the form once swapped the photo's facts into the
+    edit page: a card with no photo, under a link still named after the old title."""
+    page = login(browser, live_server, "eddie")
+    page.goto(f"/images/{photo.pk}/edit/")
+    page.get_by_label("Latitude").fill("95")
+    page.get_by_label("Longitude").fill("10")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Latitude is between -90 and 90 degrees").wait_for()
+    assert page.url.endswith(f"/images/{photo.pk}/edit/")
+    page.get_by_label("Latitude").fill("45")
+    page.get_by_label("Title").fill("Harbour at dawn")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(f"**/images/{photo.pk}/")
+    page.get_by_text("Saved.").wait_for()
+    assert page.locator("h1").inner_text() == "Harbour at dawn"
+    assert page.locator("[data-lightbox] img").is_visible()  # the photo page, not its facts alone
+    page.goto(f"/images/{photo.pk}/edit/")
+    page.get_by_label("Title").press("Escape")
+    page.wait_for_url(f"**/images/{photo.pk}/")
+    assert Image.objects.get(pk=photo.pk).metadata.title == "Harbour at dawn"
+    page.context.close()
