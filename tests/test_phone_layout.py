@@ -60,7 +60,8 @@ def test_no_page_scrolls_sideways_on_a_phone(browser, live_server, library, widt
     assert box["x"] >= 0 and box["x"] + box["width"] <= width  # on screen, not cut off
     shot(page, f"profile-{width}")
     page.set_viewport_size({"width": 1280, "height": 800})  # one row there: the label beside its field
-    label, field = page.locator("label[for=id_token_name]").bounding_box(), page.locator("#id_token_name").bounding_box()
+    label = page.locator("label[for=id_token_name]").bounding_box()
+    field = page.locator("#id_token_name").bounding_box()
     assert abs((label["y"] + label["height"] / 2) - (field["y"] + field["height"] / 2)) <= 2
     page.context.close()
 
