@@ -57,6 +57,32 @@ def test_second_run_adds_nothing_and_does_not_decode(tmp_path, ingest, monkeypat
     assert ingest(tmp_path / "in").known == 6
 
 
+@pytest.mark.parametrize("run", ["small", "large"])
+def test_a_small_run_looks_up_its_own_hashes_and_a_large_one_reads_them_all(tmp_path, ingest, monkeypatch, run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import gallery.ingest.pipeline
+
+    write_library(tmp_path / "library", 6)
+    assert ingest(tmp_path / "library").added == 6
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("photo_0001.jpg", "photo_0004.jpg"):  # known, and the same bytes twice in this run
+        (folder / name).write_bytes((tmp_path / "library" / name).read_bytes())
+    (folder / "again.jpg").write_bytes((tmp_path / "library" / "photo_0004.jpg").read_bytes())
+    (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # unreadable: reported, not hashed
+    write_photo(folder / "new.jpg", 99)
+    if run == "large":
+        monkeypatch.setattr(gallery.ingest.pipeline, "LOOK_UP_HASHES_UP_TO", 0)
+    with CaptureQueriesContext(connection) as queries:
+        report = ingest(folder)
+    assert (report.added, report.known) == (1, 3)
+    assert [o.status for o in report.outcomes if o.name.endswith("gone.jpg")] in (["failed"], ["not_image"])
+    every_hash = [q for q in queries if '"sha256" FROM "gallery_image"' in q["sql"] and "WHERE" not in q["sql"]]
+    assert bool(every_hash) == (run == "large")
+
+
 def test_in_place_references_files_and_skips_unchanged_ones_without_hashing(tmp_path, ingest, monkeypatch):
     write_library(tmp_path / "nas", 3)
     assert ingest(tmp_path / "nas", in_place=True).added == 3
