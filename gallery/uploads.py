@@ -9,6 +9,8 @@ from gallery.hooks import not_searchable
 from gallery.ingest import Pipeline, Source
 from gallery.models import Image
 
+IN_TRASH = "already in the library, in the trash: restore it from the trash to see it again"
+
 
 @dataclass
 class UploadResult:
@@ -48,11 +50,20 @@ def receive_uploads(files: list, *, user) -> UploadResult:
         accepted.append(_source(upload_file))
     # With a worker, the model runs there: the request only decodes and stores.
     report = Pipeline(user=user, embed=not settings.IMGSIM_WORKER).run(accepted)
-    # A photo already in the library answers with its id, so a script can go on using it.
+    # A photo already in the library answers with its id, so a script can go on using it; one in the
+    # trash says so, or the person uploading it again would look for it in vain.
     known = {o.sha256 for o in report.outcomes if o.status == "known" and o.sha256}
-    known_ids = dict(Image.objects.filter(sha256__in=known).values_list("sha256", "pk")) if known else {}
+    rows = Image.objects.filter(sha256__in=known).values_list("sha256", "pk", "trashed_at") if known else []
+    known_ids = {sha256: pk for sha256, pk, _ in rows}
+    in_trash = {sha256 for sha256, _, trashed_at in rows if trashed_at is not None}
     result.outcomes += [
-        {"name": o.name, "status": o.status, "reason": o.reason, "image_id": o.image_id or known_ids.get(o.sha256)}
+        {
+            "name": o.name,
+            "status": o.status,
+            "reason": IN_TRASH if o.sha256 in in_trash else o.reason,
+            "image_id": o.image_id or known_ids.get(o.sha256),
+            "in_trash": o.sha256 in in_trash,
+        }
         for o in report.outcomes
     ]
     result.not_searchable = not_searchable([o.image_id for o in report.outcomes if o.status == "added"])

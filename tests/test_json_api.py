@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from gallery.models import Image
+from gallery.services import image_restore
 from imgsim_site.openapi import ERROR, RESULT, document
 from search.embeddings import get_embedder
 from search.python_api import find_similar
@@ -159,6 +160,12 @@ def test_upload_stats_and_duplicates(viewer_token, editor_token, library, settin
     again = [SimpleUploadedFile("again.jpg", photo_bytes(40, size=(96, 72)), content_type="image/jpeg")]
     known = call("post", "/api/upload", editor_token, data={"files": again}).json()["results"][0]
     assert known["status"] == "known" and known["image_id"] == added.json()["results"][0]["image_id"] is not None
+    assert known["in_trash"] is False
+    call("delete", f"/api/images/{known['image_id']}", editor_token)
+    again = [SimpleUploadedFile("again.jpg", photo_bytes(40, size=(96, 72)), content_type="image/jpeg")]
+    trashed = call("post", "/api/upload", editor_token, data={"files": again}).json()["results"][0]
+    assert trashed["status"] == "known" and trashed["in_trash"] is True and "in the trash" in trashed["reason"]
+    image_restore(images=list(Image.objects.filter(pk=known["image_id"])))
     assert_error(call("post", "/api/upload", viewer_token, data={"files": []}), 403)
     assert_error(call("post", "/api/upload", editor_token, data={}), 400)
     not_image = [SimpleUploadedFile("x.jpg", b"<html>", content_type="image/jpeg")]

@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from gallery.models import Image, Metadata, Tag
+from gallery.services import image_trash
 from search.python_api import find_similar
 from tests.photos import photo_bytes, write_library
 
@@ -283,7 +284,21 @@ def test_upload_adds_photos_and_reports_each_file(editor_client, editor):
         reverse("gallery:upload"),
         {"files": [SimpleUploadedFile("one-again.jpg", photo_bytes(1, size=(64, 48)), content_type="image/jpeg")]},
     )
-    assert "already in the library" in again.content.decode() and "<html" in again.content.decode()
+    known = Image.objects.get(original_name="one.jpg")
+    html = again.content.decode()
+    assert "<html" in html and "already in the library" in html
+    assert f'href="{reverse("gallery:detail", args=[known.pk])}"' in html.split("one-again.jpg", 1)[1]
+    # In the trash, the photo cannot be found where "already in the library" sends one looking for it.
+    image_trash(images=[known])
+    again = editor_client.post(
+        reverse("gallery:upload"),
+        {"files": [SimpleUploadedFile("one-again.jpg", photo_bytes(1, size=(64, 48)), content_type="image/jpeg")]},
+        **HTMX,
+    )
+    html = again.content.decode()
+    assert "in the trash" in html and f'href="{reverse("gallery:trash")}"' in html
+    assert f'href="{reverse("gallery:detail", args=[known.pk])}"' not in html
+    assert Image.objects.count() == 2  # not stored twice
 
 
 def test_large_uploads_are_read_from_their_temporary_file(editor_client, settings):
