@@ -85,7 +85,8 @@ class Image(models.Model):
             # single-column indexes SQLite chose trashed_at (every live photo) and counted 10k rows.
             models.Index(fields=["embedding_state", "trashed_at"], name="image_waiting"),
             models.Index(fields=["format"], name="image_format"),
-            models.Index(fields=["trashed_at"], name="image_trashed"),
+            # The trash page counts its photos and sums their bytes from this index alone, not a scan of every photo.
+            models.Index(fields=["trashed_at", "byte_size"], name="image_trashed_size"),
             models.Index(fields=["source_path"], name="image_source_path"),
             models.Index(fields=["phash"], name="image_phash"),
             models.Index(fields=["pixel_hash"], name="image_pixel_hash"),
