@@ -6,16 +6,30 @@ from django.db.models import Q
 from gallery import background
 from gallery.models import Image
 from search.embeddings import get_embedder, model_name
-from search.models import IndexOutbox
+from search.models import IndexedEntry, IndexOutbox
+
+
+def index_count() -> tuple[int, str]:
+    """How many vectors the index holds, and its mode; an embedded one answers from imgsim's record
+    of what it wrote there (search.models.IndexedEntry).
+
+    Any read of an embedded collection loads its whole graph into the asking process (2.5 GB
+    at a million photos), which a web process showing the statistics or /healthz must not
+    hold; `reconcile` and the worker's index check read the index itself.
+    """
+    from search.index import get_index
+    from search.sync import reading_index
+
+    if get_index().mode == "embedded":
+        return IndexedEntry.objects.count(), "embedded"
+    with reading_index() as index:
+        return index.count(model_name()), index.mode
 
 
 def index_health() -> dict:
-    from search.sync import reading_index
-
     try:
-        with reading_index() as index:
-            count = index.count(model_name())
-        return {"ok": True, "mode": index.mode, "vectors": count}
+        count, mode = index_count()
+        return {"ok": True, "mode": mode, "vectors": count}
     except Exception as error:
         return {"ok": False, "mode": "server" if settings.CHROMA_URL else "embedded", "detail": str(error)}
 
@@ -51,12 +65,11 @@ def queue_health() -> dict:
 def library_stats() -> dict:
     """What search adds to the library statistics: the index against SQLite, and the review queue."""
     from search.duplicates import duplicate_groups
-    from search.sync import indexable, reading_index
+    from search.sync import indexable
 
     expected = indexable().count()
     try:
-        with reading_index() as index:
-            actual, error = index.count(model_name()), ""
+        actual, error = index_count()[0], ""
     except Exception as failure:  # the page still shows everything else
         actual, error = None, str(failure)
     return {

@@ -43,6 +43,24 @@ def test_numbers_match_the_library(library):
     assert stats["trash_count"] == 0
 
 
+def test_the_numbers_never_open_an_embedded_index_in_the_asking_process(library, monkeypatch, viewer_client):
+    """Any read of an embedded Chroma collection loads its whole graph into the process (2.5 GB at a
+    million photos): the statistics and /healthz count from imgsim's record of what it wrote there."""
+    from django.core.cache import cache
+
+    from search.index import ChromaIndex, get_index
+    from search.models import IndexedEntry
+
+    assert get_index().mode == "embedded"
+    monkeypatch.setattr(ChromaIndex, "client", lambda self: pytest.fail("opened the embedded index"))
+    assert viewer_client.get(reverse("healthz")).json()["index"] == {"ok": True, "mode": "embedded", "vectors": 5}
+    assert get_stats()["index"] == {"expected": 5, "actual": 5, "in_sync": True, "error": ""}
+    IndexedEntry.objects.filter(image_id=library[0].pk).delete()  # a write imgsim has no record of
+    cache.clear()
+    assert get_stats()["index"]["in_sync"] is False
+    assert "Run <code>python manage.py reconcile</code>" in viewer_client.get(reverse("gallery:stats")).content.decode()
+
+
 def test_cache_follows_changes(library):
     assert get_stats()["trash_count"] == 0
     library[0].trashed_at = datetime.now(UTC)
@@ -70,16 +88,24 @@ def test_page_draws_well_formed_linked_charts(viewer_client, library):
     assert travel.count('class="card-photo"') == 3  # a chart link lands on the right photos
 
 
-def test_index_out_of_step_shows_a_warning(viewer_client, library):
+def test_a_chroma_server_out_of_step_shows_a_warning(viewer_client, chroma_server, settings, tmp_path, ingest):
+    """A server holds the graph itself: the page asks it how many vectors it holds (an embedded
+    index answers from imgsim's record, test_the_numbers_never_open_an_embedded_index...)."""
+    from django.core.cache import cache
+
     from search.embeddings import model_name
     from search.index import get_index
 
-    get_index().delete(model_name(), [library[0].pk])
-    from django.core.cache import cache
-
+    settings.IMGSIM_INDEX = {**settings.IMGSIM_INDEX, "OPTIONS": {"url": chroma_server, "path": None}}
+    get_index.cache_clear()
+    for i in range(3):
+        write_photo(tmp_path / "in" / f"p{i}.jpg", i, size=(96, 72))
+    ingest(tmp_path / "in")
+    assert get_stats()["index"] == {"expected": 3, "actual": 3, "in_sync": True, "error": ""}
+    get_index().delete(model_name(), [Image.objects.first().pk])  # lost behind imgsim's back
     cache.clear()
     html = viewer_client.get(reverse("gallery:stats")).content.decode()
-    assert "manage.py reconcile" in html
+    assert "holds 2 vectors where SQLite expects 3" in html and "manage.py reconcile" in html
 
 
 def test_stats_need_a_login(client):
