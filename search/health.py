@@ -15,13 +15,14 @@ def index_count() -> tuple[int, str]:
 
     Any read of an embedded collection loads its whole graph into the asking process (2.5 GB
     at a million photos), which a web process showing the statistics or /healthz must not
-    hold; `reconcile` and the worker's index check read the index itself.
+    hold; a lost folder is seen, and `reconcile` and the worker's index check read the index.
     """
     from search.index import get_index
     from search.sync import reading_index
 
-    if get_index().mode == "embedded":
-        return IndexedEntry.objects.count(), "embedded"
+    index = get_index()
+    if index.mode == "embedded":
+        return (0 if index.folder_lost() else IndexedEntry.objects.count()), "embedded"
     with reading_index() as index:
         return index.count(model_name()), index.mode
 

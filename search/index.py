@@ -58,6 +58,9 @@ class VectorIndex:
     def refresh(self) -> None:
         pass
 
+    def folder_lost(self) -> bool:
+        return False
+
     def collection(self, model_name: str):
         raise NotImplementedError
 
@@ -139,6 +142,10 @@ class ChromaIndex(VectorIndex):
     @property
     def mode(self) -> str:
         return "server" if self.url else "embedded" if self.path else "memory"
+
+    def folder_lost(self) -> bool:
+        """An embedded index whose folder is gone (deleted, or a data dir restored without it)."""
+        return self.mode == "embedded" and not (self.path / "chroma.sqlite3").exists()
 
     def _connect(self):
         import chromadb  # heavy: only when the index is first used
