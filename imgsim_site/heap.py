@@ -21,6 +21,11 @@ def serve() -> None:
     _freeze("start")
 
 
+def web_worker() -> bool:
+    """Whether this process serves requests (gunicorn marked it with serve())."""
+    return bool(_settled)
+
+
 def settle(moment: str) -> None:
     """In a web worker, the first time this moment comes, freeze what the process holds now."""
     if _settled and moment not in _settled:

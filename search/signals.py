@@ -36,9 +36,14 @@ class _PendingBatch:
         self.done = True
         if getattr(_local, "batch", None) is self:
             _local.batch = None
-        from search.sync import sync_images
+        from search.sync import index_writes_here, sync_images
 
         try:
+            if not index_writes_here():  # the worker syncs them, from their outbox rows
+                from search.tasks import request_index_work
+
+                request_index_work()
+                return
             report = sync_images(self.ids, embed=self.embed)
             if report.left_pending:
                 from search.tasks import request_index_work

@@ -25,6 +25,7 @@ from gallery import vectors as stored_vectors
 from gallery.filters import fold_text
 from gallery.hooks import is_embedding_deferred
 from gallery.models import Image
+from imgsim_site import heap
 from search.columns import column_cache
 from search.embeddings import get_embedder, model_name
 from search.errors import ModelUnavailable
@@ -349,6 +350,17 @@ def merge_into(total: SyncReport, report: SyncReport) -> None:
     total.deleted += report.deleted
     total.left_pending += report.left_pending
     total.model_error = total.model_error or report.model_error
+
+
+def index_writes_here() -> bool:
+    """Whether this process writes its changes to the index, or leaves them to the worker.
+
+    Any write to an embedded Chroma loads its whole graph into the writing process (2.6 GB
+    at a million photos): with a worker, web processes leave every index write to it.
+    Search does not wait for it (it reads SQLite and the vector file); a Chroma server
+    is written at once, as its graph lives in the server, and commands write their own.
+    """
+    return not (settings.IMGSIM_WORKER and heap.web_worker() and get_index().mode == "embedded")
 
 
 def embed_on_commit() -> bool:

@@ -51,6 +51,36 @@ def test_upload_queues_the_model_work_and_the_task_does_it(worker_mode, editor_c
     assert "All photos are indexed" in editor_client.get(reverse("search:queue")).content.decode()
 
 
+def test_a_web_process_leaves_embedded_index_writes_to_the_worker(
+    worker_mode, editor_client, ingest, tmp_path, monkeypatch
+):
+    """Any write to an embedded Chroma loads its whole graph into the writer (2.6 GB at a million photos):
+    with a worker, gunicorn's processes leave even an edit's index write to it."""
+    from imgsim_site import heap
+    from search.embeddings import model_name
+    from search.index import ChromaIndex, get_index
+    from search.models import IndexOutbox
+
+    write_library(tmp_path / "in", 2)
+    ingest(tmp_path / "in")  # a command writes its own
+    photo = Image.objects.order_by("pk").first()
+    monkeypatch.setattr(heap, "_settled", {"start"})  # gunicorn's post_worker_init marked this process
+    opened = ChromaIndex.client
+    monkeypatch.setattr(ChromaIndex, "client", lambda self: pytest.fail("the web process opened the embedded index"))
+    edit = {"title": "Boats at dawn", "category": "harbour"}
+    saved = editor_client.post(reverse("gallery:edit", args=[photo.pk]), edit, HTTP_HX_REQUEST="true")
+    assert saved.status_code == 200 and "Boats at dawn" in saved.content.decode()
+    assert list(IndexOutbox.objects.values_list("image_id", flat=True)) == [photo.pk]
+    assert DBTaskResult.objects.ready().filter(task_path=tasks.index_work.module_path).count() == 1
+
+    monkeypatch.setattr(heap, "_settled", set())  # the worker
+    monkeypatch.setattr(ChromaIndex, "client", opened)
+    assert tasks.index_work.call()["upserted"] == 1
+    assert not IndexOutbox.objects.exists()
+    entry = get_index().collection(model_name()).get(ids=[str(photo.pk)], include=["metadatas"])
+    assert entry["metadatas"][0]["category"] == "harbour"
+
+
 def test_missing_model_means_a_retry_with_back_off(worker_mode, editor_client, settings):
     _upload(editor_client, 1)
     settings.IMGSIM_EMBEDDER = {
