@@ -249,12 +249,19 @@ IMGSIM_EMBED_ON_COMMIT = env_bool("IMGSIM_EMBED_ON_COMMIT", not IMGSIM_WORKER)
 # Without a worker, a failed index write is retried on a thread of the writing process for this long.
 IMGSIM_INDEX_RETRY_SECONDS = env_int("IMGSIM_INDEX_RETRY_MINUTES", 60) * 60
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
-# Per process, in memory. "query-vectors" keeps the vectors of the query texts a process encoded
-# last (search/text_queries.py): refining a search (a filter, a chip) does not run the text encoder.
+# Per process and in memory, but for "shared". "query-vectors" keeps the vectors of the query texts a process
+# encoded last (search/text_queries.py): refining a search (a filter, a chip) does not run the text encoder.
 # "cards" keeps grid cards by what they show (templates/gallery/index.html): after a change, a
 # grid's cards come from it but for the photos that changed (~1 KB each; kept until culled).
+# "shared" is files in the data dir, for every process and across restarts: the library statistics
+# (gallery/stats.py), which take seconds to compute at a million photos.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(DATA_DIR / "cache"),
+        "OPTIONS": {"MAX_ENTRIES": 1000},
+    },
     "cards": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "cards",

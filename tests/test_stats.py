@@ -46,7 +46,7 @@ def test_numbers_match_the_library(library):
 def test_the_numbers_never_open_an_embedded_index_in_the_asking_process(library, monkeypatch, viewer_client):
     """Any read of an embedded Chroma collection loads its whole graph into the process (2.5 GB at a
     million photos): the statistics and /healthz count from imgsim's record of what it wrote there."""
-    from django.core.cache import cache
+    from django.core.cache import caches
 
     from search.index import ChromaIndex, get_index
     from search.models import IndexedEntry
@@ -56,17 +56,22 @@ def test_the_numbers_never_open_an_embedded_index_in_the_asking_process(library,
     assert viewer_client.get(reverse("healthz")).json()["index"] == {"ok": True, "mode": "embedded", "vectors": 5}
     assert get_stats()["index"] == {"expected": 5, "actual": 5, "in_sync": True, "error": ""}
     IndexedEntry.objects.filter(image_id=library[0].pk).delete()  # a write imgsim has no record of
-    cache.clear()
+    caches["shared"].clear()
     assert get_stats()["index"]["in_sync"] is False
     assert "Run <code>python manage.py reconcile</code>" in viewer_client.get(reverse("gallery:stats")).content.decode()
 
 
 def test_cache_follows_changes(library):
-    assert get_stats()["trash_count"] == 0
-    library[0].trashed_at = datetime.now(UTC)
+    from gallery.stats import get_stats
+
+    stats = get_stats()
+    assert stats["trash_count"] == 0 and [(name, n) for name, n, _ in stats["charts"]["tags"]] == [("sea", 1)]
+    Tag.objects.create(name="unused")
+    library[0].trashed_at = datetime.now(UTC)  # the photo tagged sea
     library[0].save()
     stats = get_stats()
     assert stats["trash_count"] == 1 and stats["total_images"] == 4
+    assert stats["charts"]["tags"] == []  # a trashed photo's tags and an unused tag are not counted
 
 
 def test_page_draws_well_formed_linked_charts(viewer_client, library):
@@ -91,7 +96,7 @@ def test_page_draws_well_formed_linked_charts(viewer_client, library):
 def test_a_chroma_server_out_of_step_shows_a_warning(viewer_client, chroma_server, settings, tmp_path, ingest):
     """A server holds the graph itself: the page asks it how many vectors it holds (an embedded
     index answers from imgsim's record, test_the_numbers_never_open_an_embedded_index...)."""
-    from django.core.cache import cache
+    from django.core.cache import caches
 
     from search.embeddings import model_name
     from search.index import get_index
@@ -103,7 +108,7 @@ def test_a_chroma_server_out_of_step_shows_a_warning(viewer_client, chroma_serve
     ingest(tmp_path / "in")
     assert get_stats()["index"] == {"expected": 3, "actual": 3, "in_sync": True, "error": ""}
     get_index().delete(model_name(), [Image.objects.first().pk])  # lost behind imgsim's back
-    cache.clear()
+    caches["shared"].clear()
     html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "holds 2 vectors where SQLite expects 3" in html and "manage.py reconcile" in html
 
@@ -127,15 +132,16 @@ def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, libra
 
 
 def test_expired_numbers_of_an_unchanged_library_are_not_called_stale(viewer_client, library):
-    from django.core.cache import cache
+    from django.core.cache import caches
 
+    from gallery import hooks
     from gallery.stats import wait_for_refresh
+    from gallery.versions import library_version
 
     viewer_client.get(reverse("gallery:stats"))
-    short_lived = [k.split(":", 2)[-1] for k in cache._cache if "imgsim-stats-" in k and "latest" not in k]
-    assert short_lived
-    cache.delete_many(short_lived)  # as if its 5 minutes had passed
-    assert all(cache.get(key) is None for key in short_lived)
+    short_lived = [f"imgsim-stats-{library_version()}-{hooks.contributions_version()}-{charts}" for charts in (True,)]
+    assert all(caches["shared"].get(key) is not None for key in short_lived)
+    caches["shared"].delete_many(short_lived)  # as if its 5 minutes had passed
     html = viewer_client.get(reverse("gallery:stats")).content.decode()
     assert "5</strong> photos" in html and "being updated" not in html  # same library: current, not stale
     wait_for_refresh()
@@ -150,3 +156,41 @@ def test_each_width_bar_links_to_the_photos_it_counts(library, viewer_client):
         page = viewer_client.get(href).content.decode()
         expected = sum(1 for image in library if image.width >= low and (high is None or image.width < high))
         assert count == expected and page.count('class="card-photo"') == expected, label
+
+
+@pytest.mark.slow
+def test_a_process_started_later_shows_the_numbers_another_computed(tmp_path, tiny_model):
+    """At a million photos they take seconds to compute: a restarted or second web process shows the
+    latest numbers at once (marked as being updated if the library changed since) instead of waiting."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.processes import manage, project_env
+
+    env = project_env(tmp_path, tiny_model)
+    for i in range(3):
+        write_photo(tmp_path / "in" / f"p{i}.jpg", i, size=(96, 72))
+    manage(env, "migrate", "-v0")
+    manage(env, "ingest", str(tmp_path / "in"), "--no-progress")
+    show = (
+        "import django; django.setup(); from gallery import stats;"
+        "stats._compute = (lambda **kw: {'total_images': -1}) if {never} else stats._compute;"
+        "print(stats.get_stats(allow_stale=True)['total_images'])"
+    )
+
+    def numbers(*, compute: bool) -> str:
+        code = show.replace("{never}", str(not compute))
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**env, "DJANGO_SETTINGS_MODULE": "imgsim_site.settings"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert numbers(compute=True) == "3"
+    assert numbers(compute=False) == "3"  # found: this process's own computation would have said -1
