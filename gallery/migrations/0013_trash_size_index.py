@@ -19,4 +19,7 @@ class Migration(migrations.Migration):
             model_name="image",
             index=models.Index(fields=["trashed_at", "byte_size"], name="image_trashed_size"),
         ),
+        # The planner's statistics (gallery.planner): without a row for it, SQLite took this index for
+        # every page of the grid ("trashed_at IS NULL") and sorted the library, until the next ingest.
+        migrations.RunSQL("ANALYZE", reverse_sql=migrations.RunSQL.noop),
     ]
