@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -97,6 +98,30 @@ def test_admin_list_and_change_pages_render_with_data(client, admin_user, photo)
     assert change.status_code == 200 and b"metadata-0-title" in change.content
     tags = client.get(reverse("admin:gallery_tag_changelist"))
     assert tags.status_code == 200 and b"boats" in tags.content
+
+
+def test_the_admin_list_reads_no_column_of_every_photo(client, admin_user, photo):
+    """At a million photos the list's date hierarchy and year filter listed the distinct months and years
+    of every photo (7.6 s and 5.6 s on every page); the tag list joined every membership (1.4 s)."""
+    from datetime import UTC, datetime
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(admin_user)
+    Metadata.objects.filter(image=photo).update(taken_at=datetime(2019, 5, 1, tzinfo=UTC))
+    photo.metadata.tags.add(Tag.objects.create(name="boats"))
+    with CaptureQueriesContext(connection) as ran:
+        listing = client.get(reverse("admin:gallery_image_changelist"))
+    assert listing.status_code == 200
+    html = listing.content.decode()
+    assert "?year=2019" in html and "By added at" in html  # the year filter, and added_at as a filter
+    assert not [
+        q["sql"] for q in ran.captured_queries if "distinct" in q["sql"].lower() and "_trunc" in q["sql"].lower()
+    ]
+    assert client.get(reverse("admin:gallery_image_changelist"), {"year": "2019"}).status_code == 200
+    tags = client.get(reverse("admin:gallery_tag_changelist"), {"o": "2"}).content.decode()
+    assert re.search(r"boats</a></th><td class=\"field-photo_count\">1</td>", tags), tags[-2000:]
 
 
 def test_duplicate_sha256_is_refused_by_the_database(photo):
