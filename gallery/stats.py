@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import date, timedelta
 
 from django.core.cache import caches
+from django.db import connection
 from django.db.models import BooleanField, CharField, Count, ExpressionWrapper, Q, Sum
 from django.db.models.functions import Cast, Substr
 from django.urls import reverse
@@ -35,8 +36,7 @@ def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict:
     previous numbers at once, marked "stale", while a background thread computes the
     new ones (~150 ms at 100k photos); without it the answer is always current.
     """
-    key = f"imgsim-stats-{library_version()}-{hooks.contributions_version()}-{charts}"
-    latest_key = f"imgsim-stats-latest-{charts}"
+    key, latest_key = stats_key(charts), f"imgsim-stats-latest-{connection.settings_dict['NAME']}-{charts}"
     found = caches["shared"].get(key)
     if found is not None:
         return found
@@ -47,6 +47,14 @@ def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict:
     found = _compute(charts=charts)
     _remember(key, latest_key, found)
     return found
+
+
+def stats_key(charts: bool) -> str:
+    """The numbers' key: the database (the cache is the data dir's, which another database may use:
+    each test worker's, or a DATABASE_URL changed), its library version and the contributions'."""
+    return (
+        f"imgsim-stats-{connection.settings_dict['NAME']}-{library_version()}-{hooks.contributions_version()}-{charts}"
+    )
 
 
 def wait_for_refresh() -> None:

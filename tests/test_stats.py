@@ -134,12 +134,10 @@ def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, libra
 def test_expired_numbers_of_an_unchanged_library_are_not_called_stale(viewer_client, library):
     from django.core.cache import caches
 
-    from gallery import hooks
-    from gallery.stats import wait_for_refresh
-    from gallery.versions import library_version
+    from gallery.stats import stats_key, wait_for_refresh
 
     viewer_client.get(reverse("gallery:stats"))
-    short_lived = [f"imgsim-stats-{library_version()}-{hooks.contributions_version()}-{charts}" for charts in (True,)]
+    short_lived = [stats_key(charts=True)]
     assert all(caches["shared"].get(key) is not None for key in short_lived)
     caches["shared"].delete_many(short_lived)  # as if its 5 minutes had passed
     html = viewer_client.get(reverse("gallery:stats")).content.decode()
