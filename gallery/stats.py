@@ -36,7 +36,7 @@ def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict:
     previous numbers at once, marked "stale", while a background thread computes the
     new ones (~150 ms at 100k photos); without it the answer is always current.
     """
-    key, latest_key = stats_key(charts), f"imgsim-stats-latest-{connection.settings_dict['NAME']}-{charts}"
+    key, latest_key = stats_key(charts), stats_key(charts, latest=True)
     found = caches["shared"].get(key)
     if found is not None:
         return found
@@ -49,12 +49,11 @@ def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict:
     return found
 
 
-def stats_key(charts: bool) -> str:
-    """The numbers' key: the database (the cache is the data dir's, which another database may use:
-    each test worker's, or a DATABASE_URL changed), its library version and the contributions'."""
-    return (
-        f"imgsim-stats-{connection.settings_dict['NAME']}-{library_version()}-{hooks.contributions_version()}-{charts}"
-    )
+def stats_key(charts: bool, *, latest: bool = False) -> str:
+    """The numbers' key (latest: the last ones computed, whatever the versions). It names the database:
+    the cache is the data dir's, which another database may use (each test worker's, a changed DATABASE_URL)."""
+    versions = "latest" if latest else f"{library_version()}-{hooks.contributions_version()}"
+    return f"imgsim-stats-{connection.settings_dict['NAME']}-{versions}-{charts}"
 
 
 def wait_for_refresh() -> None:
