@@ -27,6 +27,11 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns 
 # once, as production does.
 DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
 
+# xdist workers share the data dir but not their databases: each keeps its own shared
+# cache, so a test that clears it never wipes the numbers another worker's test just cached.
+# (Commands a test starts inherit PYTEST_XDIST_WORKER, and so the folder.)
+CACHES["shared"]["LOCATION"] = str(DATA_DIR / "cache" / os.environ.get("PYTEST_XDIST_WORKER", "main"))  # noqa: F405
+
 # IMGSIM_TEST_DATABASE_URL (set by `IMGSIM_TEST_POSTGRES=1 bash scripts/run-tests`):
 # the same suite against a real PostgreSQL server.
 if os.environ.get("IMGSIM_TEST_DATABASE_URL"):
