@@ -11,6 +11,7 @@ from gallery import vectors as stored_vectors
 from gallery.models import Image
 from gallery.planner import refresh_statistics
 from gallery.services import sources_check
+from imgsim_site.heap import collector_paused
 from search.embeddings import model_name
 from search.models import IndexedEntry
 from search.stopping import stop_requested
@@ -88,6 +89,7 @@ class ReconcileResult:
         return lines
 
 
+@collector_paused()
 def reconcile(
     *, embed: bool = True, retry_failed: bool = False, delete_orphan_files: bool = True, deep: bool = False
 ) -> ReconcileResult:
@@ -191,6 +193,7 @@ class Reindexed:
 REINDEX_CHUNK = 5000
 
 
+@collector_paused()
 def reindex(*, on_progress: Callable[[int], None] | None = None, restart: bool = False) -> Reindexed:
     """Rebuild the collection from SQLite's vectors beside the old one, then swap.
 

@@ -66,3 +66,52 @@ def test_loading_the_model_and_a_first_search_are_moments_to_freeze(monkeypatch,
     column_cache.clear()  # whatever ingest built: the worker's first search builds its own
     assert len(nearest(np.asarray(query), top_k=3)) == 3
     assert "search" in moments and "torch" in sys.modules  # imported before the freeze, not after it
+
+
+def test_a_pause_of_the_collector_ends_with_the_last_of_nested_or_concurrent_ones():
+    import threading
+
+    assert gc.isenabled()
+    inside, go_on = threading.Event(), threading.Event()
+
+    def other_job():
+        with heap.collector_paused():
+            inside.set()
+            go_on.wait(timeout=30)
+
+    job = threading.Thread(target=other_job)
+    with heap.collector_paused():
+        job.start()
+        assert inside.wait(timeout=30)
+        with heap.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the other job still runs
+    go_on.set()
+    job.join(timeout=30)
+    assert gc.isenabled()
+
+
+def test_a_pause_leaves_a_collector_someone_else_disabled_disabled():
+    gc.disable()
+    try:
+        with heap.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.django_db
+def test_reconcile_and_reindex_run_without_the_collectors_passes_and_give_them_back(monkeypatch, ingest, tmp_path):
+    """Their lists of every id in the library were walked by each full pass: a fifth of a reconcile at a million."""
+    from search import reconcile as module
+
+    write_library(tmp_path / "in", 3)
+    ingest(tmp_path / "in")
+    seen = []
+    original = module.index_metadata_of
+    monkeypatch.setattr(module, "index_metadata_of", lambda ids: seen.append(gc.isenabled()) or original(ids))
+    module.reconcile()
+    assert module.reindex().count == 3
+    assert seen == [False, False] and gc.isenabled()
