@@ -153,19 +153,24 @@ def find_pairs(
 def _facts(found: list, since_id: int) -> dict[int, tuple[str, str]]:
     """Perceptual and pixel hashes of the live photos a scan needs: all of them for a full scan; for
     photos since an id, the new ones, those in the pairs found and those sharing a new pixel hash."""
-    live, fields = Image.objects.live(), ("pk", "phash", "pixel_hash")
     if not since_id:
-        return {pk: (ph, px) for pk, ph, px in live.values_list(*fields).iterator(chunk_size=10_000)}
-    hashes = live.filter(pk__gt=since_id).exclude(pixel_hash="").values_list("pixel_hash", flat=True)
-    facts = {
-        pk: (ph, px) for pk, ph, px in live.filter(Q(pk__gt=since_id) | Q(pixel_hash__in=hashes)).values_list(*fields)
-    }
+        rows = Image.objects.live().values_list("pk", "phash", "pixel_hash").iterator(chunk_size=10_000)
+        return {pk: (ph, px) for pk, ph, px in rows}
+    facts = _live_facts(Q(pk__gt=since_id))
+    hashes = sorted({px for ph, px in facts.values() if px})
     older = sorted({pk for a, b, _ in found for pk in (a, b)} - facts.keys())
-    for start in range(0, len(older), 5000):  # within any database's limit on parameters
-        facts.update(
-            (pk, (ph, px)) for pk, ph, px in live.filter(pk__in=older[start : start + 5000]).values_list(*fields)
-        )
+    for start in range(0, max(len(hashes), len(older)), 5000):  # within any database's limit on parameters
+        facts.update(_live_facts(Q(pixel_hash__in=hashes[start : start + 5000])))  # sharing a new one's pixels
+        facts.update(_live_facts(Q(pk__in=older[start : start + 5000])))
     return facts
+
+
+def _live_facts(where: Q) -> dict[int, tuple[str, str]]:
+    """The hashes of the live photos among these, found by id or hash and the trashed ones left out
+    here: asking SQL for live photos, or in the default order, walked an index of every photo (0.9 s
+    of an incremental scan at a million)."""
+    rows = Image.objects.filter(where).order_by().values_list("pk", "phash", "pixel_hash", "trashed_at")
+    return {pk: (ph, px) for pk, ph, px, trashed_at in rows if trashed_at is None}
 
 
 def _blocks(ids, table, rows, floor: float, since_id: int, checkpoint: dict):
