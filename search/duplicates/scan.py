@@ -154,7 +154,7 @@ def _facts(found: list, since_id: int) -> dict[int, tuple[str, str]]:
     """Perceptual and pixel hashes of the live photos a scan needs: all of them for a full scan; for
     photos since an id, the new ones, those in the pairs found and those sharing a new pixel hash."""
     if not since_id:
-        rows = Image.objects.live().values_list("pk", "phash", "pixel_hash").iterator(chunk_size=10_000)
+        rows = Image.objects.live().order_by().values_list("pk", "phash", "pixel_hash").iterator(chunk_size=10_000)
         return {pk: (ph, px) for pk, ph, px in rows}
     facts = _live_facts(Q(pk__gt=since_id))
     hashes = sorted({px for ph, px in facts.values() if px})
