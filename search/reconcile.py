@@ -176,7 +176,7 @@ def _fix_stale_metadata(ids: list[int], *, deep: bool) -> int:
 
 
 def _orphan_files(*, delete: bool) -> int:
-    known = set(Image.objects.values_list("sha256", flat=True))
+    known = set(Image.objects.order_by().values_list("sha256", flat=True))  # from the hash index, not by date
     orphans = [path for sha256, path in storage.stored_files() if sha256 not in known]
     if delete:
         storage.delete_files(orphans)
