@@ -157,10 +157,11 @@ def _facts(found: list, since_id: int) -> dict[int, tuple[str, str]]:
         rows = Image.objects.live().order_by().values_list("pk", "phash", "pixel_hash").iterator(chunk_size=10_000)
         return {pk: (ph, px) for pk, ph, px in rows}
     facts = _live_facts(Q(pk__gt=since_id))
-    hashes = sorted({px for ph, px in facts.values() if px})
-    older = sorted({pk for a, b, _ in found for pk in (a, b)} - facts.keys())
-    for start in range(0, max(len(hashes), len(older)), 5000):  # within any database's limit on parameters
+    hashes = sorted({px for _, px in facts.values() if px})
+    for start in range(0, len(hashes), 5000):  # lists within any database's limit on parameters
         facts.update(_live_facts(Q(pixel_hash__in=hashes[start : start + 5000])))  # sharing a new one's pixels
+    older = sorted({pk for a, b, _ in found for pk in (a, b)} - facts.keys())
+    for start in range(0, len(older), 5000):
         facts.update(_live_facts(Q(pk__in=older[start : start + 5000])))
     return facts
 
