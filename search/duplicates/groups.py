@@ -154,7 +154,7 @@ def choose_keeper(images: list[Image]) -> tuple[Image, str]:
 def _waiting() -> tuple[dict, dict[int, Image], list[int]]:
     """Read the undecided pairs of live photos once: ({(a, b): (tier, similarity, hamming)}, photos, ranking)."""
     # Driven from the pairs, a few per hundred photos: as a join SQLite walked every live photo to
-    # find its pairs (103 ms at a million photos, for an empty queue).
+    # find its pairs, even for an empty queue.
     trashed = Image.objects.trashed().values("pk")
     pairs = DuplicatePair.objects.exclude(image_a_id__in=trashed).exclude(image_b_id__in=trashed)
     refused = set(NotDuplicate.objects.values_list("image_a_id", "image_b_id"))
