@@ -89,9 +89,11 @@ class YearTakenFilter(admin.SimpleListFilter):
         return [(str(year), str(year)) for year in range(last.year, first.year - 1, -1)]
 
     def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
+        if not self.value():
+            return queryset
+        if self.value().isdigit() and 1 <= int(self.value()) <= 9999:
             return queryset.filter(metadata__taken_at__year=int(self.value()))
-        return queryset
+        return queryset.none()  # no photo was taken in "abc" or year 10**20 (the database cannot hold it)
 
 
 @admin.register(Image)
