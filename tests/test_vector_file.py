@@ -288,6 +288,38 @@ def test_an_incremental_duplicate_scan_reads_the_shared_file_and_finds_what_a_fu
     assert {(p.a, p.b, p.tier) for p in scan.find_pairs() if p.b > older[-1]} == full  # the full scan reuses it
 
 
+@pytest.mark.parametrize("kind", ["fp32", "bf16"])
+def test_a_few_rows_against_many_find_every_pair_across_blocks_and_slices(kind, settings):
+    """similar_to_all reuses its buffers from slice to slice and block to block: nothing stale may leak."""
+    from search.similarity import similar_to_all
+
+    settings.IMGSIM_DUPLICATE_BLOCK = 128  # three blocks of rows, the last one short
+    rng = np.random.default_rng(6)
+    vectors = unit(rng, 40_000)  # two full slices of columns (16,384 each) and a short one
+    rows = np.sort(rng.choice(40_000, 300, replace=False))
+    others = np.setdiff1d(np.arange(40_000), rows)
+    partners = rng.choice(others, 300, replace=False)  # a second shot of each row, anywhere among the columns
+    vectors[partners] = vectors[rows] + 0.03 * rng.standard_normal((300, DIMENSION))
+    vectors[rows[1::7]] = vectors[rows[::7]][: len(rows[1::7])] + 0.03 * rng.standard_normal((43, DIMENSION))
+    stored = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(vector_file.DTYPE)
+    exact = stored.astype(np.float32)
+    scores = exact[rows] @ exact.T
+    row_set = set(rows.tolist())
+    expected = {
+        (int(rows[a]), int(b))
+        for a, b in zip(*np.nonzero(scores >= 0.9))
+        if b != rows[a] and (b not in row_set or b > rows[a])  # pairs among the rows once
+    }
+    assert len(expected) >= 300 + 40  # each row's second shot, and pairs among the rows once each
+    found, done = set(), 0
+    for done, i, j, similarity in similar_to_all(
+        exact[rows], rows, len(stored), 0.9, kind=kind, columns_at=lambda at: stored[at], exact_at=lambda at: exact[at]
+    ):
+        found |= set(zip(i.tolist(), j.tolist()))
+        assert (similarity >= 0.9).all()
+    assert done == len(rows) and found == expected
+
+
 @pytest.mark.parametrize("rough_pass", ["int8", "int4"])
 def test_a_quantised_pass_finds_the_same_best_photos_as_the_float16_pass(rough_pass):
     from gallery.vector_file import VectorTable, quantised
