@@ -41,6 +41,13 @@ def big_library():
     return images
 
 
+def plan_of(sql: str, params=()) -> str:
+    """SQLite's plan for a query, its steps joined by " / "."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        return " / ".join(row[-1] for row in cursor.fetchall())
+
+
 def test_the_grid_and_a_photos_neighbours_do_not_sort_the_library(big_library):
     from gallery.selectors import neighbours
 
@@ -58,11 +65,9 @@ def test_the_grid_and_a_photos_neighbours_do_not_sort_the_library(big_library):
                 previous, following = neighbours(image=image, form=FilterForm({"sort": sort}))
             assert previous is not None and following is not None
     assert len(executed) >= 8
-    with connection.cursor() as cursor:
-        for sql, params in executed:
-            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
-            plan = " / ".join(row[-1] for row in cursor.fetchall())
-            assert "TEMP B-TREE FOR ORDER BY" not in plan, (sql, plan)
+    for sql, params in executed:
+        plan = plan_of(sql, params)
+        assert "TEMP B-TREE FOR ORDER BY" not in plan, (sql, plan)
 
 
 def test_a_common_tag_is_looked_up_once_while_the_grid_walks_its_index(big_library):
@@ -95,9 +100,7 @@ def test_the_trash_page_counts_and_sizes_its_photos_from_an_index(big_library):
     with CaptureQueriesContext(connection) as ran:
         assert trash_summary()["count"] == 30
     (sql,) = [q["sql"] for q in ran.captured_queries]
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
-        plan = " / ".join(row[-1] for row in cursor.fetchall())
+    plan = plan_of(sql)
     assert "COVERING INDEX" in plan and not plan.startswith("SCAN"), plan  # a million photos scanned: 175 ms
 
 
@@ -108,14 +111,20 @@ def latest_schema_after():
     call_command("migrate", "gallery", verbosity=0)
 
 
-def test_the_migration_that_adds_the_trash_index_gives_the_planner_its_statistics(big_library, latest_schema_after):
-    call_command("migrate", "gallery", "0012", verbosity=0)  # a library as it was before the index
+@pytest.mark.parametrize(
+    "before, migration, index", [("0012", "0013", "image_trashed_size"), ("0013", "0014", "image_searchable")]
+)
+def test_a_migration_that_adds_an_index_gives_the_planner_its_statistics(
+    before, migration, index, big_library, latest_schema_after
+):
+    call_command("migrate", "gallery", before, verbosity=0)  # a library as it was before the index
     refresh_statistics()
-    call_command("migrate", "gallery", "0013", verbosity=0)
+    call_command("migrate", "gallery", migration, verbosity=0)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM sqlite_stat1 WHERE idx = 'image_trashed_size'")
+        cursor.execute("SELECT 1 FROM sqlite_stat1 WHERE idx = %s", [index])
         assert cursor.fetchall()
-    # Without its row the planner took the new index for the grid and sorted the library (100+ ms at 100k).
+    # Without its row the planner took a new index on trashed_at for the grid and sorted the library
+    # (100+ ms at 100k).
     first_page = image_list(form=FilterForm({}))[:60].explain()
     assert "image_live_newest" in first_page and "TEMP B-TREE" not in first_page, first_page
 
@@ -139,23 +148,8 @@ def test_the_searchable_photos_ids_are_read_from_an_index_in_id_order(big_librar
     assert "COVERING INDEX image_searchable" in plan and "TEMP B-TREE" not in plan, plan
     with CaptureQueriesContext(connection) as ran:
         assert indexable().count() == len(expected)  # asked by search's and the worker's index checks
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN QUERY PLAN {ran.captured_queries[0]['sql']}")
-        plan = " / ".join(row[-1] for row in cursor.fetchall())
+    plan = plan_of(ran.captured_queries[0]["sql"])
     assert "COVERING INDEX image_searchable" in plan, plan
-
-
-def test_the_migration_that_adds_the_searchable_index_gives_the_planner_its_statistics(
-    big_library, latest_schema_after
-):
-    call_command("migrate", "gallery", "0013", verbosity=0)
-    refresh_statistics()
-    call_command("migrate", "gallery", "0014", verbosity=0)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM sqlite_stat1 WHERE idx = 'image_searchable'")
-        assert cursor.fetchall()
-    first_page = image_list(form=FilterForm({}))[:60].explain()
-    assert "image_live_newest" in first_page and "TEMP B-TREE" not in first_page, first_page
 
 
 def test_the_review_queue_is_read_from_its_pairs_not_by_walking_every_photo(big_library):
@@ -169,11 +163,9 @@ def test_the_review_queue_is_read_from_its_pairs_not_by_walking_every_photo(big_
         relation = _waiting()[0]
     assert list(relation) == [(big_library[40].pk, big_library[41].pk)]  # big_library[0] is in the trash
     (sql,) = [q["sql"] for q in ran.captured_queries if '"search_duplicatepair"' in q["sql"]]
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
-        first = cursor.fetchall()[0][-1]
+    plan = plan_of(sql)
     # As a join SQLite walked every live photo to find its pairs: 103 ms at a million, for none.
-    assert first.startswith("SCAN search_duplicatepair"), first
+    assert plan.startswith("SCAN search_duplicatepair"), plan
 
 
 def test_a_scan_of_new_photos_reads_their_hashes_by_id_and_hash_not_by_walking_every_photo(big_library):
@@ -188,15 +180,13 @@ def test_a_scan_of_new_photos_reads_their_hashes_by_id_and_hash_not_by_walking_e
         facts = _facts(found, since_id=big_library[-11].pk)
     # The new photos, an older one sharing a new one's pixels, one in a pair; not the trashed big_library[5].
     assert set(facts) == {image.pk for image in new} | {big_library[100].pk, big_library[200].pk}
-    with connection.cursor() as cursor:
-        for query in ran.captured_queries:
-            cursor.execute(f"EXPLAIN QUERY PLAN {query['sql']}")
-            plan = " / ".join(row[-1] for row in cursor.fetchall())
-            # Asked for live photos, or in the default order, SQLite walked an index of every photo (0.9 s
-            # at a million): the live one (trashed_at=?) or the newest-first one.
-            assert plan.startswith(
-                ("SEARCH gallery_image USING INTEGER PRIMARY KEY", "SEARCH gallery_image USING INDEX image_pixel_hash")
-            ), plan
+    for query in ran.captured_queries:
+        plan = plan_of(query["sql"])
+        # Asked for live photos, or in the default order, SQLite walked an index of every photo (0.9 s
+        # at a million): the live one (trashed_at=?) or the newest-first one.
+        assert plan.startswith(
+            ("SEARCH gallery_image USING INTEGER PRIMARY KEY", "SEARCH gallery_image USING INDEX image_pixel_hash")
+        ), plan
 
 
 def test_ingest_gives_the_planner_its_statistics(tmp_path):
