@@ -367,6 +367,38 @@ def test_a_quantised_pass_finds_the_same_best_photos_as_the_float16_pass(rough_p
     assert best_new[0].tolist() == [20_003] and best_new[1][0] == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.parametrize("rough_pass", ["int8", "int4"])
+def test_a_narrow_filter_with_a_photo_in_every_int4_block_is_scored_from_its_own_int8_rows(rough_pass, monkeypatch):
+    """One photo in 25 (a category of a few percent) has a row in nearly every block of the int4 twin:
+    its rough scores come from the int8 twin's rows of those photos, not from a pass over every row."""
+    from gallery.vector_file import VectorTable
+
+    rng = np.random.default_rng(12)
+    ids = np.arange(1, 20_001, dtype=np.int64)
+    vectors = unit(rng, len(ids))
+    file = vector_file.write("narrow-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
+    newer = unit(rng, 40)
+    table = VectorTable(
+        np.arange(1, 20_041, dtype=np.int64),
+        file,
+        np.concatenate([np.arange(len(ids)), -1 - np.arange(40)]),
+        newer.astype(vector_file.DTYPE),
+    )
+    every_25th = np.arange(0, len(table), 25)  # 800 photos, two of them not yet in the file
+    queries = [*unit(rng, 8), newer[25]]  # the last is the photo at position 20,025, not yet in the file
+    expected = [table.best(query, 10, every_25th) for query in queries]
+
+    def no_whole_pass(*args):
+        raise AssertionError("a pass over every row to score 800 photos")
+
+    monkeypatch.setattr(VectorTable, "_whole_file", no_whole_pass)
+    for query, (float16_best, float16_scores) in zip(queries, expected):
+        found, scores = table.best(query, 10, every_25th, rough_pass=rough_pass)
+        assert found.tolist() == float16_best.tolist()
+        assert np.allclose(scores, float16_scores, atol=1e-3)
+    assert found[0] == 20_025 and set(found) <= set(every_25th)
+
+
 def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatch):
     """A web worker searching through the int4 twin maps it, and reads only the rows it scores again
     from the float16 file: none of that file's pages count in the worker's memory."""
