@@ -17,6 +17,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import mmap
 import os
 import secrets
 import threading
@@ -476,25 +477,30 @@ class VectorTable:
         if rough_pass == "int4" and (scores := self._int4_blocks(positions, query)) is not None:
             return scores
         if rough_pass in ("int4", "int8"):  # the int8 twin's rows: the file's pages stay cold
-            return self._int8_rows(positions, query)
+            return self._int8_rows(positions, query, let_go=rough_pass == "int4")
         return torch.from_numpy(self.take(positions)) @ query
 
-    def _int8_rows(self, positions: np.ndarray, query):
+    def _int8_rows(self, positions: np.ndarray, query, *, let_go: bool):
         """Rough scores of ids[positions] from the int8 twin's rows, gathered and multiplied by torch.
 
         A filter on a few percent of the photos has one in nearly every int4 block, and these rows are
         a small part of the bytes a pass over the int4 twin reads; numpy's gather and float16 product
-        of them took longer than that pass (bench.scale, the filtered searches)."""
+        of them took longer than that pass (bench.scale, the filtered searches). let_go: unmap the
+        twin's pages after (see _let_go), where the int8 twin is not what every pass reads."""
         import torch
 
-        _, _, twin, scales = self._twin()
+        mapped, _, twin, scales = self._twin()
         as_bfloat16 = query.view(1, -1).bfloat16()
 
         def scores_of_rows(rows):
             gathered = twin.index_select(0, torch.from_numpy(rows))
             return torch._weight_int8pack_mm(as_bfloat16, gathered, scales[: len(rows)]).view(-1)
 
-        return self._in_file_or_extra(positions, query, scores_of_rows)
+        try:
+            return self._in_file_or_extra(positions, query, scores_of_rows)
+        finally:
+            if let_go:
+                _let_go(mapped)
 
     def _in_file_or_extra(self, positions: np.ndarray, query, scores_of_rows):
         """Rough scores of ids[positions]: scores_of_rows(file rows) for those in the file, the rest computed."""
@@ -585,6 +591,18 @@ class VectorTable:
         for start in range(0, len(self.ids), 8192):  # 8 MB slices: reused by the heap, not mapped afresh
             out[start : start + 8192] = torch.from_numpy(self.take(np.arange(start, min(start + 8192, len(self.ids)))))
         return out.numpy()
+
+
+def _let_go(array: np.ndarray) -> None:
+    """Unmap a mapped file's pages from this process; they stay in the page cache, shared.
+
+    A gather of a narrow filter's rows faults in pages all over the int8 twin (and the kernel
+    maps their neighbours too): kept, nearly all of it would count in each web worker's memory
+    beside the int4 twin its passes read. Mapping them again at the next gather costs less
+    than the pass the gather saves (bench.scale)."""
+    mapping = getattr(array, "_mmap", None)  # numpy's memmap keeps its mmap there
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _top(scores, count: int):

@@ -401,7 +401,8 @@ def test_a_narrow_filter_with_a_photo_in_every_int4_block_is_scored_from_its_own
 
 def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatch):
     """A web worker searching through the int4 twin maps it, and reads only the rows it scores again
-    from the float16 file: none of that file's pages count in the worker's memory."""
+    from the float16 file: none of that file's pages count in the worker's memory. Nor do the int8
+    twin's pages that a narrow filter's rows were gathered from."""
     from gallery.vector_file import VectorTable, current, int4_layout
 
     if int4_layout() is None:
@@ -413,9 +414,12 @@ def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatc
     vector_file.write("pages-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
     file = current("pages-test")  # mapped afresh, as a worker would
     table = VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE))
+    every_25th = np.arange(0, len(ids), 25)  # a photo in every int4 block: gathered from the int8 twin
     for query in unit(rng, 20):
         found, scores = table.best(query, 10, rough_pass="int4")
         assert np.allclose(scores, vectors[found] @ query, atol=1e-3)
+        found, scores = table.best(query, 10, every_25th, rough_pass="int4")
+        assert np.allclose(scores, vectors[found] @ query, atol=1e-3) and set(found) <= set(every_25th)
 
     def resident_kb(suffix: str) -> int:
         total, inside = 0, False
@@ -429,6 +433,7 @@ def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatc
 
     assert resident_kb(f".int4-{int4_layout()[0]}.npy") >= len(ids) * DIMENSION // 2 // 1024  # the twin, all read
     assert resident_kb(".vectors.npy") == 0
+    assert resident_kb(".int8.npy") == 0
 
 
 @pytest.mark.parametrize("large", [False, True])
