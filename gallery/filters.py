@@ -335,10 +335,11 @@ class FilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user  # whose favourites "Only my favourites" means
 
-    def error_words(self) -> str:
-        """What is wrong, in the words of the page: "Album: Ensure this value has at most 120 characters"."""
+    def error_words(self, whole: str = "Filters") -> str:
+        """What is wrong, in the words of the page: "Album: Ensure this value has at most 120 characters"
+        (each field by its label, or its name in words; what is wrong with the form as a whole by whole)."""
         return "; ".join(
-            f"{self[name].label if name in self.fields else 'Filters'}: {' '.join(errors)}"
+            f"{self[name].label if name in self.fields else whole}: {' '.join(errors)}"
             for name, errors in self.errors.items()
         )
 

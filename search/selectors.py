@@ -53,11 +53,7 @@ def page_search(form: SearchForm) -> PageSearch:
     """Run the search a form describes; a bad form, a missing model or a bad query becomes an error to show."""
     if not form.is_valid():
         # In the words of the page: "Results: ..." rather than the field's name "top_k".
-        words = "; ".join(
-            f"{form.fields[name].label if name in form.fields else 'Search'}: {' '.join(errors)}"
-            for name, errors in form.errors.items()
-        )
-        return PageSearch(error=words, status=400)
+        return PageSearch(error=form.error_words(whole="Search"), status=400)
     outcome = PageSearch(negatives=form.query_parts()[1])
     try:
         query, outcome.like = form_query(form)

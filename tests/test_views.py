@@ -228,6 +228,10 @@ def test_search_states(viewer_client, library, settings):
     message = bad.content.decode()
     assert "Results: Ensure this value is less than or equal to 200." in message and "Year taken:" in message
     assert "top_k" not in message.split('id="results"', 1)[1]
+    long_category = viewer_client.get(reverse("search:page"), {"q": "x", "category": "x" * 3000})
+    message = long_category.content.decode()  # a field without a label of its own is named in words
+    assert long_category.status_code == 400 and "Category: Ensure this value has at most 64" in message
+    assert "None:" not in message
     not_image = SimpleUploadedFile("q.jpg", b"hello", content_type="image/jpeg")
     assert viewer_client.post(reverse("search:page"), {"image": not_image}).status_code == 415
     settings.IMGSIM_UPLOAD_MAX_BYTES = 100
