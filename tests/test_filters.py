@@ -165,6 +165,29 @@ def test_a_condition_that_holds_for_many_walks_the_grid_and_selects_the_same_pho
 
 
 @pytest.mark.django_db(transaction=True)
+def test_holds_for_many_counts_a_tags_photos_from_its_index_alone(varied_library, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from gallery import planner
+    from gallery.filters import _tag_subquery
+
+    snow = _tag_subquery("snow")
+    held = snow.count()  # photos i % 4 in (2, 3): half the library
+    assert held == varied_library // 2
+    for many, expected in ((1, True), (held, True), (held + 1, False)):
+        monkeypatch.setattr(planner, "MANY", many)
+        with CaptureQueriesContext(connection) as asked:
+            assert planner.holds_for_many(snow) is expected, many
+    if connection.vendor == "sqlite":  # the tag's own index answers: no photo read from the table
+        ((query,),) = [[q["sql"]] for q in asked.captured_queries]
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + query)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "COVERING INDEX" in plan, plan
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_page_of_a_common_tag_or_year_walks_the_grids_index_instead_of_sorting(varied_library, monkeypatch):
     from django.db import connection
     from django.http import QueryDict
