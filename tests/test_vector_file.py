@@ -262,6 +262,17 @@ def test_the_shortlist_of_a_large_pass_is_the_top_scores_even_when_the_sample_mi
     assert len(picked) == 52 and torch.equal(
         torch.sort(misleading[picked].float()).values, torch.sort(torch.topk(misleading.float(), 52).values).values
     )
+    # Among a wide filter's (a mask): the largest of those it keeps, none of the others, even when the
+    # others hold the largest scores of all and the sampled ones are the filter's best.
+    rng = np.random.default_rng(5)
+    for among in (rng.random(len(scores)) < 0.66, np.arange(len(scores)) % 20 != 0, np.arange(len(scores)) % 20 == 0):
+        kept = np.flatnonzero(among)
+        others = scores.clone()
+        others[torch.from_numpy(~among)] += 10  # what the filter leaves out scores best
+        picked = _top(others, 52, among).numpy()
+        assert among[picked].all() and len(set(picked.tolist())) == 52
+        expected = torch.topk(others[torch.from_numpy(kept)].float(), 52).values
+        assert torch.equal(torch.sort(others[picked].float(), descending=True).values, expected)
 
 
 @pytest.mark.parametrize("kind", ["fp32", "bf16", "int8"])
