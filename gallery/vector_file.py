@@ -631,14 +631,27 @@ def _top(scores, count: int, among: np.ndarray | None = None):
             sample = sample[torch.from_numpy(among[::step])]
         rank = min(len(sample), 4 * count // step + 3)  # ~rank x step scores lie above it: several times count
         if rank:
-            floor = torch.topk(sample, rank, sorted=True).values[-1]
-            above = (scores >= floor).numpy()
+            above = _at_least(scores, torch.topk(sample, rank, sorted=True).values[-1])
             candidates = torch.from_numpy(np.flatnonzero(above if among is None else above & among))
             if len(candidates) >= count:  # else the sample was unlucky: the plain way
                 return candidates[torch.topk(scores[candidates], count, sorted=False).indices]
     if among is not None:
         scores = scores.masked_fill(torch.from_numpy(~among), float("-inf"))
     return torch.topk(scores, count, sorted=False).indices
+
+
+def _at_least(scores, floor) -> np.ndarray:
+    """scores >= floor (a value of theirs), as a numpy mask.
+
+    Above zero a 16-bit float orders as its bits read as an integer do (a negative one has the
+    sign bit: below as an integer too), and numpy compares a million int16 in ~0.1 ms where
+    torch compared the floats in ~0.8."""
+    import torch
+
+    if scores.element_size() == 2 and floor > 0:
+        bits = int(floor.to(scores.dtype).view(torch.int16))
+        return scores.contiguous().view(torch.int16).numpy() >= bits
+    return (scores >= floor).numpy()
 
 
 # A file is rewritten when more photos than this (or than 2% of it) are missing from it, or

@@ -262,6 +262,10 @@ def test_the_shortlist_of_a_large_pass_is_the_top_scores_even_when_the_sample_mi
     assert len(picked) == 52 and torch.equal(
         torch.sort(misleading[picked].float()).values, torch.sort(torch.topk(misleading.float(), 52).values).values
     )
+    for dtype in (torch.bfloat16, torch.float32):  # the int4 and int8 passes' scores; all below zero
+        for shifted in (scores.to(dtype), scores.to(dtype) - 20):
+            expected = torch.topk(shifted.float(), 52).values
+            assert torch.equal(torch.sort(shifted[_top(shifted, 52)].float(), descending=True).values, expected)
     # Among a wide filter's (a mask): the largest of those it keeps, none of the others, even when the
     # others hold the largest scores of all and the sampled ones are the filter's best.
     rng = np.random.default_rng(5)
