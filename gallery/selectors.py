@@ -194,6 +194,18 @@ def tag_names(limit: int = 500) -> list[str]:
     )
 
 
+def starred_ids(request) -> frozenset[int]:
+    """The photos the person asking starred, read once per request: every full page lists them
+    (for the stars on cards shared by everyone), and the photo page's own star is one of them."""
+    if not hasattr(request, "_starred_ids"):
+        from gallery.models import Favourite
+
+        user = getattr(request, "user", None)
+        mine = Favourite.objects.filter(user=user) if user and user.is_authenticated else Favourite.objects.none()
+        request._starred_ids = frozenset(mine.values_list("image_id", flat=True))
+    return request._starred_ids
+
+
 def tags_by_photo(ids) -> dict[int, list[str]]:
     """Each of these photos' tag names, sorted, in one query (a prefetch builds a manager for every photo)."""
     tags: dict[int, list[str]] = {}

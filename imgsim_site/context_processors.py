@@ -29,11 +29,8 @@ def favourites(request):
     def ids_json() -> str:
         import json
 
-        from gallery.models import Favourite
+        from gallery.selectors import starred_ids
 
-        user = getattr(request, "user", None)
-        if not (user and user.is_authenticated):
-            return "[]"
-        return json.dumps(list(Favourite.objects.filter(user=user).values_list("image_id", flat=True)))
+        return json.dumps(sorted(starred_ids(request)))
 
     return {"my_favourites_json": ids_json}

@@ -69,6 +69,24 @@ def test_a_viewer_stars_and_unstars_with_one_click(photos, viewer_client):
     assert viewer_client.post(reverse("gallery:favourite", args=[999999]), {"on": "1"}).status_code == 404
 
 
+def test_the_photo_page_shows_the_persons_own_star_from_the_one_read_of_their_stars(photos, editor, viewer, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    favourite_set(user=editor, images=photos[:2], on=True)
+    favourite_set(user=viewer, images=[photos[2]], on=True)
+    for person, starred in ((editor, {photos[0].pk, photos[1].pk}), (viewer, {photos[2].pk})):
+        client.force_login(person)
+        for photo in photos[:3]:
+            with CaptureQueriesContext(connection) as asked:
+                page = client.get(reverse("gallery:detail", args=[photo.pk])).content.decode()
+            star = page.split('<div class="title-row">', 1)[1].split("</button>", 1)[0]
+            assert f'aria-pressed="{str(photo.pk in starred).lower()}"' in star, (person, photo.pk)
+            listed = f'id="my-favourites">{sorted(starred)}</script>'.replace(" ", "")
+            assert listed in page.replace(", ", ","), listed
+            assert sum("gallery_favourite" in q["sql"] for q in asked.captured_queries) == 1
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 390])
 def test_starring_in_a_browser(browser, live_server, editor, photos, width):

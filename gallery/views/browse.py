@@ -9,7 +9,7 @@ from gallery.filters import FilterForm
 from gallery.hooks import not_searchable, result_ids, search_unavailable
 from gallery.models import Album, Image
 from gallery.roles import can_edit
-from gallery.selectors import COUNT_AT_ONCE, filter_choices, image_page, neighbours, neighbours_in
+from gallery.selectors import COUNT_AT_ONCE, filter_choices, image_page, neighbours, neighbours_in, starred_ids
 from gallery.versions import library_version
 
 # Rendered grids are cached per library version and URL: the same for every user, and
@@ -96,7 +96,7 @@ def detail(request, pk: int):
             "back_label": back_label,
             "tags": image.metadata.tags.all(),
             "albums": image.albums.all(),
-            "starred": image.favourites.filter(user=request.user).exists(),
+            "starred": image.pk in starred_ids(request),  # the page lists them all (base.html): no query of its own
             "album_choices": Album.objects.exclude(photos=image) if can_edit(request.user) else [],
         },
     )
