@@ -1,9 +1,9 @@
 """The photo card of every grid (gallery, album, search results, similar photos) and a photo's star.
 
-Written as Python f-strings rather than included templates: a search's 24 cards took
-~6.5 ms in Django's template engine (a quarter of a text search's own time at 10,000
-photos), and format_html ~2 ms more than this (Django's escape checks each argument for
-lazy strings). Text is escaped with html.escape, which is what django.utils.html.escape
+Written as Python f-strings rather than included templates: Django's template engine
+spent a quarter of a text search's own time on its cards (bench.pages prints it), and
+format_html twice what this takes (Django's escape checks each argument for lazy
+strings). Text is escaped with html.escape, which is what django.utils.html.escape
 calls; numbers are made ints or formatted, so nothing else reaches the page unescaped.
 """
 
@@ -31,7 +31,7 @@ def photo_card(
     pk, size, name = int(pk), int(size or 320), escape(str(label))
     detail = photo_url("gallery:detail", pk) + (f"?{escape(query)}" if query else "")
     data_bytes = f' data-bytes="{int(byte_size)}"' if byte_size else ""
-    # Not floatformat: it went by way of Decimal and the active locale, 50 us a card.
+    # Not floatformat: it goes by way of Decimal and the active locale, the slowest part of a card.
     scored = isinstance(similarity, int | float)  # words alone found it: no similarity (a template passes "")
     score = f' <span class="score" title="similarity">{similarity:.3f}</span>' if scored else ""
     words = f'    <span class="caption matched">matched: {escape(", ".join(matched))}</span>\n' if matched else ""

@@ -26,8 +26,8 @@ def holds_for_many(rows) -> bool:
     """Whether a queryset (a condition's rows, e.g. a tag's photos) has MANY rows or more.
 
     Asks whether its MANY-th row exists: that selects no column, so the condition's index answers
-    alone, where counting the rows of a slice read each row's photo from the table (a tag on 0.5%
-    of a million photos: 2.3 ms against 0.2)."""
+    alone, where counting the rows of a slice read each row's photo from the table (ten times
+    slower for a tag's photos; figures in docs/architecture.md)."""
     return rows.order_by()[MANY - 1 : MANY].exists()
 
 

@@ -5,7 +5,7 @@ from django.db.models import F, Q
 from django.utils.functional import cached_property
 
 from gallery.filters import FilterForm
-from gallery.models import Album, Image, Metadata, Tag
+from gallery.models import Album, Favourite, Image, Metadata, Tag
 
 PAGE_SIZE = 60
 # What a grid's card shows (templates/gallery/index.html): a page reads these alone (the rest of a
@@ -198,8 +198,6 @@ def starred_ids(request) -> frozenset[int]:
     """The photos the person asking starred, read once per request: every full page lists them
     (for the stars on cards shared by everyone), and the photo page's own star is one of them."""
     if not hasattr(request, "_starred_ids"):
-        from gallery.models import Favourite
-
         user = getattr(request, "user", None)
         mine = Favourite.objects.filter(user=user) if user and user.is_authenticated else Favourite.objects.none()
         request._starred_ids = frozenset(mine.values_list("image_id", flat=True))

@@ -620,7 +620,7 @@ def _top(scores, count: int, among: np.ndarray | None = None):
     hundredth score keeps a few hundred candidates in ~1 ms, and topk among those. numpy
     lists the candidates: torch.nonzero took longer than the comparison over the million.
     The mask is applied to the sample and the candidates: setting the other scores to -inf
-    first (masked_fill_) took 3 ms over a million.
+    first (masked_fill_) cost more than all the rest of this.
     """
     import torch
 
@@ -644,8 +644,8 @@ def _at_least(scores, floor) -> np.ndarray:
     """scores >= floor (a value of theirs), as a numpy mask.
 
     Above zero a 16-bit float orders as its bits read as an integer do (a negative one has the
-    sign bit: below as an integer too), and numpy compares a million int16 in ~0.1 ms where
-    torch compared the floats in ~0.8."""
+    sign bit: below as an integer too), and numpy compares int16 several times faster than
+    torch compares the floats (docs/architecture.md)."""
     import torch
 
     if scores.element_size() == 2 and floor > 0:
