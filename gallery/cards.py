@@ -35,7 +35,7 @@ def photo_card(
     scored = isinstance(similarity, int | float)  # words alone found it: no similarity (a template passes "")
     score = f' <span class="score" title="similarity">{similarity:.3f}</span>' if scored else ""
     words = f'    <span class="caption matched">matched: {escape(", ".join(matched))}</span>\n' if matched else ""
-    return mark_safe(  # noqa: S308 - every value above is escaped or a number
+    return mark_safe(  # every value above is escaped or a number
         f'<li class="card-photo" id="card-{pk}">\n'
         f'  <input type="checkbox" class="select-box" name="ids" value="{pk}" form="bulk-form"'
         f' aria-label="Select {name}"{data_bytes}>\n'
@@ -57,7 +57,7 @@ def star_button(pk: int, *, starred: bool = False, card: bool = False, in_form: 
     (gallery/_star.html), which works without JavaScript; else it posts by htmx."""
     pk = int(pk)
     posts = "" if in_form else f' type="button" hx-post="{photo_url("gallery:favourite", pk)}" hx-swap="outerHTML"'
-    return mark_safe(  # noqa: S308 - a number and fixed words
+    return mark_safe(  # a number and fixed words
         f'<button class="star" name="on" value="{0 if starred else 1}" data-favourite="{pk}"'
         f' {"hidden" if card else "data-known"} aria-pressed="{"true" if starred else "false"}"'
         f' aria-label="Favourite" title="Favourite"{posts}>★</button>'
