@@ -1,12 +1,14 @@
 """Ingest benchmark: our pipeline vs a naive one on 12-megapixel JPEGs, same run.
 
-    .venv/bin/python -m bench.ingest [--photos 64] [--rerun 1000] [--int8]
+    .venv/bin/python -m bench.ingest [--photos 64] [--rerun 1000] [--int8] [--rounds 3]
 
 Ours: hash, one reduced-size decode (Image.draft) for renditions + embedder input,
 two decode threads ahead of batched inference on the numeric path IMGSIM_PRECISION=auto
-measured fastest here (search.paths), batched rows and index writes. Ours runs once
-per explicit path too (fp32, bf16, onnx; int8 with --int8, unchecked on random
+measured fastest here (search.paths), batched rows and index writes. Ours runs with
+each explicit path too (fp32, bf16, onnx; int8 with --int8, unchecked on random
 weights), with each path's model-alone rate: auto should be within 5% of the fastest.
+Every path runs once a round, in turn, for --rounds rounds: the rates are medians and
+auto is compared with another path round by round, as the machine's speed drifts.
 Naive: full decode, renditions from it, fp32, one photo at a time, one transaction
 (and so one index write) per photo. Both use the full-size ViT-B/32 architecture
 (random weights unless IMGSIM_BENCH_MODEL is set) and write the same files and rows.
@@ -17,6 +19,7 @@ import argparse
 import hashlib
 import io
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -188,10 +191,12 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=64)
     parser.add_argument("--rerun", type=int, default=1000)
     parser.add_argument("--int8", action="store_true", help="also time the int8 path (unchecked on random weights)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of every path, taken in turn (default 3)")
     parser.add_argument("--child", choices=["ours", "naive", "rerun"], help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.rounds = max(1, args.rounds)
     if args.child:
         print(json.dumps(run_child(args.child, args.count, args.precision)))
         return
@@ -209,16 +214,36 @@ def main() -> None:
         return json.loads(output.strip().splitlines()[-1])
 
     make_photos(BENCH_DIR / "photos-12mp", args.photos)
-    ours = child("ours", args.photos)
-    explicit = {
-        path: child("ours", args.photos, path) for path in ("fp32", "bf16", "onnx", "int8")[: 4 if args.int8 else 3]
-    }
-    if args.int8:
-        explicit["auto, int8 allowed"] = child("ours", args.photos, "auto-int8")
+    names = ["auto", "fp32", "bf16", "onnx"] + (["int8", "auto-int8"] if args.int8 else [])
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for round_index in range(args.rounds):
+        # The machine's speed drifts from one minute to the next: every round runs each path once,
+        # in an order shifted by one each round, and a path is compared with another of its round.
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            runs[name].append(child("ours", args.photos, name))
     naive = child("naive", args.photos)
     rerun = child("rerun", args.rerun)
-    rate_ours, rate_naive = ours["added"] / ours["seconds"], naive["added"] / naive["seconds"]
-    print(f"{args.photos} generated 12-megapixel JPEGs, CLIP ViT-B/32 architecture, this machine")
+
+    def rate(result: dict) -> float:
+        return result["added"] / result["seconds"]
+
+    def typical(name: str) -> dict:
+        """The path's run of median rate."""
+        return sorted(runs[name], key=rate)[(len(runs[name]) - 1) // 2]
+
+    def paired(name: str, other: str) -> str:
+        """name's rate over other's, round by round: the median and the spread."""
+        ratios = sorted(rate(a) / rate(b) for a, b in zip(runs[name], runs[other]))
+        spread = f" ({ratios[0]:.3f}-{ratios[-1]:.3f})" if len(ratios) > 1 else ""
+        return f"{statistics.median(ratios):.3f}{spread}"
+
+    ours = typical("auto")
+    rate_ours, rate_naive = rate(ours), rate(naive)
+    print(
+        f"{args.photos} generated 12-megapixel JPEGs, CLIP ViT-B/32 architecture, this machine; "
+        f"{args.rounds} round{'s' if args.rounds > 1 else ''} of every path, medians"
+    )
     print(
         table(
             ["pipeline", "photos", "seconds", "images/s"],
@@ -233,23 +258,30 @@ def main() -> None:
         f"the model's calls alone ({ours['precision']}, CPU with {cpu_capability()}): {ours['model_alone']:.1f} "
         "images/s, the ceiling for the pipeline, whose decoding shares the same cores"
     )
+    labels = {"auto-int8": "auto, int8 allowed"}
     rows = [
-        [path, result["precision"], result["model_alone"], result["added"] / result["seconds"]]
-        for path, result in {"auto": ours, **explicit}.items()
+        [
+            labels.get(name, name),
+            typical(name)["precision"],
+            statistics.median(result["model_alone"] for result in runs[name]),
+            statistics.median(rate(result) for result in runs[name]),
+            f"{min(map(rate, runs[name])):.2f}-{max(map(rate, runs[name])):.2f}",
+        ]
+        for name in names
     ]
-    print(f"\neach numeric path on {cpu_capability()} (IMGSIM_PRECISION=...; {args.photos} photos each)")
-    print(table(["IMGSIM_PRECISION", "towers ran", "model alone images/s", "end-to-end images/s"], rows))
+    print(f"\neach numeric path on {cpu_capability()} (IMGSIM_PRECISION=...; {args.photos} photos a run)")
+    print(table(["IMGSIM_PRECISION", "towers ran", "model alone images/s", "end-to-end images/s", "range"], rows))
     # auto's own candidates: int8 joins them only when allowed (and checked), compared on its own line.
-    rates = {path: r["added"] / r["seconds"] for path, r in explicit.items()}
-    best_path, best = max(((path, rates[path]) for path in ("fp32", "bf16", "onnx")), key=lambda x: x[1])
+    fastest = max(("fp32", "bf16", "onnx"), key=lambda name: statistics.median(map(rate, runs[name])))
+    print("ratios of end-to-end rates, round by round (median, and the range over the rounds):")
     if args.int8:
         print(
-            f"auto with int8 allowed / int8: {rates['auto, int8 allowed'] / rates['int8']:.3f} (goal >= 0.95); "
-            f"{rates['auto, int8 allowed']:.1f} images/s (goal >= 20)"
+            f"auto with int8 allowed / int8: {paired('auto-int8', 'int8')} (goal >= 0.95); "
+            f"{statistics.median(map(rate, runs['auto-int8'])):.1f} images/s (goal >= 20)"
         )
     print(
-        f"auto end-to-end / fastest path auto may choose without int8 ({best_path}): {rate_ours / best:.3f} "
-        f"(goal >= 0.95); auto / fp32: {rate_ours / (explicit['fp32']['added'] / explicit['fp32']['seconds']):.2f}x\n"
+        f"auto / the fastest path auto may choose without int8 ({fastest}): {paired('auto', fastest)} "
+        f"(goal >= 0.95); auto / fp32: {paired('auto', 'fp32')}\n"
     )
     print(
         f"start-up before the first photo (model loaded and warmed, index opened): {ours['startup']:.1f} s; "
