@@ -79,7 +79,11 @@ MIDDLEWARE = [
 
 # Password guessing: after IMGSIM_LOGIN_FAILURES wrong passwords for one username from
 # one address, that pair is refused (429) for IMGSIM_LOGIN_COOLOFF_MINUTES (django-axes).
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "imgsim_site.auth_backend.PermissionsInOneQueryBackend",  # permissions only, in one query
+    "django.contrib.auth.backends.ModelBackend",
+]
 AXES_FAILURE_LIMIT = env_int("IMGSIM_LOGIN_FAILURES", 5, minimum=1)
 IMGSIM_LOGIN_COOLOFF_MINUTES = env_int("IMGSIM_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=IMGSIM_LOGIN_COOLOFF_MINUTES)

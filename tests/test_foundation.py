@@ -160,6 +160,45 @@ def test_roles_exist_with_their_permissions():
     assert not Group.objects.get(name="viewer").permissions.exists()
 
 
+def test_a_persons_permissions_are_read_in_one_query_and_are_djangos(django_user_model, django_assert_num_queries):
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import Group, Permission
+
+    # Permissions of one's own, of a group, of both, of neither; and people who get none read.
+    mixed = django_user_model.objects.create_user("mixed")
+    mixed.groups.add(Group.objects.get(name="editor"))
+    mixed.user_permissions.add(Permission.objects.get(codename="view_logentry"))
+    own_only = django_user_model.objects.create_user("own")
+    own_only.user_permissions.add(Permission.objects.get(codename="edit_library"))
+    nobody = django_user_model.objects.create_user("nobody")
+    nobody.groups.add(Group.objects.get(name="viewer"))
+    gone = django_user_model.objects.create_user("gone", is_active=False)
+    gone.groups.add(Group.objects.get(name="editor"))
+    root = django_user_model.objects.create_superuser("root2", password="x")
+
+    def fresh(user):  # a new object each time: no permission cache from before
+        return django_user_model.objects.get(pk=user.pk)
+
+    for user, can_edit in [(mixed, True), (own_only, True), (nobody, False)]:
+        person = fresh(user)
+        with django_assert_num_queries(1):  # Django's own backend reads them in two
+            assert person.has_perm("gallery.edit_library") is can_edit
+            assert person.has_perm("admin.view_logentry") is (user is mixed)
+        assert person.get_all_permissions() == ModelBackend().get_all_permissions(fresh(user))
+    assert "gallery.edit_library" in fresh(mixed).get_all_permissions()
+    with django_assert_num_queries(0):
+        assert not gone.has_perm("gallery.edit_library")
+        assert root.has_perm("gallery.edit_library")
+
+
+def test_sign_in_stays_with_djangos_backend_so_earlier_sessions_stay_valid(client, viewer):
+    from django.contrib.auth import BACKEND_SESSION_KEY
+
+    client.post(reverse("login"), {"username": "vera", "password": "pw-vera"})
+    assert client.session[BACKEND_SESSION_KEY] == "django.contrib.auth.backends.ModelBackend"
+    assert client.get(reverse("gallery:index")).status_code == 200
+
+
 def _start(env_overrides: dict) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(env_overrides)
