@@ -12,7 +12,10 @@ from html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
+from gallery.storage import RENDITIONS
 from gallery.urls_for_photos import photo_url
+
+THUMB_EDGE = RENDITIONS["thumb"][0]  # the thumbnail's long side: a card's default size
 
 
 def photo_card(
@@ -28,7 +31,7 @@ def photo_card(
     """One photo's card: label (its title or file name), similarity (a search's score), matched (the
     fields its words were found in), size (of the thumbnail, px), byte_size (its file's, which the
     selection bar sums) and query (the list it belongs to, for the photo page's previous and next)."""
-    pk, size, name = int(pk), int(size or 320), escape(str(label))
+    pk, size, name = int(pk), int(size or THUMB_EDGE), escape(str(label))
     detail = photo_url("gallery:detail", pk) + (f"?{escape(query)}" if query else "")
     data_bytes = f' data-bytes="{int(byte_size)}"' if byte_size else ""
     # Not floatformat: it goes by way of Decimal and the active locale, the slowest part of a card.
