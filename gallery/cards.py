@@ -31,7 +31,7 @@ def photo_card(
     """One photo's card: label (its title or file name), similarity (a search's score), matched (the
     fields its words were found in), size (of the thumbnail, px), byte_size (its file's, which the
     selection bar sums) and query (the list it belongs to, for the photo page's previous and next)."""
-    pk, size, name = int(pk), int(size or THUMB_EDGE), escape(str(label))
+    pk, name = int(pk), escape(str(label))
     detail = photo_url("gallery:detail", pk) + (f"?{escape(query)}" if query else "")
     data_bytes = f' data-bytes="{int(byte_size)}"' if byte_size else ""
     # Not floatformat: it goes by way of Decimal and the active locale, the slowest part of a card.
@@ -43,13 +43,22 @@ def photo_card(
         f'  <input type="checkbox" class="select-box" name="ids" value="{pk}" form="bulk-form"'
         f' aria-label="Select {name}"{data_bytes}>\n'
         f'  <a href="{detail}">\n'
-        f'    <span class="frame"><img src="{photo_url("gallery:rendition", pk, "thumb")}" alt="{name}"'
-        f' loading="lazy" decoding="async" width="{size}" height="{size}"></span>\n'
+        f"    {thumb_frame(pk, label, size)}\n"
         f'    <span class="caption">{escape(Truncator(label).chars(40))}{score}</span>\n'
         f"{words}"
         f"  </a>\n"
         f"  {star_button(pk, card=True)}\n"
         f"</li>"
+    )
+
+
+def thumb_frame(pk: int, label: str, size: int | None = None) -> SafeString:
+    """A photo's thumbnail in its square frame, sized before it loads (size: px, the thumbnail's by
+    default); the cards of the grid, the trash and the duplicate review all show it."""
+    pk, size = int(pk), int(size or THUMB_EDGE)
+    return mark_safe(  # a number, a URL of numbers and the escaped label
+        f'<span class="frame"><img src="{photo_url("gallery:rendition", pk, "thumb")}" alt="{escape(str(label))}"'
+        f' loading="lazy" decoding="async" width="{size}" height="{size}"></span>'
     )
 
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from gallery.cards import photo_card, star_button
+from gallery.cards import photo_card, star_button, thumb_frame
 from gallery.models import Image
 from gallery.services import metadata_update
 from tests.photos import write_library
@@ -73,3 +73,22 @@ def test_every_grid_shows_the_same_card_with_the_link_of_its_list(
     assert "matched: title" in found
     similar = editor_client.get(reverse("search:similar", args=[Image.objects.order_by("pk").last().pk]))
     assert 'width="160"' in card_of(similar.content.decode())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_trash_shows_the_thumbnail_frame_of_the_cards_sized_as_the_thumbnail(tmp_path, ingest, editor_client):
+    from gallery.services import image_trash
+    from gallery.storage import RENDITIONS
+
+    write_library(tmp_path / "in", 2)
+    ingest(tmp_path / "in")
+    photo = Image.objects.order_by("pk").first()
+    Image.objects.filter(pk=photo.pk).update(original_name='<b>odd</b> "name".jpg')
+    photo.refresh_from_db()
+    image_trash(images=[photo])
+    html = editor_client.get(reverse("gallery:trash")).content.decode()
+    edge = RENDITIONS["thumb"][0]
+    frame = str(thumb_frame(photo.pk, photo.original_name))
+    assert frame in html and "<b>odd</b>" not in html
+    assert 'alt="&lt;b&gt;odd&lt;/b&gt; &quot;name&quot;.jpg"' in frame and f'width="{edge}" height="{edge}"' in frame
+    assert frame in str(photo_card(photo.pk, photo.original_name))  # the grid's card holds the same frame
