@@ -6,7 +6,9 @@ Export and import run as `manage.py` child processes, so their peak memory (max 
 from /usr/bin/time) is theirs alone: streaming means it stays flat as the library grows.
 With --chroma-server the import writes to a `chroma run` server (CHROMA_URL), whose
 peak memory is reported apart: an embedded Chroma holds the HNSW graph of every
-vector inside the importing process.
+vector inside the importing process. With DATABASE_URL=postgres://... the library is
+written to that database (emptied first) and imported into a second one beside it,
+named like it with "_imported" (dropped and created again: the role needs CREATEDB).
 The photos' files are tiny JPEGs, each with its own bytes so that import's SHA-256
 check passes (the benchmark is about rows, vectors and the index, not copying bytes).
 """
@@ -18,9 +20,11 @@ import shutil
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from bench.common import ROOT, setup_django, synthetic_library, table
 from bench.deploy import chroma_server, free_port
+from bench.scale import cpu_model
 
 MODEL = "bench/random-512"
 
@@ -52,14 +56,34 @@ def _peak_mb(pid: int) -> float:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
 
 
+def _second_database() -> dict:
+    """On PostgreSQL, an empty database beside the first for the import (variables to point at it);
+    on SQLite nothing: the second data dir has its own file."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return {}
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    name = f"{connection.settings_dict['NAME']}_imported"
+    with connection.cursor() as cursor:  # autocommit: CREATE DATABASE cannot run in a transaction
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    return {"DATABASE_URL": urlunsplit(parts._replace(path=f"/{name}"))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=100_000)
     parser.add_argument("--chroma-server", action="store_true", help="import into a `chroma run` server")
     args = parser.parse_args()
-    data = setup_django("collection", IMGSIM_MODEL=MODEL)
+    postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    data = setup_django("collection" + ("-postgresql" if postgres else ""), IMGSIM_MODEL=MODEL)
     from django.conf import settings
+    from django.core.management import call_command
     from django.db import connection, transaction
+
+    if postgres:  # the data dir is new; the server's database is not
+        call_command("flush", interactive=False, verbosity=0)
 
     from gallery import storage
     from gallery.models import Image
@@ -98,7 +122,7 @@ def main() -> None:
         shutil.rmtree(empty)
     empty.mkdir()
     (empty / "media").symlink_to(media)
-    environment = {"IMGSIM_DATA_DIR": str(empty)}
+    environment = {"IMGSIM_DATA_DIR": str(empty), **_second_database()}
     subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"],
         cwd=ROOT,
@@ -131,7 +155,11 @@ def main() -> None:
         text=True,
         check=True,
     ).stdout.strip()
-    print(f"\n{args.photos:,} photos, 512-d vectors, {out.stat().st_size / 1e6:.0f} MB .json.gz; this machine")
+    database = f"PostgreSQL {connection.pg_version // 10000}" if postgres else "SQLite"
+    print(
+        f"\n{args.photos:,} photos, 512-d vectors, {out.stat().st_size / 1e6:.0f} MB .json.gz, {database}; "
+        f"{cpu_model()}, {os.cpu_count()} cores"
+    )
     print(
         table(
             ["step", "seconds", "photos/s", "peak RSS MB"],
