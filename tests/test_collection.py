@@ -177,6 +177,25 @@ def test_import_is_a_merge_and_can_tag_the_collection(library, settings):
     assert Image.objects.get(original_name="p0.jpg").metadata.tags.filter(name="sea").exists()
 
 
+def test_the_digests_an_import_holds_answer_like_a_set_across_merges(monkeypatch):
+    """Import keeps every SHA-256 of a document (and of the library) in Digests, a sorted array
+    merged from a small set: membership must be exact on both sides of a merge, for digests that
+    end in zero bytes (which numpy's fixed-width strings hand back shortened) and their neighbours."""
+    from gallery.collection import digests
+
+    monkeypatch.setattr(digests, "MERGE_AT", 4)
+    rng = np.random.default_rng(3)
+    held = [rng.bytes(32) for _ in range(9)] + [b"\x07" * 31 + b"\x00", b"\x07" * 30 + b"\x00\x00"]
+    absent = [rng.bytes(32) for _ in range(50)] + [b"\x07" * 31 + b"\x01", b"\x07" * 30 + b"\x00\x01"]
+    found = digests.Digests([held[0].hex(), "not a sha256", held[1].hex().upper()])
+    for digest in held[2:]:
+        assert digest not in found
+        found.add(digest)
+    assert len(found) == len(held) and len(found._sorted) == 8  # two merges, three still recent
+    assert all(digest in found for digest in held)
+    assert not any(digest in found for digest in absent)
+
+
 def test_other_model_means_embedding_again(library, settings):
     bundle = library / "out" / "b.zip"
     export_collection(bundle, with_files=True)

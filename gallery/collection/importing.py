@@ -12,6 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from gallery import storage
 from gallery import vectors as stored_vectors
+from gallery.collection.digests import Digests
 from gallery.collection.export import stored_dimension
 from gallery.collection.schema import AlbumRecord, Record, parse_record
 from gallery.collection.source import (
@@ -64,7 +65,7 @@ class Plan:
     records: int = 0
     new: int = 0
     known: int = 0
-    known_ids: set[str] = field(default_factory=set)  # photos the library already has
+    known_ids: Digests = field(default_factory=Digests)  # photos the library already has
     albums: list = field(default_factory=list)  # AlbumRecord: the albums' own facts
 
 
@@ -108,14 +109,14 @@ def validate(source: Source) -> Plan:
         raise ImportRefused(f"{name} is format version {version!r}; this imgsim reads versions {readable}")
     plan = Plan(source, model=current_model_name())
     problems = Problems()
-    # Held for every record until the end, so kept small: a SHA-256 as its 32 bytes (a third of
-    # the hex string), and the files a document should bring only for a zip, which can bring others.
-    seen: set[bytes] = set()
+    # Held for every record until the end, so kept small: each SHA-256 as its 32 bytes (Digests),
+    # and the files a document should bring only for a zip, which can bring others.
+    seen = Digests()
     expected_files: set[str] = set()
     dimensions: dict[str, int] = {}
     if isinstance(header.get("model"), str) and isinstance(header.get("dimension"), int):
         dimensions[header["model"]] = header["dimension"]
-    known = set(Image.objects.values_list("sha256", flat=True))
+    known = Digests(Image.objects.values_list("sha256", flat=True).iterator(chunk_size=10_000))
     current_dimension = CurrentDimension(plan.model)
     for number, sha, record, record_problems in records(source):
         where = f"image {number} ({sha[:12]})"
@@ -141,9 +142,9 @@ def validate(source: Source) -> Plan:
         if not record.in_place and source.kind == "zip":
             expected_files.add(record.file)
             expected_files.update(storage.rendition_relpath(sha, kind) for kind in storage.RENDITIONS)
-        if sha in known:
+        if digest in known:
             plan.known += 1
-            plan.known_ids.add(sha)
+            plan.known_ids.add(digest)
             continue
         plan.new += 1
         if problem := _original_problem(source, record):
@@ -210,7 +211,7 @@ def import_collection(
         extra_tags = [collection.strip().lower()[:64]] if collection.strip() else []
         batch: list[Record] = []
         for _, sha, record, _ in records(source):
-            if sha in plan.known_ids:
+            if bytes.fromhex(sha) in plan.known_ids:
                 continue
             batch.append(record)
             if len(batch) >= batch_size:
