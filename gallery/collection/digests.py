@@ -11,7 +11,7 @@ MERGE_AT = 65_536
 class Digests:
     """SHA-256 digests (32 bytes each) kept in one sorted array, with membership by binary search.
 
-    A Python set of them costs four times the memory (a bytes object and a slot in the table for
+    A Python set of them costs over three times the memory (a bytes object and a slot in the table for
     each), for every photo of a document and again for every photo of the library it goes into.
     Here each costs its 32 bytes, plus a set of at most MERGE_AT recent ones; a lookup is a binary
     search, seconds over a million-photo import.

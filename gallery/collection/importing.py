@@ -65,7 +65,7 @@ class Plan:
     records: int = 0
     new: int = 0
     known: int = 0
-    known_ids: Digests = field(default_factory=Digests)  # photos the library already has
+    known_ids: Digests = field(default_factory=Digests)  # the library's photos when validation read them
     albums: list = field(default_factory=list)  # AlbumRecord: the albums' own facts
 
 
@@ -116,7 +116,7 @@ def validate(source: Source) -> Plan:
     dimensions: dict[str, int] = {}
     if isinstance(header.get("model"), str) and isinstance(header.get("dimension"), int):
         dimensions[header["model"]] = header["dimension"]
-    known = Digests(Image.objects.values_list("sha256", flat=True).iterator(chunk_size=10_000))
+    plan.known_ids = Digests(Image.objects.values_list("sha256", flat=True).iterator(chunk_size=10_000))
     current_dimension = CurrentDimension(plan.model)
     for number, sha, record, record_problems in records(source):
         where = f"image {number} ({sha[:12]})"
@@ -142,9 +142,8 @@ def validate(source: Source) -> Plan:
         if not record.in_place and source.kind == "zip":
             expected_files.add(record.file)
             expected_files.update(storage.rendition_relpath(sha, kind) for kind in storage.RENDITIONS)
-        if digest in known:
+        if digest in plan.known_ids:
             plan.known += 1
-            plan.known_ids.add(digest)
             continue
         plan.new += 1
         if problem := _original_problem(source, record):
