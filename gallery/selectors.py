@@ -1,5 +1,6 @@
 """Reads for the gallery pages."""
 
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import F, Q
 from django.utils.functional import cached_property
@@ -15,6 +16,10 @@ CARD_FIELDS = ("original_name", "byte_size", "metadata__title")
 # second request (gallery.views.browse): counting a million live photos walks an index for ~60 ms,
 # a filtered million for hundreds, and the photos need not wait for it.
 COUNT_AT_ONCE = 10_000
+# A library found beyond COUNT_AT_ONCE is taken to stay beyond it this long (per process), instead
+# of counting that many photos for every page. Wrong only after a library shrinks, and then only in
+# that the count comes by the second request.
+BEYOND_REMEMBERED_SECONDS = 60
 
 
 def image_list(*, form: FilterForm, page: bool = False):
@@ -81,7 +86,7 @@ class GridPage:
             return len(self.object_list)
         # Whether the library is that small is cheap to know; a filter's count up to a limit is not
         # (3% of a million photos: walking 300,000 of them to find 10,000).
-        if Image.objects.live().order_by()[: COUNT_AT_ONCE + 1].count() > COUNT_AT_ONCE:
+        if _library_beyond(COUNT_AT_ONCE):
             return None
         return self.paginator.count
 
@@ -93,6 +98,17 @@ class GridPage:
 
     def last_id(self) -> int | None:
         return self.object_list[-1].pk if self.object_list else None
+
+
+def _library_beyond(limit: int) -> bool:
+    """Whether the library has more than limit live photos (a yes is remembered for a while)."""
+    key = f"gallery:library-beyond:{limit}"
+    if cache.get(key):
+        return True
+    beyond = Image.objects.live().order_by()[: limit + 1].count() > limit
+    if beyond:
+        cache.set(key, True, BEYOND_REMEMBERED_SECONDS)
+    return beyond
 
 
 def _page_number(value, *, default: int) -> int:

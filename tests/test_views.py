@@ -422,6 +422,31 @@ def test_a_large_grid_shows_its_photos_first_and_its_count_by_a_second_request(v
     assert f"<small>{total} photos</small>" in page and "counting photos" not in page
 
 
+def test_a_library_found_large_is_not_counted_again_for_every_page(viewer_client, library, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from gallery import selectors
+    from gallery.versions import bump
+
+    monkeypatch.setattr(selectors, "COUNT_AT_ONCE", 3)
+    monkeypatch.setattr(selectors, "PAGE_SIZE", 2)
+
+    def library_counts() -> int:
+        bump()  # as after a change: the grid is not the cached one
+        with CaptureQueriesContext(connection) as queries:
+            page = viewer_client.get(reverse("gallery:index"), {"category": "travel"}).content.decode()
+        assert "counting photos" in page
+        library = 'FROM "gallery_image" WHERE "gallery_image"."trashed_at" IS NULL LIMIT 4)'
+        return len([q for q in queries.captured_queries if "COUNT" in q["sql"] and library in q["sql"]])
+
+    assert library_counts() == 1  # first found large...
+    assert library_counts() == 0  # ...then remembered
+    monkeypatch.setattr(selectors, "COUNT_AT_ONCE", Image.objects.count())  # another limit: asked anew
+    page = viewer_client.get(reverse("gallery:index"), {"category": "travel", "sort": "newest"}).content.decode()
+    assert "counting photos" not in page
+
+
 def test_error_pages_use_the_apps_layout_and_say_why(viewer_client):
     missing = viewer_client.get("/images/999999/")
     assert missing.status_code == 404
