@@ -23,7 +23,7 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.db.models import Exists, F, OuterRef, Q
 
-from gallery.planner import Unindexed, holds_for_many
+from gallery.planner import AnyOf, Unindexed, holds_for_many, listed
 
 COMPARISON = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
 SETS = {"$in", "$nin"}
@@ -174,6 +174,9 @@ def _field_q(key: str, op: str, value, *, few: bool = False, page: bool = False,
     if members_of is not None:
         members = members_of(value)  # looks the tag, album or person up: once
         if few or (page and holds_for_many(members)):  # checked photo by photo, not listed first
+            if not few and (ids := listed(members)) is not None:
+                # On the column the grid's order walks: a condition on the other side of the join stays unhashed.
+                return Q(AnyOf("metadata__image_id" if by_taken else "pk", ids))
             return Q(Exists(members.filter(image_id=OuterRef("pk"))))
         return Q(pk__in=members)
     if key == "has_gps":

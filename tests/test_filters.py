@@ -159,7 +159,12 @@ def test_a_condition_that_holds_for_many_walks_the_grid_and_selects_the_same_pho
     listed = grid()
     planner.MANY, many = 1, planner.MANY  # every condition holds for many, as in a large library
     try:
-        assert grid(page=True) == listed and grid(page=True, by_taken=True) == listed
+        for listed_up_to in (0, 10**6):  # PostgreSQL: probed in the condition's index, or listed and hashed
+            planner.LISTED_UP_TO, up_to = listed_up_to, planner.LISTED_UP_TO
+            try:
+                assert grid(page=True) == listed and grid(page=True, by_taken=True) == listed, listed_up_to
+            finally:
+                planner.LISTED_UP_TO = up_to
     finally:
         planner.MANY = many
 
@@ -203,6 +208,7 @@ def test_a_page_of_a_common_tag_or_year_walks_the_grids_index_instead_of_sorting
 
     planner.refresh_statistics()
     sqlite = connection.vendor == "sqlite"  # PostgreSQL plans by its own histograms; the plus is SQLite's hint
+    monkeypatch.setattr(planner, "LISTED_UP_TO", 0)  # PostgreSQL's list of a tag's photos: the test after this one
     for query, walked in {"tag=snow": "EXISTS", "year=2017": '+"gallery_metadata"."taken_at"'}.items():
         if not sqlite and query != "tag=snow":
             continue
@@ -216,6 +222,35 @@ def test_a_page_of_a_common_tag_or_year_walks_the_grids_index_instead_of_sorting
         assert '+"gallery_metadata"' not in str(page("sort=taken&year=2017", many=1).query)
         assert "TEMP B-TREE FOR ORDER BY" not in page("sort=taken&year=2017", many=1).explain()
         assert "TEMP B-TREE FOR ORDER BY" not in page("sort=taken", many=1).explain()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_gets_a_common_tags_photos_as_a_list_up_to_a_limit(varied_library, monkeypatch):
+    from django.db import connection
+    from django.http import QueryDict
+
+    from gallery import planner
+    from gallery.filters import FilterForm, _tag_subquery
+    from gallery.selectors import image_list
+
+    snow = _tag_subquery("snow")
+    ids = sorted(snow.values_list("image_id", flat=True))
+    monkeypatch.setattr(planner, "MANY", 1)
+    if connection.vendor != "postgresql":  # SQLite probes its index as fast as a list
+        assert planner.listed(snow) is None
+        return
+    assert sorted(int(pk) for pk in planner.listed(snow).strip("{}").split(",")) == ids
+    monkeypatch.setattr(planner, "LISTED_UP_TO", len(ids) - 1)
+    assert planner.listed(snow) is None  # beyond the limit: probed photo by photo
+    monkeypatch.setattr(planner, "LISTED_UP_TO", len(ids))
+    for query in ("tag=snow", "tag=snow&sort=taken", "tag=snow,city"):
+        page = image_list(form=FilterForm(QueryDict(query)), page=True)
+        sql = str(page.query)
+        assert "= ANY(" in sql and "EXISTS" not in sql, query
+        # Sorted by date taken, the list is on the side of the date's index, which the grid walks.
+        assert ('"gallery_metadata"."image_id" = ANY(' in sql) == ("taken" in query), sql
+        everything = image_list(form=FilterForm(QueryDict(query)))  # a count or select-all: not listed
+        assert list(page.values_list("pk", flat=True)) == list(everything.values_list("pk", flat=True)), query
 
 
 @pytest.mark.django_db(transaction=True)

@@ -74,6 +74,22 @@ def test_a_common_tag_walks_the_grids_order_and_a_rare_one_is_listed(library):
     assert [len(page) for page in pages] == [61, PHOTOS // 1000]
 
 
+def test_a_tag_on_a_few_percent_is_listed_and_checked_in_a_hash_along_the_grids_order(library, monkeypatch):
+    from gallery import planner
+
+    through = Metadata.tags.through
+    hills = Tag.objects.create(name="hills")
+    through.objects.bulk_create(through(metadata_id=image.pk, tag_id=hills.pk) for image in library[::40])
+    refresh_statistics()
+    monkeypatch.setattr(planner, "MANY", 200)  # the 500 photos of "hills" are many, as 2,000 are in a million
+    walks = {"image_newest": {"tag": "hills"}, "metadata_taken_desc": {"tag": "hills", "sort": "taken"}}
+    for order, filters in walks.items():
+        found = plan(filters)
+        assert order in found and "= ANY ('{" in found and "Sort" not in found, found
+    monkeypatch.setattr(planner, "LISTED_UP_TO", 499)  # beyond the list's limit: its index probed per photo
+    assert "= ANY" not in plan({"tag": "hills"})
+
+
 def test_a_category_is_estimated_from_its_statistics(library):
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN SELECT 1 FROM gallery_metadata WHERE UPPER(category) = UPPER(%s)", ["kids"])
