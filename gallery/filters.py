@@ -174,10 +174,11 @@ def _field_q(key: str, op: str, value, *, few: bool = False, page: bool = False,
     if members_of is not None:
         members = members_of(value)  # looks the tag, album or person up: once
         if few or (page and holds_for_many(members)):  # checked photo by photo, not listed first
+            # On the side of the join whose index the grid walks: checked before the photo's row is read.
+            walked = "metadata__image_id" if by_taken else "pk"
             if not few and (ids := listed(members)) is not None:
-                # On the column the grid's order walks: a condition on the other side of the join stays unhashed.
-                return Q(AnyOf("metadata__image_id" if by_taken else "pk", ids))
-            return Q(Exists(members.filter(image_id=OuterRef("pk"))))
+                return Q(AnyOf(walked, ids))
+            return Q(Exists(members.filter(image_id=OuterRef(walked))))
         return Q(pk__in=members)
     if key == "has_gps":
         return Q(**{f"{path}__isnull": not value})

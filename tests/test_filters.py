@@ -215,6 +215,8 @@ def test_a_page_of_a_common_tag_or_year_walks_the_grids_index_instead_of_sorting
         assert walked in str(page(query, many=1).query), query
         assert not sqlite or "TEMP B-TREE" not in page(query, many=1).explain(), query  # along the grid's order
         assert walked not in str(page(query, many=10**9).query), query  # few: looked up by their index
+    # Sorted by date taken, a tag is checked on the side of the date's index, before the photo's row is read.
+    assert 'U0."metadata_id" = ("gallery_metadata"."image_id")' in str(page("tag=snow&sort=taken", many=1).query)
     # Counting, or selecting every photo of a filter, looks its photos up whatever their number.
     monkeypatch.setattr(planner, "MANY", 1)
     assert "EXISTS" not in str(image_list(form=FilterForm(QueryDict("tag=snow"))).query)
