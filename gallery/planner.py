@@ -13,15 +13,15 @@ a condition that holds for many photos is checked photo by photo while the
 database walks the grid's order (a page needs about 60 / share of them), one that
 holds for few is looked up by its index and its photos sorted.
 
-PostgreSQL checks a photo against a condition by probing its index (a tag's photos)
-about ten times slower than against a constant list of ids, which it hashes: a
-condition on up to LISTED_UP_TO photos is therefore handed to it as that list
-(`listed`, `AnyOf`).
+Checking a photo walked past against such a condition probes the condition's index
+(a tag's photos) for it; a condition on up to LISTED_UP_TO photos is instead listed
+first and handed to the database as constant ids (`listed`, `AnyOf`), which
+PostgreSQL hashes and SQLite puts in a temporary index in memory, both several
+times quicker to check than the index on disk (figures in docs/architecture.md).
 """
 
 from django.db import connection
-from django.db.models import BooleanField, DateTimeField, Expression, F, TextField, Transform
-from django.db.models.functions import Cast
+from django.db.models import Aggregate, BooleanField, DateTimeField, Expression, F, TextField, Transform
 
 # From this many photos on, walking the grid's order beats sorting the matches: in a million, a
 # condition on 2,000 walks ~30,000 rows for a page, about what sorting 2,000 matches costs.
@@ -33,30 +33,39 @@ LISTED_UP_TO = 10_000
 
 
 def listed(rows) -> str | None:
-    """A condition's photo ids (rows: a queryset of one `image_id` column) as a PostgreSQL array
-    literal ("{3,5,8}"), when the database is PostgreSQL and they are at most LISTED_UP_TO; else None."""
-    if connection.vendor != "postgresql" or rows.order_by()[LISTED_UP_TO : LISTED_UP_TO + 1].exists():
+    """A condition's photo ids (rows: a queryset of one `image_id` column) comma-separated, when
+    they are at most LISTED_UP_TO; else None."""
+    if rows.order_by()[LISTED_UP_TO : LISTED_UP_TO + 1].exists():
         return None
-    from django.contrib.postgres.aggregates import StringAgg
+    return rows.order_by().aggregate(ids=_CommaJoined("image_id"))["ids"] or ""
 
-    ids = rows.order_by().aggregate(ids=StringAgg(Cast("image_id", TextField()), ","))["ids"]
-    return "{" + (ids or "") + "}"
+
+class _CommaJoined(Aggregate):
+    """A column's values as one text, comma-separated, in no particular order."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(CAST(%(expressions)s AS TEXT), ',')"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="GROUP_CONCAT", **extra)
 
 
 class AnyOf(Expression):
-    """`column = ANY('{3,5,8}'::bigint[])`, a condition on a `listed` array (PostgreSQL).
+    """`column` is one of a `listed` condition's ids, written into the query as a constant.
 
-    The array is written into the query as a constant: a constant array is hashed once
-    and each row checked in it, and its length is what the planner estimates with; an
-    array parameter or subquery is searched element by element for every row."""
+    PostgreSQL hashes a constant array once and checks each row in the hash, and plans
+    with its length (an array parameter or subquery it searches element by element for
+    every row); SQLite builds a temporary index of the list, and the `+` keeps it from
+    looking each id up instead of walking the grid's order."""
 
     output_field = BooleanField()
     conditional = True
 
-    def __init__(self, column: str, array: str):
+    def __init__(self, column: str, ids: str):
         super().__init__()
         self.column = F(column)
-        self.array = array
+        self.ids = ids
 
     def get_source_expressions(self):
         return [self.column]
@@ -66,7 +75,11 @@ class AnyOf(Expression):
 
     def as_sql(self, compiler, connection):
         sql, params = compiler.compile(self.column)
-        return f"{sql} = ANY(%s::bigint[])", [*params, self.array]
+        return f"{sql} = ANY(%s::bigint[])", [*params, "{" + self.ids + "}"]
+
+    def as_sqlite(self, compiler, connection):
+        sql, params = compiler.compile(self.column)
+        return f"+{sql} IN (SELECT value FROM json_each(%s))", [*params, "[" + self.ids + "]"]
 
 
 def holds_for_many(rows) -> bool:
