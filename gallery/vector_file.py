@@ -17,7 +17,6 @@ import contextlib
 import functools
 import hashlib
 import io
-import mmap
 import os
 import secrets
 import threading
@@ -44,6 +43,10 @@ READ_AT = 4096
 READ_FROM = 64 << 20
 # The int4 twin's rows are padded to a multiple of this: torch packs rows in interleaved blocks.
 INT4_PAD = 256
+# A narrow filter's rows are gathered and scored this many at a time: 4 MB of int8, under glibc's
+# mapping threshold (gallery/apps.py), so the buffer comes back from the heap search after search,
+# where one gather of every row was a fresh mapping faulted in page by page each time.
+GATHER_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -481,33 +484,32 @@ class VectorTable:
 
         if len(positions) * GATHER_COST > len(self.file.ids):
             return None
-        if rough_pass == "int4" and (scores := self._int4_blocks(positions, query)) is not None:
-            return scores
-        if rough_pass in ("int4", "int8"):  # the int8 twin's rows: the file's pages stay cold
-            return self._int8_rows(positions, query, let_go=rough_pass == "int4")
+        if rough_pass == "int4":
+            # Else the pass: the int8 twin's rows, which no pass keeps mapped, were mapped afresh page
+            # by page for each search and took longer than it (a filter on 1-3% of a million).
+            return self._int4_blocks(positions, query)
+        if rough_pass == "int8":  # the int8 twin's rows: the file's pages stay cold
+            return self._int8_rows(positions, query)
         return torch.from_numpy(self.take(positions)) @ query
 
-    def _int8_rows(self, positions: np.ndarray, query, *, let_go: bool):
-        """Rough scores of ids[positions] from the int8 twin's rows, gathered and multiplied by torch.
-
-        A filter on a few percent of the photos has one in nearly every int4 block, and these rows are
-        a small part of the bytes a pass over the int4 twin reads; numpy's gather and float16 product
-        of them took longer than that pass (bench.scale, the filtered searches). let_go: unmap the
-        twin's pages after (see _let_go), where the int8 twin is not what every pass reads."""
+    def _int8_rows(self, positions: np.ndarray, query):
+        """Rough scores of ids[positions] from the int8 twin's rows (the twin that int8 passes read),
+        gathered and multiplied by torch."""
         import torch
 
-        mapped, _, twin, scales = self._twin()
+        _, _, twin, scales = self._twin()
         as_bfloat16 = query.view(1, -1).bfloat16()
 
         def scores_of_rows(rows):
-            gathered = twin.index_select(0, torch.from_numpy(rows))
-            return torch._weight_int8pack_mm(as_bfloat16, gathered, scales[: len(rows)]).view(-1)
+            scores = torch.empty(len(rows), dtype=torch.bfloat16)
+            for start in range(0, len(rows), GATHER_ROWS):  # in pieces: see GATHER_ROWS
+                gathered = twin.index_select(0, torch.from_numpy(rows[start : start + GATHER_ROWS]))
+                scores[start : start + len(gathered)] = torch._weight_int8pack_mm(
+                    as_bfloat16, gathered, scales[: len(gathered)]
+                ).view(-1)
+            return scores
 
-        try:
-            return self._in_file_or_extra(positions, query, scores_of_rows)
-        finally:
-            if let_go:
-                _let_go(mapped)
+        return self._in_file_or_extra(positions, query, scores_of_rows)
 
     def _in_file_or_extra(self, positions: np.ndarray, query, scores_of_rows):
         """Rough scores of ids[positions]: scores_of_rows(file rows) for those in the file, the rest computed."""
@@ -542,15 +544,26 @@ class VectorTable:
 
         packed, scales, group, block = self._int4_tensors()
         file_rows = self.position_rows[positions]
-        held = np.zeros(len(packed) // block, dtype=bool)  # marks, not np.unique: no sort of the rows
+        count = len(packed) // block
+        held = np.zeros(count, dtype=bool)  # marks, not np.unique: no sort of the rows
         held[file_rows[file_rows >= 0] // block] = True
         blocks = np.flatnonzero(held)
-        if len(blocks) * 4 > len(held):
+        if len(blocks) * 4 > count:
             return None
-        gathered = torch.from_numpy((blocks[:, None] * block + np.arange(block)).ravel())
-        scores = torch._weight_int4pack_mm_for_cpu(
-            query.view(1, -1).bfloat16(), packed[gathered], group, scales[:, gathered]
-        ).view(-1)
+        # numpy copies each block's bytes whole; torch's indexing went row by row (and its scales
+        # four bytes at a time), which took longer than the whole pass it was to save.
+        slabs = packed.numpy().reshape(count, -1)
+        scale_slabs = scales.view(torch.int16).numpy().reshape(len(scales), count, -1)
+        as_bfloat16 = query.view(1, -1).bfloat16()
+        scores = torch.empty(len(blocks) * block, dtype=torch.bfloat16)
+        per_gather = max(1, GATHER_ROWS // block)
+        for start in range(0, len(blocks), per_gather):  # in pieces: see GATHER_ROWS
+            some = blocks[start : start + per_gather]
+            rows = torch.from_numpy(np.take(slabs, some, axis=0)).view(len(some) * block, -1)
+            taken_scales = torch.from_numpy(np.take(scale_slabs, some, axis=1)).view(torch.bfloat16)
+            scores[start * block : (start + len(some)) * block] = torch._weight_int4pack_mm_for_cpu(
+                as_bfloat16, rows, group, taken_scales.view(len(scales), len(some) * block, -1)
+            ).view(-1)
         return self._in_file_or_extra(
             positions, query, lambda rows: scores[np.searchsorted(blocks, rows // block) * block + rows % block]
         )
@@ -598,18 +611,6 @@ class VectorTable:
         for start in range(0, len(self.ids), 8192):  # 8 MB slices: reused by the heap, not mapped afresh
             out[start : start + 8192] = torch.from_numpy(self.take(np.arange(start, min(start + 8192, len(self.ids)))))
         return out.numpy()
-
-
-def _let_go(array: np.ndarray) -> None:
-    """Unmap a mapped file's pages from this process; they stay in the page cache, shared.
-
-    A gather of a narrow filter's rows faults in pages all over the int8 twin (and the kernel
-    maps their neighbours too): kept, nearly all of it would count in each web worker's memory
-    beside the int4 twin its passes read. Mapping them again at the next gather costs less
-    than the pass the gather saves (bench.scale)."""
-    mapping = getattr(array, "_mmap", None)  # numpy's memmap keeps its mmap there
-    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
-        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _top(scores, count: int, among: np.ndarray | None = None):

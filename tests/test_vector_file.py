@@ -382,16 +382,13 @@ def test_a_quantised_pass_finds_the_same_best_photos_as_the_float16_pass(rough_p
     assert best_new[0].tolist() == [20_003] and best_new[1][0] == pytest.approx(1.0, abs=1e-3)
 
 
-@pytest.mark.parametrize("rough_pass", ["int8", "int4"])
-def test_a_narrow_filter_with_a_photo_in_every_int4_block_is_scored_from_its_own_int8_rows(rough_pass, monkeypatch):
-    """One photo in 25 (a category of a few percent) has a row in nearly every block of the int4 twin:
-    its rough scores come from the int8 twin's rows of those photos, not from a pass over every row."""
+def _narrow_table(name: str, rng):
+    """A table of 20,000 photos in a file and 40 newer ones it holds itself."""
     from gallery.vector_file import VectorTable
 
-    rng = np.random.default_rng(12)
     ids = np.arange(1, 20_001, dtype=np.int64)
     vectors = unit(rng, len(ids))
-    file = vector_file.write("narrow-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
+    file = vector_file.write(name, ids, lambda at: vectors[at].astype(vector_file.DTYPE))
     newer = unit(rng, 40)
     table = VectorTable(
         np.arange(1, 20_041, dtype=np.int64),
@@ -399,25 +396,67 @@ def test_a_narrow_filter_with_a_photo_in_every_int4_block_is_scored_from_its_own
         np.concatenate([np.arange(len(ids)), -1 - np.arange(40)]),
         newer.astype(vector_file.DTYPE),
     )
-    every_25th = np.arange(0, len(table), 25)  # 800 photos, two of them not yet in the file
-    queries = [*unit(rng, 8), newer[25]]  # the last is the photo at position 20,025, not yet in the file
-    expected = [table.best(query, 10, every_25th) for query in queries]
+    return table, newer
 
-    def no_whole_pass(*args):
-        raise AssertionError("a pass over every row to score 800 photos")
 
-    monkeypatch.setattr(VectorTable, "_whole_file", no_whole_pass)
+def _agrees_with_float16(table, queries, positions, rough_pass):
+    expected = [table.best(query, 10, positions) for query in queries]
     for query, (float16_best, float16_scores) in zip(queries, expected):
-        found, scores = table.best(query, 10, every_25th, rough_pass=rough_pass)
+        found, scores = table.best(query, 10, positions, rough_pass=rough_pass)
         assert found.tolist() == float16_best.tolist()
         assert np.allclose(scores, float16_scores, atol=1e-3)
-    assert found[0] == 20_025 and set(found) <= set(every_25th)
+        assert set(found) <= set(positions)
+    return found
+
+
+def _refuse(what: str):
+    def refused(*args, **kwargs):
+        raise AssertionError(what)
+
+    return refused
+
+
+def test_a_narrow_filter_is_scored_from_its_own_rows_of_the_int8_twin(monkeypatch):
+    """One photo in 25 (a category of a few percent), where search's pass reads the int8 twin:
+    its rough scores come from those photos' rows, not from a pass over every row."""
+    from gallery.vector_file import VectorTable
+
+    rng = np.random.default_rng(12)
+    table, newer = _narrow_table("narrow-test", rng)
+    every_25th = np.arange(0, len(table), 25)  # 800 photos, two of them not yet in the file
+    queries = [*unit(rng, 8), newer[25]]  # the last is the photo at position 20,025, not yet in the file
+    monkeypatch.setattr(VectorTable, "_whole_file", _refuse("a pass over every row to score 800 photos"))
+    monkeypatch.setattr(vector_file, "GATHER_ROWS", 128)  # gathered in several pieces
+    found = _agrees_with_float16(table, queries, every_25th, "int8")
+    assert found[0] == 20_025
+
+
+def test_an_int4_filter_is_scored_from_the_blocks_holding_it_or_else_by_the_pass(monkeypatch):
+    """Where search's pass reads the int4 twin, a filter's rough scores come from the blocks of it that
+    hold its photos when those are few, and from the pass when it has a photo in most blocks: never
+    from the int8 twin, whose pages no pass keeps mapped (faulted in afresh for every search)."""
+    from gallery.vector_file import VectorTable, int4_layout
+
+    if int4_layout() is None:
+        pytest.skip("this build of torch has no int4 product")
+    rng = np.random.default_rng(13)
+    table, newer = _narrow_table("int4-narrow-test", rng)
+    queries = [*unit(rng, 8), newer[25]]
+    monkeypatch.setattr(VectorTable, "_int8_rows", _refuse("the int8 twin's rows"))
+    monkeypatch.setattr(vector_file, "GATHER_ROWS", 128)  # two blocks a piece
+    in_few_blocks = np.concatenate([np.arange(0, 3_000, 7), [20_025]])  # a block in ten, and a newer photo
+    whole_file = VectorTable._whole_file
+    monkeypatch.setattr(VectorTable, "_whole_file", _refuse("a pass over every row for photos in a few blocks"))
+    assert _agrees_with_float16(table, queries, in_few_blocks, "int4")[0] == 20_025
+    monkeypatch.setattr(VectorTable, "_whole_file", whole_file)
+    every_25th = np.arange(0, len(table), 25)  # a photo in every block
+    assert _agrees_with_float16(table, queries, every_25th, "int4")[0] == 20_025
 
 
 def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatch):
     """A web worker searching through the int4 twin maps it, and reads only the rows it scores again
-    from the float16 file: none of that file's pages count in the worker's memory. Nor do the int8
-    twin's pages that a narrow filter's rows were gathered from."""
+    from the float16 file: none of that file's pages count in the worker's memory, nor any of the
+    int8 twin's (a filter with a photo in every block is scored by the pass)."""
     from gallery.vector_file import VectorTable, current, int4_layout
 
     if int4_layout() is None:
@@ -429,7 +468,7 @@ def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatc
     vector_file.write("pages-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
     file = current("pages-test")  # mapped afresh, as a worker would
     table = VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE))
-    every_25th = np.arange(0, len(ids), 25)  # a photo in every int4 block: gathered from the int8 twin
+    every_25th = np.arange(0, len(ids), 25)  # a photo in every int4 block
     for query in unit(rng, 20):
         found, scores = table.best(query, 10, rough_pass="int4")
         assert np.allclose(scores, vectors[found] @ query, atol=1e-3)
