@@ -485,8 +485,9 @@ class VectorTable:
         if len(positions) * GATHER_COST > len(self.file.ids):
             return None
         if rough_pass == "int4":
-            # Else the pass: the int8 twin's rows, which no pass keeps mapped, were mapped afresh page
-            # by page for each search and took longer than it (a filter on 1-3% of a million).
+            # None where the photos are in most blocks: then the pass. The int8 twin's rows, gathered
+            # there before, are in pages no pass keeps mapped: faulted in afresh for every search, they
+            # took longer than the pass (a filter on 1-3% of a million, docs/architecture.md).
             return self._int4_blocks(positions, query)
         if rough_pass == "int8":  # the int8 twin's rows: the file's pages stay cold
             return self._int8_rows(positions, query)
