@@ -35,7 +35,7 @@ LISTED_UP_TO = 10_000
 def listed(rows) -> str | None:
     """A condition's photo ids (rows: a queryset of one `image_id` column) comma-separated, when
     they are at most LISTED_UP_TO; else None."""
-    if rows.order_by()[LISTED_UP_TO : LISTED_UP_TO + 1].exists():
+    if _has_at_least(rows, LISTED_UP_TO + 1):
         return None
     return rows.order_by().aggregate(ids=_CommaJoined("image_id"))["ids"] or ""
 
@@ -88,7 +88,11 @@ def holds_for_many(rows) -> bool:
     Asks whether its MANY-th row exists: that selects no column, so the condition's index answers
     alone, where counting the rows of a slice read each row's photo from the table (ten times
     slower for a tag's photos; figures in docs/architecture.md)."""
-    return rows.order_by()[MANY - 1 : MANY].exists()
+    return _has_at_least(rows, MANY)
+
+
+def _has_at_least(rows, count: int) -> bool:
+    return rows.order_by()[count - 1 : count].exists()
 
 
 class Unindexed(Transform):
