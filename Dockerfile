@@ -13,11 +13,15 @@ RUN useradd --create-home --uid 1000 imgsim && mkdir -p /data && chown imgsim /d
 
 # The CPU build of torch first, from PyTorch's CPU index, so pip never pulls a CUDA build.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-COPY pyproject.toml README.md requirements.lock ./
+COPY pyproject.toml setup.py README.md requirements.lock ./
 COPY imgsim_site ./imgsim_site
 COPY gallery ./gallery
 COPY search ./search
-RUN pip install -c requirements.lock ".[postgres]"
+# A C compiler only while installing: it builds search's int4 pass (gallery/int4.c) in place, beside
+# the sources that run from /app (editable, as scripts/setup.sh installs), then goes.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install -c requirements.lock -e ".[postgres]" \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 COPY . .
 # collectstatic needs settings but no database; a throwaway data dir keeps the image clean.
 RUN IMGSIM_DATA_DIR=/tmp/build SECRET_KEY=build-only-secret-key-not-used-at-run-time \

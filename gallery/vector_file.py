@@ -20,7 +20,9 @@ import io
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +43,7 @@ READ_AT = 4096
 # ...when the file is at least this large: a smaller one's pages cost a worker little, and a read per
 # row cost more than the whole pass of a search at 10,000 photos (bench.pages).
 READ_FROM = 64 << 20
-# The int4 twin's rows are padded to a multiple of this: torch packs rows in interleaved blocks.
-INT4_PAD = 256
+TILE_ROWS = 16  # rows of a tile of the int4 twin (gallery/int4.c)
 # A narrow filter's rows are gathered and scored this many at a time: 4 MB of int8, under glibc's
 # mapping threshold (gallery/apps.py), so the buffer comes back from the heap search after search,
 # where one gather of every row was a fresh mapping faulted in page by page each time.
@@ -87,83 +88,133 @@ def quantised(file: VectorFile) -> tuple[np.ndarray, float]:
     return np.load(path, mmap_mode="c"), float(np.load(scale_path))
 
 
+@functools.cache
+def int4_kernel() -> str | None:
+    """The faster on this CPU of gallery/int4.c's kernels that it can run, timed as search runs them
+    (int4_scores) on 8,192 tiles, larger than the caches; None without the compiled extension
+    (installed where there was no C compiler): search's int4 pass then reads the int8 twin."""
+    try:
+        from gallery import _int4
+    except ImportError:
+        return None
+    kernels = _int4.kernels()
+    if len(kernels) < 2:
+        return kernels[0] if kernels else None
+    tiles = np.full((8192, 512 // 64 * _group_bytes(64)), 0x37, dtype=np.uint8)  # scales of 0.45, not NaN
+    vector = np.full(512, 512**-0.5, dtype=np.float32)
+    seconds = dict.fromkeys(kernels, float("inf"))
+    for _ in range(5):
+        for kernel in kernels:
+            started = time.perf_counter()
+            int4_scores(tiles, vector, kernel=kernel)
+            seconds[kernel] = min(seconds[kernel], time.perf_counter() - started)
+    return min(seconds, key=seconds.get)
+
+
 def int4_group(dimension: int) -> int | None:
-    """How many components of a row share an int4 scale and zero (torch takes 32 to 256); None: not possible."""
+    """How many components of a row share an int4 scale and least; None: the dimension cannot."""
     return next((group for group in (64, 32) if dimension % group == 0), None)
 
 
-@functools.cache
-def int4_layout() -> tuple[str, int] | None:
-    """How this torch packs int4 rows: (a tag for file names, how many rows it interleaves), or None
-    without the op. The packing follows the CPU's vector width (64 rows with AVX-512, 32 with AVX2),
-    so a data dir moved to another machine gets a twin of its own instead of misread scores."""
-    import torch
-
-    probe = (torch.arange(256 * 64, dtype=torch.int32) * 7 % 16).view(256, 64)
-    pack = getattr(torch, "_convert_weight_to_int4pack_for_cpu", None)
-    if pack is None or not hasattr(torch, "_weight_int4pack_mm_for_cpu"):
-        return None
-    try:
-        packed = pack(probe, 1)
-        # The fewest rows that pack alone as they do among others: the rows it interleaves.
-        block = next(
-            size for size in (16, 32, 64, 128) if torch.equal(pack(probe[size : 2 * size], 1), packed[size : 2 * size])
-        )
-    except (RuntimeError, StopIteration):
-        return None
-    return hashlib.sha256(packed.numpy().tobytes()).hexdigest()[:8], block
+def _group_bytes(group: int) -> int:
+    """A group's bytes in a tile: 64 for each 8 of its components, then 16 scales and 16 leasts."""
+    return group // 8 * 64 + 64
 
 
-def int4_quantise(rows) -> tuple:
-    """float rows (a torch tensor, n x dimension, n a multiple of INT4_PAD) in torch's int4 form: packed
-    rows, and each group's scale and zero as bfloat16 (dimension / group, n, 2)."""
+def int4_quantise(rows) -> np.ndarray:
+    """float rows (a torch tensor, n x dimension, n a multiple of TILE_ROWS, dimension of int4_group)
+    as gallery/int4.c's tiles: (n / TILE_ROWS, bytes of a tile), uint8. Each group of a row keeps 16
+    levels from its least component to its most."""
     import torch
 
     count, dimension = rows.shape
     group = int4_group(dimension)
-    grouped = rows.float().view(count, dimension // group, group)
-    low, high = grouped.amin(-1), grouped.amax(-1)
-    scale = ((high - low) / 15).clamp_min_(1e-8)  # 16 levels from each group's least to its most
-    levels = ((grouped - low[..., None]) / scale[..., None]).round_().clamp_(0, 15).to(torch.int32)
-    packed = torch._convert_weight_to_int4pack_for_cpu(levels.view(count, dimension), 1)
-    zero = low + 8 * scale  # torch reads a component as (level - 8) * scale + zero
-    return packed, torch.stack([scale, zero], -1).transpose(0, 1).contiguous().bfloat16()
+    tiles, groups = count // TILE_ROWS, dimension // group
+    grouped = rows.float().view(count, groups, group)
+    least, most = grouped.amin(-1), grouped.amax(-1)
+    scale = ((most - least) / 15).clamp_min_(1e-8)
+    levels = ((grouped - least[..., None]) / scale[..., None]).round_().clamp_(0, 15).to(torch.uint8)
+    # A group's 8 chunks of 8 components: a row's first 4 in the low nibbles of its 4 bytes, the rest high.
+    levels = levels.view(tiles, TILE_ROWS, groups, group // 8, 2, 4)
+    packed = (levels[..., 0, :] | (levels[..., 1, :] << 4)).permute(0, 2, 3, 1, 4).reshape(tiles, groups, -1)
+    scales = torch.stack([scale, least], -1).half().view(tiles, TILE_ROWS, groups, 2).permute(0, 2, 3, 1)
+    scales = scales.contiguous().view(torch.uint8).view(tiles, groups, -1)
+    return torch.cat([packed, scales], -1).view(tiles, -1).numpy()
 
 
-def int4_twin(file: VectorFile) -> tuple[np.ndarray, np.ndarray] | None:
-    """The file's vectors in 4 bits, in torch's packed layout (int4_quantise), mapped: the packed
-    rows (padded to INT4_PAD) and the scales and zeros (bfloat16 bits as uint16). A quarter of the
-    file's bytes: search's int4 pass reads these. Written beside the file by its first reader on
-    this kind of machine, kept as long as the file; None when torch or the dimension cannot."""
+def int4_query(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """A query for gallery/int4.c: the vector in int8, each group's sum of it, and what the scores
+    come multiplied by."""
+    times = 127 / max(float(np.abs(vector).max()), 1e-12)
+    query = np.rint(np.asarray(vector, dtype=np.float32) * times).astype(np.int8)
+    return query, query.reshape(-1, int4_group(len(query))).sum(1, dtype=np.float32), times
+
+
+def int4_twin(file: VectorFile) -> np.ndarray | None:
+    """The file's vectors in 4 bits, as gallery/int4.c's tiles (int4_quantise; rows padded to
+    TILE_ROWS), mapped: a little over a quarter of the file's bytes, which search's int4 pass reads.
+    Written beside the file by its first reader, kept as long as the file; None without the kernel
+    or for a dimension not of whole groups."""
     import torch
 
-    layout, group = int4_layout(), int4_group(file.vectors.shape[1])
-    if layout is None or group is None:
+    count, dimension = file.vectors.shape
+    group = int4_group(dimension)
+    if int4_kernel() is None or group is None:
         return None
-    path = file.stem.with_suffix(f".int4-{layout[0]}.npy")
-    scales_path = file.stem.with_suffix(f".int4-{layout[0]}-scales.npy")
+    path = file.stem.with_suffix(".int4-tiles.npy")
     try:
-        return np.load(path, mmap_mode="c"), np.load(scales_path, mmap_mode="c")
+        return np.load(path, mmap_mode="c")
     except (OSError, ValueError):
         pass
-    count, dimension = file.vectors.shape
-    padded = -(-count // INT4_PAD) * INT4_PAD
-    with _publishing(scales_path, path) as (scales_partial, partial), torch.inference_mode():
-        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(padded, dimension // 2))
-        scales_out = np.lib.format.open_memmap(
-            scales_partial, mode="w+", dtype=np.uint16, shape=(dimension // group, padded, 2)
+    padded = -(-count // TILE_ROWS) * TILE_ROWS
+    with _publishing(path) as (partial,), torch.inference_mode():
+        out = np.lib.format.open_memmap(
+            partial, mode="w+", dtype=np.uint8, shape=(padded // TILE_ROWS, dimension // group * _group_bytes(group))
         )
         for start in range(0, padded, 65_536):
             rows = torch.zeros((min(65_536, padded - start), dimension))
             real = _rows(file, slice(start, min(start + len(rows), count)))
             rows[: len(real)] = torch.from_numpy(real)
-            packed, scales = int4_quantise(rows)
-            out[start : start + len(rows)] = packed.numpy()
-            scales_out[:, start : start + len(rows)] = scales.view(torch.int16).numpy().view(np.uint16)
+            out[start // TILE_ROWS : (start + len(rows)) // TILE_ROWS] = int4_quantise(rows)
         out.flush()
-        scales_out.flush()
-        del out, scales_out
-    return np.load(path, mmap_mode="c"), np.load(scales_path, mmap_mode="c")
+        del out
+    return np.load(path, mmap_mode="c")
+
+
+def int4_scores(
+    tiles: np.ndarray, vector: np.ndarray, listed: np.ndarray | None = None, *, kernel: str | None = None
+) -> np.ndarray:
+    """Rough scores (float32, off by ~0.004) of every row of the tiles, or of the listed tiles' rows
+    (int64 tile numbers), against a unit vector: TILE_ROWS scores a tile. The tiles are cut in one
+    part a torch thread, each scored by the kernel with the GIL let go."""
+    import torch
+
+    from gallery import _int4
+
+    kernel, (query, sums, times) = kernel or int4_kernel(), int4_query(vector)
+    count = len(tiles) if listed is None else len(listed)
+    out = np.empty(count * TILE_ROWS, dtype=np.float32)
+    group = int4_group(len(query))
+    groups = len(query) // group
+    bounds = np.linspace(0, count, min(torch.get_num_threads(), max(1, count // 256)) + 1).astype(int)
+
+    def score(first: int, last: int) -> None:
+        part = out[first * TILE_ROWS : last * TILE_ROWS]
+        if listed is None:
+            _int4.score(kernel, tiles, groups, group // 8, query, sums, part, first, last - first)
+        else:
+            _int4.score(kernel, tiles, groups, group // 8, query, sums, part, 0, last - first, listed[first:last])
+
+    list(_pool().map(score, bounds[:-1], bounds[1:]))
+    out *= 1 / times
+    return out
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    import torch
+
+    return ThreadPoolExecutor(max(1, torch.get_num_threads()), thread_name_prefix="int4")
 
 
 @contextlib.contextmanager
@@ -333,7 +384,6 @@ class VectorTable:
     def __init__(self, ids: np.ndarray, file: VectorFile | None, position_rows: np.ndarray, extra: np.ndarray):
         self.ids, self.file, self.position_rows, self.extra = ids, file, position_rows, extra
         self._int8 = None  # the file's int8 twin and its scales as torch tensors, once a pass asks
-        self._int4 = None  # its int4 twin likewise (() when there is none)
         self.dimension = file.vectors.shape[1] if file is not None else (extra.shape[1] if extra.ndim == 2 else 0)
         # Every row of the file is ids' row in order, the newer rows after them (nothing gone): a pass's
         # scores are the table's without gathering.
@@ -425,7 +475,8 @@ class VectorTable:
         in float32 and the order comes from those. rough_pass="int8" or "int4": the first pass
         reads the file's int8 or int4 twin instead (a half or a quarter of the bytes, scores off
         by ~0.002 or ~0.004), more of its best are scored again, and the file's own rows are read
-        only for those. int4 falls back to int8 where torch or the dimension has no int4 product.
+        only for those. int4 falls back to int8 where the compiled kernel (gallery/int4.c) is missing or the
+        dimension is not of whole groups of 64.
         """
         import torch  # not at import: web processes start without it until a search needs it
 
@@ -436,7 +487,7 @@ class VectorTable:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if mask is not None and not self._masks_a_pass(wanted):  # listed: their rows are gathered
             positions, mask = np.flatnonzero(mask), None
-        if rough_pass == "int4" and (self.file is None or not self._int4_tensors()):
+        if rough_pass == "int4" and (self.file is None or self._int4 is None):
             rough_pass = "int8"
         query = torch.from_numpy(np.asarray(vector, dtype=DTYPE))
         with torch.inference_mode():
@@ -488,7 +539,7 @@ class VectorTable:
             # None where the photos are in most blocks: then the pass. The int8 twin's rows, gathered
             # there before, are in pages no pass keeps mapped: faulted in afresh for every search, they
             # took longer than the pass (a filter on 1-3% of a million, docs/architecture.md).
-            return self._int4_blocks(positions, query)
+            return self._int4_tiles(positions, query)
         if rough_pass == "int8":  # the int8 twin's rows: the file's pages stay cold
             return self._int8_rows(positions, query)
         return torch.from_numpy(self.take(positions)) @ query
@@ -526,67 +577,39 @@ class VectorTable:
 
     def _whole_file(self, query, rough_pass: str):
         """Every row of the file scored against a float16 query (rough: see best): float16 from the
-        file, bfloat16 from a twin (torch's products give it, and a conversion cost ~0.3 ms a million)."""
+        file, bfloat16 from the int8 twin (torch's product gives it, and a conversion cost ~0.3 ms a million),
+        float32 from the int4 twin (gallery/int4.c)."""
         import torch
 
         if rough_pass == "int4":
-            packed, scales, group, _ = self._int4_tensors()
-            scores = torch._weight_int4pack_mm_for_cpu(query.view(1, -1).bfloat16(), packed, group, scales)
-            return scores.view(-1)[: len(self.file.ids)]
+            return torch.from_numpy(int4_scores(self._int4, query.float().numpy())[: len(self.file.ids)])
         if rough_pass == "int8":
             _, _, twin, scales = self._twin()
             return torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), twin, scales).view(-1)
         return torch.from_numpy(self.file.vectors) @ query
 
-    def _int4_blocks(self, positions: np.ndarray, query):
-        """Rough scores of ids[positions] from the int4 blocks (of torch's interleaved rows) that hold
-        them, when those are few (a narrow filter); None when a pass over the whole twin costs less."""
+    def _int4_tiles(self, positions: np.ndarray, query):
+        """Rough scores of ids[positions] from the int4 tiles that hold them, scored where they lie,
+        when those are few (a narrow filter); None when a pass over the whole twin costs less."""
         import torch
 
-        packed, scales, group, block = self._int4_tensors()
-        file_rows = self.position_rows[positions]
-        count = len(packed) // block
-        held = np.zeros(count, dtype=bool)  # marks, not np.unique: no sort of the rows
-        held[file_rows[file_rows >= 0] // block] = True
-        blocks = np.flatnonzero(held)
-        if len(blocks) * 4 > count:
+        tiles, file_rows = self._int4, self.position_rows[positions]
+        held = np.zeros(len(tiles), dtype=bool)  # marks, not np.unique: no sort of the rows
+        held[file_rows[file_rows >= 0] // TILE_ROWS] = True
+        listed = np.flatnonzero(held)
+        if len(listed) * 4 > len(tiles):
             return None
-        # numpy copies each block's bytes whole; torch's indexing went row by row (and its scales
-        # four bytes at a time), which took longer than the whole pass it was to save.
-        slabs = packed.numpy().reshape(count, -1)
-        scale_slabs = scales.view(torch.int16).numpy().reshape(len(scales), count, -1)
-        as_bfloat16 = query.view(1, -1).bfloat16()
-        scores = torch.empty(len(blocks) * block, dtype=torch.bfloat16)
-        per_gather = max(1, GATHER_ROWS // block)
-        for start in range(0, len(blocks), per_gather):  # in pieces: see GATHER_ROWS
-            some = blocks[start : start + per_gather]
-            rows = torch.from_numpy(np.take(slabs, some, axis=0)).view(len(some) * block, -1)
-            taken_scales = torch.from_numpy(np.take(scale_slabs, some, axis=1)).view(torch.bfloat16)
-            scores[start * block : (start + len(some)) * block] = torch._weight_int4pack_mm_for_cpu(
-                as_bfloat16, rows, group, taken_scales.view(len(scales), len(some) * block, -1)
-            ).view(-1)
-        return self._in_file_or_extra(
-            positions, query, lambda rows: scores[np.searchsorted(blocks, rows // block) * block + rows % block]
-        )
+        scores = torch.from_numpy(int4_scores(tiles, query.float().numpy(), listed))
 
-    def _int4_tensors(self) -> tuple:
-        """The file's int4 twin for torch (packed rows, scales and zeros, group, rows per block), loaded
-        once; () when there is none for this torch or dimension."""
-        import torch
+        def scores_of_rows(rows):
+            return scores[np.searchsorted(listed, rows // TILE_ROWS) * TILE_ROWS + rows % TILE_ROWS]
 
-        if self._int4 is None:
-            twin = int4_twin(self.file)
-            self._int4 = (
-                (
-                    torch.from_numpy(twin[0]),
-                    torch.from_numpy(twin[1]).view(torch.bfloat16),
-                    int4_group(self.dimension),
-                    int4_layout()[1],
-                )
-                if twin is not None
-                else ()
-            )
-        return self._int4
+        return self._in_file_or_extra(positions, query, scores_of_rows)
+
+    @functools.cached_property
+    def _int4(self) -> np.ndarray | None:
+        """The file's int4 twin (int4_twin), mapped once; None when there is none."""
+        return int4_twin(self.file)
 
     def _twin(self) -> tuple:
         """The file's int8 twin: (array, scale, as a tensor, per-row scales for torch), loaded once."""

@@ -11,7 +11,7 @@ imgsim_setup() {
   fi
   local stamp=".venv/.imgsim-installed${extras:+-$extras}"
   local digest
-  digest="$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)"
+  digest="$(cat pyproject.toml setup.py gallery/int4.c requirements.lock | sha256sum | cut -c1-16)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     echo "Installing dependencies into .venv (first run takes a few minutes)..."
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip

@@ -286,7 +286,7 @@ def block_dtype() -> str:
     return record["dtype"]
 
 
-PASS_KEY = "search pass over the vector file (fp16, int8, int4)"
+PASS_KEY = "search pass over the vector file (fp16, int8, int4 of gallery/int4.c)"
 SEARCH_PASSES = ("fp16", "int8", "int4")
 
 
@@ -312,8 +312,9 @@ def search_pass() -> str:
     IMGSIM_SEARCH_PASS forces one.
 
     Timed once per CPU and torch on 131,072 random vectors (larger than the caches, so bound by
-    memory as a real library is): int8 and int4 through torch's weight-only products, which need
-    bfloat16 input and were several times slower than fp16 on a CPU where bfloat16 is slow.
+    memory as a real library is): int8 through torch's weight-only product, which needs bfloat16
+    input and was several times slower than fp16 on a CPU where bfloat16 is slow; int4 through
+    gallery/int4.c, when it was compiled.
     """
     setting = getattr(settings, "IMGSIM_SEARCH_PASS", "auto") if settings.configured else "auto"
     if setting in SEARCH_PASSES:
@@ -325,28 +326,26 @@ def search_pass() -> str:
     if record is None or record.get("pass") not in SEARCH_PASSES:
         import torch
 
-        from gallery.vector_file import int4_group, int4_layout, int4_quantise
+        from gallery.vector_file import int4_kernel, int4_quantise, int4_scores
 
         generator = torch.Generator().manual_seed(0)
         rows = torch.nn.functional.normalize(torch.randn(131_072, 512, generator=generator), dim=1)
         query = rows[7]
         half, quantised = rows.half(), torch.round(rows * 500).to(torch.int8)
-        packed, scales_and_zeros = int4_quantise(rows) if int4_layout() else (None, None)
+        tiles = int4_quantise(rows) if int4_kernel() else None
         del rows
         scales = torch.full((len(quantised),), 1 / 500, dtype=torch.bfloat16)
         runs = {
             "fp16": lambda: half @ query.half(),
             "int8": lambda: torch._weight_int8pack_mm(query.view(1, -1).bfloat16(), quantised, scales),
-            "int4": lambda: torch._weight_int4pack_mm_for_cpu(
-                query.view(1, -1).bfloat16(), packed, int4_group(512), scales_and_zeros
-            ),
+            "int4": lambda: int4_scores(tiles, query.numpy()),
         }
         seconds = {}
         with torch.inference_mode():
             for name, run in runs.items():
                 try:
                     seconds[name] = min(_time(run)[0] for _ in range(9))
-                except (RuntimeError, TypeError):  # an op this build of torch lacks (or no int4 layout): not this one
+                except (RuntimeError, TypeError):  # an op this build of torch lacks (or no int4 kernel): not this one
                     seconds[name] = float("inf")
         fastest = min(seconds, key=seconds.get)
         chosen = fastest if seconds[fastest] < 0.9 * seconds["fp16"] else "fp16"  # a clear win, not noise

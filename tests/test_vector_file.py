@@ -17,6 +17,7 @@ from tests.factories import make_photos
 pytestmark = pytest.mark.django_db
 
 DIMENSION = 32
+NO_KERNEL = "gallery/int4.c was not compiled (no C compiler at install)"
 
 
 def unit(rng, count: int) -> np.ndarray:
@@ -38,11 +39,9 @@ def test_the_first_read_writes_the_file_and_a_second_process_maps_the_same_one(s
     first = build_columns(1)
     assert first.vectors.file is not None and len(first.vectors.extra) == 0
     files = sorted(p.name for p in settings.IMGSIM_VECTOR_DIR.iterdir())
-    tag = vector_file.int4_layout()[0]
     assert [name.split(".", 1)[1] for name in files] == [
         "ids.npy",
-        f"int4-{tag}-scales.npy",
-        f"int4-{tag}.npy",
+        *(["int4-tiles.npy"] if vector_file.int4_kernel() else []),
         "int8-scale.npy",
         "int8.npy",
         "vectors.npy",
@@ -120,7 +119,7 @@ def test_a_twin_that_fails_half_written_leaves_no_file_and_the_next_reader_write
             raise OSError(28, "No space left on device")
         return read_rows(file, part)
 
-    twins = [vector_file.quantised] + ([vector_file.int4_twin] if vector_file.int4_layout() else [])
+    twins = [vector_file.quantised] + ([vector_file.int4_twin] if vector_file.int4_kernel() else [])
     for twin in twins:
         with monkeypatch.context() as patched:
             patched.setattr(vector_file, "_rows", full_disk_once_writing)
@@ -431,36 +430,35 @@ def test_a_narrow_filter_is_scored_from_its_own_rows_of_the_int8_twin(monkeypatc
     assert found[0] == 20_025
 
 
-def test_an_int4_filter_is_scored_from_the_blocks_holding_it_or_else_by_the_pass(monkeypatch):
-    """Where search's pass reads the int4 twin, a filter's rough scores come from the blocks of it that
-    hold its photos when those are few, and from the pass when it has a photo in most blocks: never
+def test_an_int4_filter_is_scored_from_the_tiles_holding_it_or_else_by_the_pass(monkeypatch):
+    """Where search's pass reads the int4 twin, a filter's rough scores come from the tiles of it that
+    hold its photos when those are few, and from the pass when it has a photo in most tiles: never
     from the int8 twin, whose pages no pass keeps mapped (faulted in afresh for every search)."""
-    from gallery.vector_file import VectorTable, int4_layout
+    from gallery.vector_file import VectorTable, int4_kernel
 
-    if int4_layout() is None:
-        pytest.skip("this build of torch has no int4 product")
+    if int4_kernel() is None:
+        pytest.skip(NO_KERNEL)
     rng = np.random.default_rng(13)
     table, newer = _narrow_table("int4-narrow-test", rng)
     queries = [*unit(rng, 8), newer[25]]
     monkeypatch.setattr(VectorTable, "_int8_rows", _refuse("the int8 twin's rows"))
-    monkeypatch.setattr(vector_file, "GATHER_ROWS", 128)  # two blocks a piece
-    in_few_blocks = np.concatenate([np.arange(0, 3_000, 7), [20_025]])  # a block in ten, and a newer photo
+    in_few_tiles = np.concatenate([np.arange(0, 3_000, 7), [20_025]])  # 188 of 1,250 tiles, and a newer photo
     whole_file = VectorTable._whole_file
-    monkeypatch.setattr(VectorTable, "_whole_file", _refuse("a pass over every row for photos in a few blocks"))
-    assert _agrees_with_float16(table, queries, in_few_blocks, "int4")[0] == 20_025
+    monkeypatch.setattr(VectorTable, "_whole_file", _refuse("a pass over every row for photos in a few tiles"))
+    assert _agrees_with_float16(table, queries, in_few_tiles, "int4")[0] == 20_025
     monkeypatch.setattr(VectorTable, "_whole_file", whole_file)
-    every_25th = np.arange(0, len(table), 25)  # a photo in every block
+    every_25th = np.arange(0, len(table), 25)  # a photo in two tiles of three
     assert _agrees_with_float16(table, queries, every_25th, "int4")[0] == 20_025
 
 
 def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatch):
     """A web worker searching through the int4 twin maps it, and reads only the rows it scores again
     from the float16 file: none of that file's pages count in the worker's memory, nor any of the
-    int8 twin's (a filter with a photo in every block is scored by the pass)."""
-    from gallery.vector_file import VectorTable, current, int4_layout
+    int8 twin's (a filter with a photo in most tiles is scored by the pass)."""
+    from gallery.vector_file import VectorTable, current, int4_kernel
 
-    if int4_layout() is None:
-        pytest.skip("this build of torch has no int4 product")
+    if int4_kernel() is None:
+        pytest.skip(NO_KERNEL)
     monkeypatch.setattr(vector_file, "READ_FROM", 0)  # this file stands for a large library's
     rng = np.random.default_rng(4)
     ids = np.arange(1, 30_001, dtype=np.int64)
@@ -468,7 +466,7 @@ def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatc
     vector_file.write("pages-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
     file = current("pages-test")  # mapped afresh, as a worker would
     table = VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE))
-    every_25th = np.arange(0, len(ids), 25)  # a photo in every int4 block
+    every_25th = np.arange(0, len(ids), 25)  # a photo in most int4 tiles
     for query in unit(rng, 20):
         found, scores = table.best(query, 10, rough_pass="int4")
         assert np.allclose(scores, vectors[found] @ query, atol=1e-3)
@@ -485,7 +483,7 @@ def test_an_int4_pass_keeps_no_page_of_a_large_float16_file(settings, monkeypatc
                 total += int(fields[1])
         return total
 
-    assert resident_kb(f".int4-{int4_layout()[0]}.npy") >= len(ids) * DIMENSION // 2 // 1024  # the twin, all read
+    assert resident_kb(".int4-tiles.npy") >= len(ids) * DIMENSION // 2 // 1024  # the twin, all read
     assert resident_kb(".vectors.npy") == 0
     assert resident_kb(".int8.npy") == 0
 
@@ -526,3 +524,19 @@ def test_the_search_pass_is_measured_once_and_remembered(settings, monkeypatch):
     assert record["ms"][chosen] == min(record["ms"].values()) or chosen == "fp16"
     settings.IMGSIM_SEARCH_PASS = "int8"
     assert paths.search_pass() == "int8"  # forced
+
+
+def test_without_the_compiled_kernel_an_int4_search_reads_the_int8_twin(settings, monkeypatch):
+    """An install with no C compiler has no gallery/int4.c: IMGSIM_SEARCH_PASS=int4 then finds the
+    same photos through the int8 twin, and no int4 twin is written."""
+    from gallery.vector_file import VectorTable
+
+    monkeypatch.setattr(vector_file, "int4_kernel", lambda: None)
+    rng = np.random.default_rng(14)
+    table, newer = _narrow_table("no-kernel-test", rng)
+    monkeypatch.setattr(VectorTable, "_int4_tiles", _refuse("the int4 twin's tiles"))
+    int8_rows, read_int8_rows = [], VectorTable._int8_rows
+    monkeypatch.setattr(VectorTable, "_int8_rows", lambda *args: int8_rows.append(1) or read_int8_rows(*args))
+    for positions in (np.arange(len(table)), np.arange(0, len(table), 40)):  # every photo (the pass), a few
+        assert _agrees_with_float16(table, [*unit(rng, 4), newer[7]], positions, "int4") is not None
+    assert int8_rows and not list(settings.IMGSIM_VECTOR_DIR.glob("*int4*"))
