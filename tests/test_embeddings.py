@@ -195,6 +195,7 @@ def test_model_info_health_and_stats_say_what_was_chosen(tiny_model, settings, t
         r"[0-9.]+ ms, int4 [0-9.]+ ms\)",
         out.getvalue(),
     )
+    assert re.search(r"int4 kernel: ((avx512vnni|avx2) \(gallery/int4.c|not compiled \(install gcc)", out.getvalue())
     client.force_login(admin_user)
     health = client.get("/healthz").json()
     assert health["model"]["paths"]["source"] == "measured on this machine"

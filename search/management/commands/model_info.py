@@ -3,6 +3,7 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from gallery import vector_file
 from search import paths
 from search.embeddings import get_embedder
 from search.errors import ModelUnavailable
@@ -68,3 +69,9 @@ class Command(BaseCommand):
             timed = [f"{name} {measured['ms'][name]:g} ms" for name in paths.SEARCH_PASSES if name in measured["ms"]]
             detail = "measured over 131,072 vectors: " + ", ".join(timed)
         self.stdout.write(f"search's pass over every vector: {chosen_pass} ({detail})")
+        kernel = vector_file.int4_kernel()
+        self.stdout.write(
+            f"int4 kernel: {kernel} (gallery/int4.c, the faster here of those this CPU runs)"
+            if kernel
+            else "int4 kernel: not compiled (install gcc, then run the setup again): int4 reads the int8 twin"
+        )
