@@ -217,6 +217,10 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(1, torch.get_num_threads()), thread_name_prefix="int4")
 
 
+# A forked child (a worker started by fork) has none of its parent's threads: it makes its own pool.
+os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
 @contextlib.contextmanager
 def _publishing(*paths: Path, durable: bool = False) -> Iterator[tuple[Path, ...]]:
     """Names to write these files under; once the block has written them all, each is renamed to its

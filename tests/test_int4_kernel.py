@@ -77,3 +77,24 @@ def test_calls_that_do_not_fit_the_tiles_are_refused_not_read_past():
             _int4.score(*arguments)
     _int4.score(kernel, tiles, 8, 8, query, sums, out, 0, 2)  # the same call, fitting
     assert np.isfinite(out[:32]).all()
+
+
+def _score_in_child(tiles, vector, expected, done):
+    done.put(bool(np.array_equal(vector_file.int4_scores(tiles, vector), expected)))
+
+
+def test_a_forked_process_scores_with_threads_of_its_own():
+    """The pool of scoring threads does not survive a fork: a child using its parent's would wait forever."""
+    import multiprocessing
+
+    tiles = vector_file.int4_quantise(torch.randn(64 * 16, 512))
+    vector = np.full(512, 512**-0.5, dtype=np.float32)
+    expected = vector_file.int4_scores(tiles, vector)  # the parent's pool exists from here
+    fork = multiprocessing.get_context("fork")
+    done = fork.Queue()
+    child = fork.Process(target=_score_in_child, args=(tiles, vector, expected, done))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0 and done.get(timeout=1) is True
