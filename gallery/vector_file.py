@@ -178,6 +178,9 @@ def int4_twin(file: VectorFile) -> np.ndarray | None:
             out[start // TILE_ROWS : (start + len(rows)) // TILE_ROWS] = int4_quantise(rows)
         out.flush()
         del out
+    for before in file.stem.parent.glob(f"{file.stem.name}.int4-*.npy"):  # torch's layout, before gallery/int4.c
+        if before != path:
+            before.unlink(missing_ok=True)
     return np.load(path, mmap_mode="c")
 
 

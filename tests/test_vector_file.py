@@ -540,3 +540,19 @@ def test_without_the_compiled_kernel_an_int4_search_reads_the_int8_twin(settings
     for positions in (np.arange(len(table)), np.arange(0, len(table), 40)):  # every photo (the pass), a few
         assert _agrees_with_float16(table, [*unit(rng, 4), newer[7]], positions, "int4") is not None
     assert int8_rows and not list(settings.IMGSIM_VECTOR_DIR.glob("*int4*"))
+
+
+def test_the_int4_twin_of_torchs_layout_goes_when_the_tiles_are_written(settings):
+    """A data dir from before gallery/int4.c holds torch's int4 twin (288 MB at a million): the tiles
+    written for the same file replace it."""
+    if vector_file.int4_kernel() is None:
+        pytest.skip(NO_KERNEL)
+    ids = np.arange(1, 101, dtype=np.int64)
+    vectors = unit(np.random.default_rng(15), len(ids))
+    file = vector_file.write("old-twin-test", ids, lambda at: vectors[at].astype(vector_file.DTYPE))
+    file.stem.with_suffix(".int4-tiles.npy").unlink()
+    before = [file.stem.with_suffix(".int4-3d973790.npy"), file.stem.with_suffix(".int4-3d973790-scales.npy")]
+    for path in before:
+        np.save(path, np.zeros(4, dtype=np.uint8))
+    assert vector_file.int4_twin(file).shape == (7, 4 * 64 + 64)  # 100 rows in 7 tiles; one group of 32 a row
+    assert not any(path.exists() for path in before) and file.stem.with_suffix(".int4-tiles.npy").exists()
