@@ -1,17 +1,16 @@
 /* Search's int4 pass: every row of the library scored against one query, from 4-bit rows.
 
-   A row's components come in groups (of 64, or 32 where the dimension is not a multiple of 64);
-   each group keeps 16 levels (0..15) between its least
-   and most component: component = level * scale + least. The query is int8. A group's part of a
-   row's score is scale * sum(level * query) + least * sum(query), so the levels are multiplied as
-   unsigned bytes by the query's signed bytes, four at a time in each 32-bit lane (AVX-512 VNNI's
-   vpdpbusd; AVX2's vpmaddubsw and vpmaddwd where there is no VNNI).
+   A row's components come in groups (of 64, or of 32 where 64 does not divide the dimension); each
+   group keeps 16 levels (0..15) from its least component to its most: component = level * scale +
+   least. The query is int8. A group's part of a row's score is scale * sum(level * query) + least *
+   sum(query), so the levels are multiplied as unsigned bytes by the query's signed bytes, four at a
+   time in each 32-bit lane (AVX-512 VNNI's vpdpbusd; AVX2's vpmaddubsw and vpmaddwd without VNNI).
 
    Rows are stored in tiles of 16 so that lane r of a 64-byte load is row r: no row ever needs its
-   lanes added together. In a tile, each group is 8 chunks of 64 bytes (lane r holds row r's
-   components 8c..8c+3 in the low nibbles and 8c+4..8c+7 in the high ones), then the 16 rows'
-   scales and the 16 rows' leasts as float16: 576 bytes a group, 288 bytes a row at 512 dimensions.
-   gallery/vector_file.py writes the tiles and calls score(). */
+   lanes added together. In a tile, each group is a chunk of 64 bytes for each 8 of its components
+   (lane r holds row r's components 8c..8c+3 in the low nibbles and 8c+4..8c+7 in the high ones),
+   then the 16 rows' scales and the 16 rows' leasts as float16: 576 bytes a group of 64, 288 bytes a
+   row at 512 dimensions. gallery/vector_file.py writes the tiles and calls score(). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

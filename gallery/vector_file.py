@@ -134,7 +134,7 @@ def int4_quantise(rows) -> np.ndarray:
     least, most = grouped.amin(-1), grouped.amax(-1)
     scale = ((most - least) / 15).clamp_min_(1e-8)
     levels = ((grouped - least[..., None]) / scale[..., None]).round_().clamp_(0, 15).to(torch.uint8)
-    # A group's 8 chunks of 8 components: a row's first 4 in the low nibbles of its 4 bytes, the rest high.
+    # A group's chunks of 8 components: a row's first 4 in the low nibbles of its 4 bytes, the rest high.
     levels = levels.view(tiles, TILE_ROWS, groups, group // 8, 2, 4)
     packed = (levels[..., 0, :] | (levels[..., 1, :] << 4)).permute(0, 2, 3, 1, 4).reshape(tiles, groups, -1)
     scales = torch.stack([scale, least], -1).half().view(tiles, TILE_ROWS, groups, 2).permute(0, 2, 3, 1)
@@ -215,6 +215,7 @@ def int4_scores(
 
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
+    """This process's threads for int4_scores, as many as torch's (both cores, unless set lower)."""
     import torch
 
     return ThreadPoolExecutor(max(1, torch.get_num_threads()), thread_name_prefix="int4")
@@ -482,8 +483,8 @@ class VectorTable:
         in float32 and the order comes from those. rough_pass="int8" or "int4": the first pass
         reads the file's int8 or int4 twin instead (a half or a quarter of the bytes, scores off
         by ~0.002 or ~0.004), more of its best are scored again, and the file's own rows are read
-        only for those. int4 falls back to int8 where the compiled kernel (gallery/int4.c) is missing or the
-        dimension is not of whole groups of 64.
+        only for those. int4 falls back to int8 where the compiled kernel (gallery/int4.c) is missing
+        or the dimension is not a multiple of 32.
         """
         import torch  # not at import: web processes start without it until a search needs it
 
@@ -543,7 +544,7 @@ class VectorTable:
         if len(positions) * GATHER_COST > len(self.file.ids):
             return None
         if rough_pass == "int4":
-            # None where the photos are in most blocks: then the pass. The int8 twin's rows, gathered
+            # None where the photos are in most tiles: then the pass. The int8 twin's rows, gathered
             # there before, are in pages no pass keeps mapped: faulted in afresh for every search, they
             # took longer than the pass (a filter on 1-3% of a million, docs/architecture.md).
             return self._int4_tiles(positions, query)
