@@ -273,26 +273,32 @@ def _read_if_cached(source: int, into: np.ndarray, start: int) -> bool:
         return False
 
 
-# Files this process has read into the page cache (read_ahead), by path.
-_read_ahead: set[Path] = set()
+# When this process last started reading a file into the page cache (read_ahead), by path.
+_read_ahead: dict[Path, float] = {}
 _read_ahead_lock = threading.Lock()
+# A search that finds this many of its rows out of the page cache has the file read ahead again
+# (a reindex, or other files, took the cache), at most once a minute per file and process.
+READ_AGAIN_MISSING = 64
+READ_AGAIN_AFTER = 60.0
 
 
-def read_ahead(file: VectorFile) -> threading.Thread | None:
-    """Read the file's vectors into the page cache in a background thread, once per file and process.
+def read_ahead(file: VectorFile, *, again: bool = False) -> threading.Thread | None:
+    """Read the file's vectors into the page cache in a background thread, once per file and process
+    (again: once more, if the last was over READ_AGAIN_AFTER seconds ago).
 
     A search scores ~1,000 rows again from the file, each at a random place: with the file out
     of the page cache (a server just started) every search waited for the disk, and searching
     warms it a thousand rows at a time. posix_fadvise(WILLNEED) reads only the first few
     megabytes ahead, so the thread reads the file itself, a slice at a time, into one reused
     buffer (the page cache keeps the pages, shared and reclaimable; the process maps none).
-    Returns the thread, or None when this process read the file before.
+    Returns the thread, or None when this process read the file before (or too lately).
     """
     path = Path(file.source.name)
     with _read_ahead_lock:
-        if path in _read_ahead:
+        started = _read_ahead.get(path)
+        if started is not None and (not again or time.monotonic() - started < READ_AGAIN_AFTER):
             return None
-        _read_ahead.add(path)
+        _read_ahead[path] = time.monotonic()
 
     def read() -> None:
         buffer = bytearray(8 << 20)
@@ -433,6 +439,8 @@ class VectorTable:
             missing = [row for row, start in enumerate(starts) if not _read_if_cached(source, taken[row], start)]
             for row in missing:
                 os.posix_fadvise(source, starts[row], taken[row].nbytes, os.POSIX_FADV_WILLNEED)
+            if len(missing) >= READ_AGAIN_MISSING:  # the cache lost the file: the next searches need all of it
+                read_ahead(self.file, again=True)
         else:
             missing = range(len(starts))
         for row in missing:

@@ -174,7 +174,7 @@ def test_rows_scored_again_are_read_right_whatever_the_page_cache_holds(cache, m
         assert vector_file._NOWAIT == 0
 
 
-def test_a_file_is_read_into_the_page_cache_once_by_each_process():
+def test_a_file_is_read_into_the_page_cache_once_by_each_process_and_again_when_the_cache_lost_it(monkeypatch):
     """A server just started: the file every search reads rows of is read ahead, in the background."""
     import os
 
@@ -194,6 +194,28 @@ def test_a_file_is_read_into_the_page_cache_once_by_each_process():
         assert vector_file._read_if_cached(file.source.fileno(), row, vector_file._row_start(file, at))
         assert np.array_equal(row, vectors[at])
     assert vector_file.read_ahead(file) is None  # once per file and process
+
+    # The page cache lost the file later (a reindex wrote gigabytes): a search missing many of its
+    # rows has it read ahead again, once a minute at most.
+    with open(file.stem.with_suffix(".vectors.npy"), "rb") as written:
+        os.posix_fadvise(written.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    assert not vector_file._read_if_cached(file.source.fileno(), row, vector_file._row_start(file, len(ids) - 1))
+    table = vector_file.VectorTable(ids, file, np.arange(len(ids)), np.zeros((0, DIMENSION), dtype=vector_file.DTYPE))
+    started = []
+    read_again = vector_file.read_ahead
+    monkeypatch.setattr(vector_file, "read_ahead", lambda *args, **kwargs: started.append(read_again(*args, **kwargs)))
+    rows = np.sort(np.random.default_rng(10).choice(len(ids), 700, replace=False))
+    monkeypatch.setattr(vector_file, "READ_AGAIN_AFTER", 0.0)  # as if the first read was a while ago
+    assert np.array_equal(table._read(rows), vectors[rows])
+    assert len(started) == 1 and started[0] is not None
+    started[0].join(timeout=60)
+    for at in (0, len(ids) // 3, 2 * len(ids) // 3):
+        assert vector_file._read_if_cached(file.source.fileno(), row, vector_file._row_start(file, at))
+    monkeypatch.setattr(vector_file, "READ_AGAIN_AFTER", 60.0)
+    with open(file.stem.with_suffix(".vectors.npy"), "rb") as written:
+        os.posix_fadvise(written.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    table._read(rows)
+    assert len(started) == 2 and started[1] is None  # within the minute: not again
 
 
 def test_the_best_by_the_file_are_the_best_by_float32_scores_of_its_float16_vectors():
