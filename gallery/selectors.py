@@ -49,7 +49,8 @@ def image_page(*, form: FilterForm, page, upto=None, after: Image | None = None)
     page alone (a link from before keysets, or typed): the numbered page.
     """
     ids = image_list(form=form, page=True).values_list("pk", flat=True)
-    paginator = Paginator(image_list(form=form), PAGE_SIZE)  # its count runs only when a template asks for it
+    # Built when a count or a numbered page asks for it: a filter's tag is then not looked up twice for every page.
+    paginator = Paginator(_BuiltOnUse(lambda: image_list(form=form)), PAGE_SIZE)
     if after is not None:
         rows = _photos(_following(ids, form, after, PAGE_SIZE + 1))
         return GridPage(paginator, rows[:PAGE_SIZE], _page_number(page, default=2), more=len(rows) > PAGE_SIZE)
@@ -68,6 +69,26 @@ def _photos(ids) -> list[Image]:
     ids = list(ids)
     found = Image.objects.select_related("metadata").only(*CARD_FIELDS).in_bulk(ids)
     return [found[pk] for pk in ids if pk in found]
+
+
+class _BuiltOnUse:
+    """A queryset made by build() the first time it is counted or sliced (what a Paginator asks of it)."""
+
+    def __init__(self, build):
+        self._build = build
+
+    @cached_property
+    def _queryset(self):
+        return self._build()
+
+    def count(self) -> int:
+        return self._queryset.count()
+
+    def __len__(self) -> int:
+        return len(self._queryset)
+
+    def __getitem__(self, key):
+        return self._queryset[key]
 
 
 class GridPage:
