@@ -24,17 +24,22 @@ from gallery.versions import library_version
 
 CACHE_SECONDS = 300
 WIDTH_BUCKETS = [(0, 1000), (1000, 2000), (2000, 4000), (4000, 6000), (6000, None)]
+# The first numbers of a library larger than this (none computed yet in its data dir) are counted in
+# the background while the page says so, instead of the page waiting for them (a million photos: 2-5 s).
+FIRST_IN_BACKGROUND_ABOVE = 100_000
 
 
 _refreshing = threading.Lock()
 
 
-def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict:
+def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict | None:
     """Return the library's numbers (the brief's total_images, avg_width, ...) and chart data.
 
     With allow_stale (the stats page), a request right after a change gets the
     previous numbers at once, marked "stale", while a background thread computes the
     new ones (~150 ms at 100k photos); without it the answer is always current.
+    With allow_stale and no numbers ever computed for a library of more than
+    FIRST_IN_BACKGROUND_ABOVE photos: None, while a background thread counts them.
     """
     key, latest_key = stats_key(charts), stats_key(charts, latest=True)
     found = caches["shared"].get(key)
@@ -44,6 +49,9 @@ def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict:
         _refresh_in_background(key, latest_key, charts)
         latest_for, numbers = latest
         return numbers if latest_for == key else {**numbers, "stale": True}
+    if allow_stale and Image.objects.order_by()[FIRST_IN_BACKGROUND_ABOVE:].exists():
+        _refresh_in_background(key, latest_key, charts)
+        return None
     found = _compute(charts=charts)
     _remember(key, latest_key, found)
     return found

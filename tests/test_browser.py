@@ -84,6 +84,28 @@ def test_stats_page_draws_charts(page):
     assert page.locator("#grid .card-photo").count() == 35
 
 
+def test_a_large_librarys_first_statistics_fill_in_by_themselves(page, monkeypatch):
+    import threading
+
+    from django.core.cache import caches
+
+    from gallery import stats
+    from tests.browser import fits
+
+    caches["shared"].clear()  # never counted
+    monkeypatch.setattr(stats, "FIRST_IN_BACKGROUND_ABOVE", 10)  # 70 photos: counted in the background
+    go_on, compute = threading.Event(), stats._compute
+    monkeypatch.setattr(stats, "_compute", lambda **options: go_on.wait(timeout=60) and compute(**options))
+    page.goto("/stats/")
+    assert page.get_by_role("status").filter(has_text="Counting the library's photos").is_visible()
+    fits(page, 390)
+    go_on.set()
+    page.wait_for_selector("svg rect.bar")  # the page asked again and swapped the numbers in, without a reload
+    assert page.locator(".card.number").first.inner_text().split() == ["70", "photos"]
+    assert page.get_by_text("Counting").count() == 0
+    assert page.url.endswith("/stats/")
+
+
 def test_keyboard_and_phone_width(page):
     page.set_viewport_size({"width": 360, "height": 740})
     page.goto("/")

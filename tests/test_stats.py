@@ -131,6 +131,41 @@ def test_page_answers_at_once_after_a_change_and_catches_up(viewer_client, libra
     assert "4</strong> photos" in html and "being updated" not in html
 
 
+def test_a_large_librarys_first_numbers_are_counted_while_the_page_says_so(viewer_client, library, monkeypatch):
+    """A million photos take seconds to count the first time: the page answers at once and asks again."""
+    import threading
+
+    from gallery import stats
+
+    monkeypatch.setattr(stats, "FIRST_IN_BACKGROUND_ABOVE", 4)  # these 5 photos are a large library
+    counting, go_on = threading.Event(), threading.Event()
+    compute = stats._compute
+
+    def held_back(**options):
+        counting.set()
+        assert go_on.wait(timeout=60)
+        return compute(**options)
+
+    monkeypatch.setattr(stats, "_compute", held_back)
+    page = viewer_client.get(reverse("gallery:stats"))
+    html = page.content.decode()
+    assert page.status_code == 200 and "Counting the library's photos" in html and "</strong> photos" not in html
+    assert 'hx-trigger="every 2s"' in html  # it asks again by itself
+    assert counting.wait(timeout=60)  # meanwhile a thread counts them
+    go_on.set()
+    stats.wait_for_refresh()
+    html = viewer_client.get(reverse("gallery:stats")).content.decode()
+    assert "5</strong> photos" in html and "Counting" not in html and "every 2s" not in html
+
+
+def test_a_small_librarys_first_numbers_are_counted_for_the_page_itself(viewer_client, library, monkeypatch):
+    from gallery import stats
+
+    monkeypatch.setattr(stats, "FIRST_IN_BACKGROUND_ABOVE", 5)  # 5 photos: counted while the page waits
+    html = viewer_client.get(reverse("gallery:stats")).content.decode()
+    assert "5</strong> photos" in html and "Counting" not in html
+
+
 def test_expired_numbers_of_an_unchanged_library_are_not_called_stale(viewer_client, library):
     from django.core.cache import caches
 

@@ -14,6 +14,8 @@ from gallery.stats import get_stats
 @require_GET
 def stats_page(request):
     stats = get_stats(allow_stale=True)
+    if stats is None:  # a large library's first numbers: the page asks again until they are counted
+        return render(request, "gallery/stats.html", {"stats": None})
     charts = {name: bar_chart(rows) for name, rows in stats["charts"].items()}
     return render(request, "gallery/stats.html", {"stats": stats, "charts": charts})
 
