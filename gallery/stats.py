@@ -30,6 +30,9 @@ FIRST_IN_BACKGROUND_ABOVE = 100_000
 
 
 _refreshing = threading.Lock()
+# Why this process's last background count failed ("" when it did not): a page waiting for a
+# library's first numbers shows it instead of counting on silently.
+_last_failure = ""
 
 
 def get_stats(*, charts: bool = True, allow_stale: bool = False) -> dict | None:
@@ -64,6 +67,10 @@ def stats_key(charts: bool, *, latest: bool = False) -> str:
     return f"imgsim-stats-{connection.settings_dict['NAME']}-{versions}-{charts}"
 
 
+def last_failure() -> str:
+    return _last_failure
+
+
 def wait_for_refresh() -> None:
     """Return once no background refresh of the numbers is running (for tests and benchmarks)."""
     with _refreshing:
@@ -82,8 +89,13 @@ def _refresh_in_background(key: str, latest_key: str, charts: bool) -> None:
         return  # one refresh at a time; the next request picks its result up
 
     def work() -> None:
+        global _last_failure
         try:
             _remember(key, latest_key, _compute(charts=charts))
+            _last_failure = ""
+        except Exception as error:  # logged by background.start; the page says it and tries again
+            _last_failure = type(error).__name__  # its message may name servers or paths: only in the log
+            raise
         finally:
             _refreshing.release()
 

@@ -99,6 +99,7 @@ def test_a_large_librarys_first_statistics_fill_in_by_themselves(page, monkeypat
     page.goto("/stats/")
     assert page.get_by_role("status").filter(has_text="Counting the library's photos").is_visible()
     fits(page, 390)
+    shot(page, "stats-counting-phone")
     go_on.set()
     page.wait_for_selector("svg rect.bar")  # the page asked again and swapped the numbers in, without a reload
     assert page.locator(".card.number").first.inner_text().split() == ["70", "photos"]

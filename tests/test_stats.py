@@ -158,6 +158,30 @@ def test_a_large_librarys_first_numbers_are_counted_while_the_page_says_so(viewe
     assert "5</strong> photos" in html and "Counting" not in html and "every 2s" not in html
 
 
+def test_a_failed_first_count_is_said_on_the_page_and_tried_again(viewer_client, library, monkeypatch):
+    from gallery import stats
+
+    monkeypatch.setattr(stats, "FIRST_IN_BACKGROUND_ABOVE", 4)
+    compute = stats._compute
+
+    def broken(**options):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(stats, "_compute", broken)
+    viewer_client.get(reverse("gallery:stats"))  # starts the count, which fails
+    stats.wait_for_refresh()
+    html = viewer_client.get(reverse("gallery:stats")).content.decode()
+    assert 'role="alert"' in html and "(RuntimeError)" in html and "every 2s" in html
+    assert "went away" not in html  # the error's message stays in the server's log
+    stats.wait_for_refresh()  # the count that page started failed too
+    monkeypatch.setattr(stats, "_compute", compute)
+    viewer_client.get(reverse("gallery:stats"))  # the next poll starts a count that succeeds
+    stats.wait_for_refresh()
+    html = viewer_client.get(reverse("gallery:stats")).content.decode()
+    assert "5</strong> photos" in html and "RuntimeError" not in html
+    assert stats.last_failure() == ""
+
+
 def test_a_small_librarys_first_numbers_are_counted_for_the_page_itself(viewer_client, library, monkeypatch):
     from gallery import stats
 

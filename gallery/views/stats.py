@@ -8,14 +8,14 @@ from django.views.decorators.http import require_GET
 
 from gallery.charts import bar_chart
 from gallery.collection.export import gzipped_document
-from gallery.stats import get_stats
+from gallery.stats import get_stats, last_failure
 
 
 @require_GET
 def stats_page(request):
     stats = get_stats(allow_stale=True)
     if stats is None:  # a large library's first numbers: the page asks again until they are counted
-        return render(request, "gallery/stats.html", {"stats": None})
+        return render(request, "gallery/stats.html", {"stats": None, "failure": last_failure()})
     charts = {name: bar_chart(rows) for name, rows in stats["charts"].items()}
     return render(request, "gallery/stats.html", {"stats": stats, "charts": charts})
 
