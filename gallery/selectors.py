@@ -84,9 +84,6 @@ class _BuiltOnUse:
     def count(self) -> int:
         return self._queryset.count()
 
-    def __len__(self) -> int:
-        return len(self._queryset)
-
     def __getitem__(self, key):
         return self._queryset[key]
 

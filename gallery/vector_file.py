@@ -291,7 +291,7 @@ def read_ahead(file: VectorFile, *, again: bool = False) -> threading.Thread | N
     warms it a thousand rows at a time. posix_fadvise(WILLNEED) reads only the first few
     megabytes ahead, so the thread reads the file itself, a slice at a time, into one reused
     buffer (the page cache keeps the pages, shared and reclaimable; the process maps none).
-    Returns the thread, or None when this process read the file before (or too lately).
+    Returns the thread, or None when this process read the file before (with again: too recently).
     """
     path = Path(file.source.name)
     with _read_ahead_lock:
