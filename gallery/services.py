@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from gallery import storage
+from gallery import storage, words
 from gallery import vectors as stored_vectors
 from gallery.models import Album, Favourite, Image, Metadata, Tag
 from gallery.signals import images_changed
@@ -26,9 +26,12 @@ def image_create(*, facts: dict, metadata: dict, tags: Iterable[str] = (), vecto
     image.save()
     if vector is not None:
         stored_vectors.save({image.pk: vector})
-    meta = Metadata.objects.create(image=image, **metadata)
-    if tags:
-        meta.tags.set(tags_named(tags))
+    tag_rows = tags_named(tags) if tags else []
+    meta = Metadata(image=image, **metadata)
+    meta.search_text = words.text_of(image, [tag.name for tag in tag_rows])
+    meta.save(force_insert=True)
+    if tag_rows:
+        meta.tags.set(tag_rows)
     return image
 
 

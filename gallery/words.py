@@ -57,6 +57,11 @@ def fields_of(image: Image, tags: Iterable[str]) -> dict[str, str]:
     }
 
 
+def text_of(image: Image, tags: Iterable[str]) -> str:
+    """A photo's searchable text, as Metadata.search_text holds it (tags: their names, sorted)."""
+    return fold("\n".join(value for value in fields_of(image, tags).values() if value))
+
+
 def refresh(image_ids: Iterable[int]) -> None:
     """Rewrite the searchable text of these photos (call inside the transaction that changed them)."""
     ids = sorted(set(image_ids))
@@ -68,8 +73,7 @@ def refresh(image_ids: Iterable[int]) -> None:
             tags.setdefault(image_id, []).append(name)
         rows = []
         for image in Image.objects.filter(pk__in=chunk).select_related("metadata"):
-            fields = fields_of(image, sorted(tags.get(image.pk, [])))
-            text = fold("\n".join(value for value in fields.values() if value))
+            text = text_of(image, sorted(tags.get(image.pk, [])))
             if text != image.metadata.search_text:
                 image.metadata.search_text = text
                 rows.append(image.metadata)
@@ -121,8 +125,10 @@ def matched_fields(image: Image, tags: Iterable[str], query: str) -> list[str]:
 # --- keeping search_text in step ------------------------------------------------------
 
 
-def _metadata_saved(sender, instance: Metadata, raw: bool = False, **kwargs) -> None:
-    if not raw:  # refresh writes with bulk_update, which sends no signal
+def _metadata_saved(sender, instance: Metadata, raw: bool = False, created: bool = False, **kwargs) -> None:
+    # A new row that comes with its text (services.image_create writes it) is in step already;
+    # refreshing it read the photo and its tags back, half of what storing an ingested photo cost.
+    if not raw and not (created and instance.search_text):  # refresh's bulk_update sends no signal
         refresh([instance.image_id])
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from gallery.models import Image, Tag
 from gallery.services import category_set, image_trash, metadata_update, tags_add
-from gallery.words import matching_ids
+from gallery.words import matching_ids, refresh
 from search.hybrid import search_words_and_meaning
 from search.python_api import find_similar
 from tests.browser import fits, login, shot
@@ -72,6 +72,22 @@ def test_words_follow_every_kind_of_change(photos):
     Tag.objects.get(name="port").delete()
     assert matching_ids("port") == []
     assert matching_ids("photo_0004")[:1] == [photos[4].pk]  # the file name is words too
+
+
+def test_a_new_photos_words_are_written_with_it_as_a_refresh_would(tmp_path, ingest):
+    write_library(tmp_path / "in", 3, size=(160, 120))
+    ingest(tmp_path / "in", tags=["Harbour", "boats"], category="Zürich trip")
+    write_library(tmp_path / "more", 2, start=10, size=(120, 160))
+    ingest(tmp_path / "more")
+    for image in Image.objects.select_related("metadata"):
+        written = image.metadata.search_text
+        refresh([image.pk])
+        image.metadata.refresh_from_db()
+        assert written and image.metadata.search_text == written
+    tagged = sorted(Image.objects.filter(metadata__tags__name="harbour").values_list("pk", flat=True))
+    assert len(tagged) == 3 and sorted(matching_ids("zurich boats")) == tagged
+    untagged = Image.objects.get(original_name="photo_0010.jpg")
+    assert matching_ids("photo 0010") == [untagged.pk] and untagged.metadata.search_text
 
 
 def test_filters_apply_to_word_matches(photos):
