@@ -204,6 +204,28 @@ def test_missing_model_stores_photos_pending_and_says_why(tmp_path, settings, ca
     assert Image.objects.filter(embedding_state="pending").count() == 3
 
 
+def test_batches_the_model_fails_on_are_stored_pending_and_the_run_goes_on(tmp_path, ingest, monkeypatch):
+    from search.embeddings import get_embedder
+
+    embedder = get_embedder()
+    real_encode, calls = embedder.encode_pixels, []
+
+    def fails_after_the_first_batch(pixels):
+        calls.append(len(pixels))
+        if len(calls) > 1:
+            raise RuntimeError("out of memory in the model")
+        return real_encode(pixels)
+
+    monkeypatch.setattr(embedder, "encode_pixels", fails_after_the_first_batch)
+    write_library(tmp_path / "in", 10, size=(96, 72))
+    report = ingest(tmp_path / "in", batch_size=4)
+    assert calls[0] == 4 and 2 in calls and report.added == 10 and report.embedded == 4
+    assert report.model_error == "embedding failed: out of memory in the model"
+    pending = Image.objects.filter(embedding_state="pending").order_by("pk")
+    assert [image.original_name for image in pending] == [f"photo_{i:04d}.jpg" for i in range(4, 10)]
+    assert len(get_index().ids(model_name())) == 4  # the first batch is searchable already
+
+
 def test_missing_or_empty_folder_aborts_before_changing_anything(tmp_path):
     with pytest.raises(CommandError, match="does not exist"):
         call_command("ingest", str(tmp_path / "nope"), "--no-progress")

@@ -162,35 +162,51 @@ class Pipeline:
             if on_progress:
                 on_progress(outcome)
 
-        for item in self._prepare_all(sources, known_sha, unchanged):
-            if isinstance(item, Outcome):
-                record(item)
-                continue
-            if item.sha256 in known_sha:  # the same bytes twice in one run
-                path = item.source.path_text
-                record(
-                    Outcome(
-                        item.source.name,
-                        "known",
-                        "same bytes as another file in this run",
-                        sha256=item.sha256,
-                        path=path,
+        # The model embeds one batch on its own thread while this one stores the batch
+        # before (files, rows, the index): storing is mostly Python, one core at a
+        # time, and the model's threads take what the decode threads leave of the other.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as model_thread:
+            embedding: tuple[list[_Prepared], Future] | None = None
+
+            def hand_over(batch: list[_Prepared]) -> None:
+                nonlocal embedding
+                self.vectorizer  # loaded on this thread, which also opens the index
+                started = (batch, model_thread.submit(self._embed, batch, report))
+                if embedding is not None:
+                    self._store(*embedding, report, record)
+                embedding = started
+
+            for item in self._prepare_all(sources, known_sha, unchanged):
+                if isinstance(item, Outcome):
+                    record(item)
+                    continue
+                if item.sha256 in known_sha:  # the same bytes twice in one run
+                    path = item.source.path_text
+                    record(
+                        Outcome(
+                            item.source.name,
+                            "known",
+                            "same bytes as another file in this run",
+                            sha256=item.sha256,
+                            path=path,
+                        )
                     )
-                )
-                continue
-            known_sha.add(item.sha256)
-            accepted += 1
-            if self.dry_run:
-                record(Outcome(item.source.name, "would_add"))
-            else:
-                batch.append(item)
-                if len(batch) >= self.batch_size:
-                    self._store(batch, report, record)
-                    batch = []
-            if limit is not None and accepted >= limit:
-                break
-        if batch:
-            self._store(batch, report, record)
+                    continue
+                known_sha.add(item.sha256)
+                accepted += 1
+                if self.dry_run:
+                    record(Outcome(item.source.name, "would_add"))
+                else:
+                    batch.append(item)
+                    if len(batch) >= self.batch_size:
+                        hand_over(batch)
+                        batch = []
+                if limit is not None and accepted >= limit:
+                    break
+            if batch:
+                hand_over(batch)
+            if embedding is not None:
+                self._store(*embedding, report, record)
         if self.in_place and not self.dry_run:
             copies = [(o.sha256, o.path) for o in report.outcomes if o.status == "known" and o.sha256 and o.path]
             if copies:
@@ -257,25 +273,31 @@ class Pipeline:
             log.exception("unexpected error preparing %s", source.name)
             return Outcome(source.name, "failed", f"unexpected error: {type(error).__name__}: {error}")
 
-    def _store(self, batch: list[_Prepared], report: IngestReport, record) -> None:
+    def _embed(self, batch: list[_Prepared], report: IngestReport) -> np.ndarray | None:
+        """The batch's vectors (on the model's thread), or None without a model or when it failed."""
+        vectorizer = self.vectorizer
+        if vectorizer is None:
+            return None
+        try:
+            size = vectorizer.input_size
+            return vectorizer.encode_pixels(
+                np.stack([vectorizer.preprocess(item.photo.pixels_for(size)) for item in batch])
+            )
+        except Exception as error:  # store the photos anyway; their embeddings stay pending
+            log.exception("embedding a batch failed")
+            report.model_error = report.model_error or f"embedding failed: {error}"
+            return None
+
+    def _store(self, batch: list[_Prepared], embedded: Future, report: IngestReport, record) -> None:
+        vectors = embedded.result()
+        if vectors is not None:
+            report.embedded += len(batch)
         # Without a vectorizer (--no-embed, or no model) the photos wait for
         # `reconcile`; the commit must not try the model again for every batch.
         with embedding_deferred(self.vectorizer is None):
-            self._store_batch(batch, report, record)
+            self._store_batch(batch, vectors, report, record)
 
-    def _store_batch(self, batch: list[_Prepared], report: IngestReport, record) -> None:
-        vectors = None
-        vectorizer = self.vectorizer
-        if vectorizer is not None:
-            try:
-                size = vectorizer.input_size
-                vectors = vectorizer.encode_pixels(
-                    np.stack([vectorizer.preprocess(item.photo.pixels_for(size)) for item in batch])
-                )
-                report.embedded += len(batch)
-            except Exception as error:  # store the photos anyway; their embeddings stay pending
-                log.exception("embedding a batch failed")
-                report.model_error = report.model_error or f"embedding failed: {error}"
+    def _store_batch(self, batch: list[_Prepared], vectors: np.ndarray | None, report: IngestReport, record) -> None:
         written: list[_Prepared] = []
         for item in batch:
             try:
