@@ -11,7 +11,9 @@ import contextlib
 import hashlib
 import io
 import math
+import os
 import re
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -283,12 +285,22 @@ def shrink(image: PILImage.Image, edge: int) -> PILImage.Image:
 
 
 def _encode(image: PILImage.Image, kind: str) -> bytes:
-    buffer = io.BytesIO()
-    if kind == "webp":
-        image.save(buffer, "WEBP", quality=80, method=2)  # same 4 KB as method 4, 1.6 ms instead of 5.6
-    else:
-        image.save(buffer, "JPEG", quality=82, optimize=True)  # progressive costs 2.5x for nothing here
-    return buffer.getvalue()
+    # Into a file with a descriptor: Pillow writes a JPEG to one with the interpreter's lock
+    # released, but holds it all along for an io.BytesIO, and the decode threads took turns.
+    with _memory_file() as file:
+        if kind == "webp":
+            image.save(file, "WEBP", quality=80, method=2)  # same 4 KB as method 4, 1.6 ms instead of 5.6
+        else:
+            image.save(file, "JPEG", quality=82, optimize=True)  # progressive costs 2.5x for nothing here
+        file.seek(0)
+        return file.read()
+
+
+def _memory_file():
+    """A file of its own descriptor, in memory where the system has such files (Linux)."""
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create("imgsim-rendition", os.MFD_CLOEXEC), "w+b")
+    return tempfile.TemporaryFile()
 
 
 def perceptual_hash(image: PILImage.Image) -> str:

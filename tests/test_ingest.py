@@ -1,3 +1,4 @@
+import io
 import os
 import signal
 import subprocess
@@ -309,6 +310,21 @@ def test_every_supported_format_is_ingested_whatever_its_name(tmp_path, ingest, 
     assert stored.format == fmt and (stored.width, stored.height) == (120, 90)
     assert storage.original_path(stored).suffix == {"HEIF": ".heic", "TIFF": ".tif"}.get(fmt, suffix)
     assert storage.rendition_path(stored, "thumb").exists()
+
+
+def test_renditions_come_out_whole_and_leave_no_file_open(tmp_path):
+    from gallery.decoding import decode
+
+    write_photo(tmp_path / "a.jpg", 3, size=(640, 480))
+    data = (tmp_path / "a.jpg").read_bytes()
+    open_before = len(os.listdir("/proc/self/fd"))
+    renditions = [decode(data).renditions for _ in range(20)]
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert all(r == renditions[0] for r in renditions)  # the same bytes every time
+    preview = PILImage.open(io.BytesIO(renditions[0]["preview"]))
+    thumb = PILImage.open(io.BytesIO(renditions[0]["thumb"]))
+    preview.load(), thumb.load()  # whole files: a cut-short one fails to load
+    assert (preview.format, preview.size, thumb.format, thumb.size) == ("JPEG", (640, 480), "WEBP", (320, 240))
 
 
 @pytest.mark.parametrize(
