@@ -163,8 +163,8 @@ class Pipeline:
                 on_progress(outcome)
 
         # The model embeds one batch on its own thread while this one stores the batch
-        # before (files, rows, the index): storing is mostly Python, one core at a
-        # time, and the model's threads take what the decode threads leave of the other.
+        # before (files, rows, the index). Storing is mostly Python, on one core at a
+        # time: run after the model's call, it left a core idle much of the while.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as model_thread:
             embedding: tuple[list[_Prepared], Future] | None = None
 
