@@ -26,7 +26,7 @@ def image_create(*, facts: dict, metadata: dict, tags: Iterable[str] = (), vecto
     image.save()
     if vector is not None:
         stored_vectors.save({image.pk: vector})
-    tag_rows = tags_named(tags) if tags else []
+    tag_rows = tags_named(tags)  # no query for no tags
     meta = Metadata(image=image, **metadata)
     meta.search_text = words.text_of(image, [tag.name for tag in tag_rows])
     meta.save(force_insert=True)
