@@ -369,6 +369,31 @@ def test_shrink_keeps_detail_without_aliasing():
     assert abs(columns.mean() - 127.5) < 10  # brightness kept
 
 
+@pytest.mark.parametrize("size", [(2000, 1500), (1500, 2000), (2401, 1801)])
+def test_shrink_reads_pillows_pixels_in_place_to_the_same_result(size):
+    """A 12 MP photo's half-size decode is lent by Pillow (one block of memory) and resized
+    where it lies; a larger image lies in several blocks and is copied out. Both give
+    exactly what OpenCV gives from a copy, and the result outlives its source."""
+    import cv2
+    import nanoarrow
+    import numpy as np
+
+    from gallery.decoding import shrink
+
+    noise = np.random.default_rng(size[0]).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    image = PILImage.fromarray(noise)
+    lent = size[0] * size[1] * 4 <= 16 << 20
+    if lent:
+        assert len(nanoarrow.c_array(image).view().child(0).buffer(1)) == size[0] * size[1] * 4
+    else:
+        with pytest.raises(ValueError):
+            nanoarrow.c_array(image)
+    shrunk = shrink(image, 1280)
+    expected = cv2.resize(noise, shrunk.size, interpolation=cv2.INTER_LINEAR)
+    image.close()
+    assert shrunk.mode == "RGB" and np.array_equal(np.asarray(shrunk), expected)
+
+
 def test_a_starting_web_process_computes_embeddings_left_waiting(tmp_path, ingest, settings):
     """Photos ingested while the model was missing become searchable once the app starts with it."""
     import time
