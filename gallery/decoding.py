@@ -160,6 +160,7 @@ def decode(data: bytes) -> DecodedPhoto:
             f"refused: {image.size[0]}x{image.size[1]} is more than {settings.IMGSIM_MAX_PIXELS:,} pixels"
         )
     preview_size = RENDITIONS["preview"][0]
+    stored_size = image.size  # the photo's own size: a draft reports the reduced one
     if image_format == "JPEG":
         image.draft("RGB", (preview_size, preview_size))
     # A decode costs ~4 bytes per pixel it produces (673 MB for 169 MP): big ones take turns,
@@ -167,11 +168,12 @@ def decode(data: bytes) -> DecodedPhoto:
     # The turn starts before EXIF: reading a PNG's EXIF decodes the whole image.
     with _LARGE_DECODES if image.size[0] * image.size[1] > LARGE_DECODE_PIXELS else contextlib.nullcontext():
         exif = read_exif(image)
-        width, height = (image.size[1], image.size[0]) if exif.orientation in (5, 6, 7, 8) else image.size
+        width, height = stored_size[::-1] if exif.orientation in (5, 6, 7, 8) else stored_size
         try:
             image.seek(0)  # first frame of a GIF or multi-page TIFF
             image.load()
-            upright = shrink(_upright(_to_rgb(image), exif.orientation), preview_size)
+            # Shrunk before it is turned upright: turning the preview costs a tenth of turning the decode.
+            upright = _upright(shrink(_to_rgb(image), preview_size), exif.orientation)
             if upright is not image:
                 image.close()  # the full-size pixels go before the next big decode may start
         except (OSError, ValueError, SyntaxError, EOFError) as error:
@@ -219,12 +221,11 @@ def decode_query(data: bytes) -> PILImage.Image:
             )
         image.seek(0)
         image.load()
-        upright = _upright(_to_rgb(image), read_exif(image).orientation)
+        return _upright(shrink(_to_rgb(image), QUERY_EDGE), read_exif(image).orientation)
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise DecodeError(f"cannot decode: {in_words(error)}") from None
     except MemoryError:
         raise DecodeError("cannot decode: not enough memory for this image") from None
-    return shrink(upright, QUERY_EDGE)
 
 
 # Decodes producing more pixels than this run one at a time per process (see decode()).

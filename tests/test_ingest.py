@@ -333,6 +333,68 @@ def test_renditions_come_out_whole_and_leave_no_file_open(tmp_path):
     assert (preview.format, preview.size, thumb.format, thumb.size) == ("JPEG", (640, 480), "WEBP", (320, 240))
 
 
+@pytest.mark.parametrize("orientation, upright_size", [(1, (4000, 3000)), (6, (3000, 4000)), (3, (4000, 3000))])
+def test_a_large_jpeg_keeps_its_own_size_and_is_shrunk_then_turned_upright(orientation, upright_size):
+    """A 12 MP JPEG is decoded at half size (a draft), but the photo's size is its own;
+    its preview is shrunk first and turned upright after, the same as turned then shrunk."""
+    import cv2
+    import numpy as np
+
+    from gallery.decoding import _upright, decode
+    from tests.photos import photo_bytes
+
+    data = photo_bytes(7, size=(4000, 3000), orientation=orientation)
+    decoded = decode(data)
+    assert (decoded.width, decoded.height) == upright_size
+    assert decoded.pixels.size == (upright_size[0] * 1280 // 4000, upright_size[1] * 1280 // 4000)
+    with PILImage.open(io.BytesIO(data)) as reference:
+        reference.draft("RGB", (1280, 1280))
+        turned = np.asarray(_upright(reference.convert("RGB"), orientation))
+    expected = cv2.resize(turned, decoded.pixels.size, interpolation=cv2.INTER_LINEAR)
+    assert np.abs(np.asarray(decoded.pixels).astype(int) - expected).max() <= 1  # the order of the passes' rounding
+
+
+def test_an_upgrade_gives_large_jpegs_stored_at_their_draft_size_their_own(tmp_path, ingest):
+    """Photos ingested while the reduced decode's size was stored get their files' sizes back."""
+    import importlib
+
+    from django.apps import apps
+
+    from gallery.models import LibraryVersion
+    from gallery.versions import library_version
+    from search.models import IndexOutbox
+    from tests.photos import photo_bytes
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "portrait.jpg").write_bytes(photo_bytes(1, size=(4000, 3000), orientation=6))
+    (tmp_path / "in" / "landscape.jpg").write_bytes(photo_bytes(2, size=(2600, 2600)))
+    (tmp_path / "in" / "gone.jpg").write_bytes(photo_bytes(3, size=(3000, 3000)))
+    (tmp_path / "in" / "small.jpg").write_bytes(photo_bytes(4, size=(1300, 1300)))
+    assert ingest(tmp_path / "in").added == 4
+    right = dict(Image.objects.values_list("original_name", "width"))
+    assert right == {"portrait.jpg": 3000, "landscape.jpg": 2600, "gone.jpg": 3000, "small.jpg": 1300}
+    Image.objects.filter(original_name="portrait.jpg").update(width=1500, height=2000)  # as stored before
+    Image.objects.filter(original_name__in=["landscape.jpg", "gone.jpg"]).update(width=1300, height=1300)
+    storage.original_path(Image.objects.get(original_name="gone.jpg")).unlink()
+    IndexOutbox.objects.all().delete()
+    LibraryVersion.objects.get_or_create(name="library")
+    version = library_version()
+
+    importlib.import_module("gallery.migrations.0017_jpeg_sizes_from_their_files").repair(apps, None)
+    sizes = {name: (w, h) for name, w, h in Image.objects.values_list("original_name", "width", "height")}
+    assert sizes == {
+        "portrait.jpg": (3000, 4000),
+        "landscape.jpg": (2600, 2600),
+        "gone.jpg": (1300, 1300),  # no file to read: left as it was
+        "small.jpg": (1300, 1300),
+    }
+    repaired = set(
+        Image.objects.filter(original_name__in=["portrait.jpg", "landscape.jpg"]).values_list("pk", flat=True)
+    )
+    assert set(IndexOutbox.objects.values_list("image_id", flat=True)) == repaired
+    assert library_version() == version + 1
+
+
 @pytest.mark.parametrize(
     "size, edge, expected",
     [
