@@ -102,6 +102,7 @@ def test_tiny_photos_and_panoramas_are_shown_at_a_usable_size(browser, live_serv
     PILImage.new("RGB", (1, 1), (200, 30, 30)).save(folder / "dot.png")
     strip = PILImage.linear_gradient("L").resize((6000, 150)).convert("RGB")
     strip.save(folder / "strip.jpg", quality=85)
+    PILImage.linear_gradient("L").resize((900, 1600)).convert("RGB").save(folder / "tall.jpg", quality=85)
     ingest(folder)
     page = login(browser, live_server, "eddie")
     page.set_viewport_size({"width": width, "height": 900})
@@ -120,4 +121,10 @@ def test_tiny_photos_and_panoramas_are_shown_at_a_usable_size(browser, live_serv
             assert box["width"] > width
             fits(page, width)
         shot(page, f"photo-{shape}-{width}")
+    # A portrait taller than the window is shown whole and in its own proportions, not squeezed.
+    page.goto(f"/images/{Image.objects.get(original_name='tall.jpg').pk}/")
+    page.wait_for_function("document.querySelector('.preview img').complete")
+    box = page.locator(".preview img").bounding_box()
+    assert box["height"] <= 900 * 0.8 + 1 and box["width"] <= width, box
+    assert box["width"] / box["height"] == pytest.approx(900 / 1600, rel=0.02), box
     page.context.close()
