@@ -154,13 +154,10 @@ def decode(data: bytes) -> DecodedPhoto:
         raise NotAnImage("empty file")
     image = _open(data)
     image_format = SUPPORTED_FORMATS[image.format]
-    declared = image.size[0] * image.size[1]
-    if declared > settings.IMGSIM_MAX_PIXELS:
-        raise DecodeError(
-            f"refused: {image.size[0]}x{image.size[1]} is more than {settings.IMGSIM_MAX_PIXELS:,} pixels"
-        )
+    own_size = image.size  # what the header declares; after a draft, image.size is the reduced decode's
+    if own_size[0] * own_size[1] > settings.IMGSIM_MAX_PIXELS:
+        raise DecodeError(f"refused: {own_size[0]}x{own_size[1]} is more than {settings.IMGSIM_MAX_PIXELS:,} pixels")
     preview_size = RENDITIONS["preview"][0]
-    stored_size = image.size  # the photo's own size: a draft reports the reduced one
     if image_format == "JPEG":
         image.draft("RGB", (preview_size, preview_size))
     # A decode costs ~4 bytes per pixel it produces (673 MB for 169 MP): big ones take turns,
@@ -168,7 +165,7 @@ def decode(data: bytes) -> DecodedPhoto:
     # The turn starts before EXIF: reading a PNG's EXIF decodes the whole image.
     with _LARGE_DECODES if image.size[0] * image.size[1] > LARGE_DECODE_PIXELS else contextlib.nullcontext():
         exif = read_exif(image)
-        width, height = stored_size[::-1] if exif.orientation in (5, 6, 7, 8) else stored_size
+        width, height = own_size[::-1] if exif.orientation in (5, 6, 7, 8) else own_size
         try:
             image.seek(0)  # first frame of a GIF or multi-page TIFF
             image.load()
